@@ -1,9 +1,11 @@
 //! `cargo xtask`: the one entry point for building, running, testing and
 //! benchmarking the two kernels (runs on the host).
 
+mod bench;
 mod build;
 mod env;
 mod qemu;
+mod report;
 mod test;
 
 use anyhow::Result;
@@ -53,8 +55,18 @@ enum Command {
         #[command(flatten)]
         machine: MachineArgs,
     },
-    /// Run the SPIN and Exokernel papers' microbenchmarks on both kernels.
+    /// Run the SPIN and Exokernel papers' microbenchmarks on both kernels and
+    /// print the tables (also written to target/bench/latest.md and latest.json).
     Bench {
+        /// Few iterations: a quick check that every benchmark runs.
+        #[arg(long)]
+        quick: bool,
+        /// Only this table (e.g. virtual-memory) or operation (e.g. "system call").
+        #[arg(long)]
+        only: Option<String>,
+        /// Only this kernel.
+        #[arg(long, value_enum)]
+        kernel: Option<Kernel>,
         #[command(flatten)]
         machine: MachineArgs,
     },
@@ -149,8 +161,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if outcome.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Test { filter, machine } => test::run(filter.as_deref(), machine),
-        Command::Bench { .. } => {
-            anyhow::bail!("`cargo xtask bench` is not implemented yet (it arrives with the benchmark suite)")
+        Command::Bench { quick, only, kernel, machine } => {
+            let opts = bench::BenchOptions { quick, only };
+            let timeout = std::time::Duration::from_secs(machine.timeout);
+            bench::run(machine.accel, timeout, &bench::kernels(kernel), &opts)?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Crates with host unit tests (pure logic, `no_std` but testable on the host).
-const HOST_TESTED: &[&str] = &["hal-logic"];
+const HOST_TESTED: &[&str] = &["hal-logic", "benchmarks"];
 
 /// Pass/fail bookkeeping with the evidence for each failure.
 #[derive(Default)]
@@ -50,6 +50,18 @@ pub fn run(filter: Option<&str>, machine: MachineArgs) -> Result<ExitCode> {
         println!("== kernel-{} in QEMU ({qemu_version}, accel {})", kernel.name(), accel.name());
         let spec = |cmdline: &'static str| RunSpec { image: &image, cmdline, accel, timeout, gdb: false };
         self_tests(&mut report, kernel, &image, accel, timeout, filter);
+        let name = format!("{}/bench_quick_reports_every_operation", kernel.name());
+        if selected(&name, filter) {
+            // The benchmark suite in quick mode: every operation must come back
+            // as a well-formed measurement or a well-formed n/a with a reason.
+            let opts = crate::bench::BenchOptions { quick: true, only: None };
+            match crate::bench::collect(kernel, &image, accel, timeout, &opts, |_| {}) {
+                Ok(r) if r.ops.len() == benchmarks::OPS.len() => report.pass(&name),
+                Ok(r) => report
+                    .fail(&name, format!("{} of {} operations reported", r.ops.len(), benchmarks::OPS.len())),
+                Err(e) => report.fail(&name, format!("{e:#}")),
+            }
+        }
         for scenario in SCENARIOS {
             let name = format!("{}/{}", kernel.name(), scenario.name);
             if selected(&name, filter) {

@@ -11,6 +11,8 @@
 
 extern crate alloc;
 
+mod bench;
+
 use bootloader_api::{BootInfo, entry_point};
 use hal_logic::cmdline::Cmdline;
 use shared_hal::{println, qemu, testing};
@@ -37,6 +39,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             let (p, f) = testing::run(shared_hal::selftest::TESTS, filter);
             testing::finish(p, f)
         }
+        Some("bench") => bench::run(&cmdline, platform.tsc_hz),
         _ => {
             println!("kernel-spin: nothing to run (try mode=test); halting");
             qemu::exit(qemu::ExitCode::Success)
