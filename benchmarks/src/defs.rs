@@ -74,6 +74,9 @@ const fn op(table: Table, name: &'static str, iterations: u32, what: &'static st
     Op { table, name, iterations, quick_iterations: if iterations < 10 { iterations } else { 10 }, what }
 }
 
+/// Pages per round of "appel2" (and per call of prot100/unprot100).
+pub const APPEL2_PAGES: u32 = 100;
+
 use Table::*;
 
 /// Every operation, in table order.
@@ -116,7 +119,15 @@ pub const OPS: &[Op] = &[
     op(VirtualMemory, "prot100", 200, "increase the protection of 100 pages"),
     op(VirtualMemory, "unprot100", 200, "decrease the protection of 100 pages"),
     op(VirtualMemory, "appel1", 1_000, "fault, resolve, and protect another page in the handler"),
-    op(VirtualMemory, "appel2", 200, "protect 100 pages, fault on each (per page)"),
+    // One iteration is one page: a round protects APPEL2_PAGES pages with one
+    // call and then faults on each. Glue runs whole rounds (see `appel2_rounds`).
+    Op {
+        table: VirtualMemory,
+        name: "appel2",
+        iterations: 1_000,
+        quick_iterations: APPEL2_PAGES,
+        what: "protect 100 pages, fault on each, resolve in the handler (per page)",
+    },
     op(Exceptions, "exception #ud", 1_000, "invalid opcode to the user handler and back"),
     op(Exceptions, "exception #bp", 1_000, "int3 to the user handler and back"),
     op(Exceptions, "exception #de", 1_000, "divide error to the user handler and back"),
@@ -127,6 +138,12 @@ pub const OPS: &[Op] = &[
     op(Dispatcher, "raise 50 handlers", 1_000, "raise an event with fifty handlers"),
     op(Dispatcher, "50 guards false", 1_000, "raise an event whose fifty guards all decline"),
 ];
+
+/// Rounds of "appel2" for `iterations` pages (rounded up to whole rounds);
+/// the glue reports `rounds * APPEL2_PAGES` iterations.
+pub const fn appel2_rounds(iterations: u32) -> u32 {
+    iterations.div_ceil(APPEL2_PAGES)
+}
 
 /// The operation with this canonical name.
 pub fn op_named(name: &str) -> Option<&'static Op> {

@@ -5,7 +5,12 @@
 //! @bench|v1|<kernel>|<table>|<operation>|<runs>|<iterations>|<min>|<median>|<max>
 //! @bench|v1|<kernel>|<table>|<operation>|n/a|<why the kernel cannot express it>
 //! @bench-info|v1|<kernel>|tsc_hz=<ticks per second>
+//! @bench-extra|v1|<kernel>|<table>|<operation>|<label>|<runs>|<iterations>|<min>|<median>|<max>
 //! ```
+//!
+//! An *extra* line is a second way of doing an operation that the kernel
+//! also measured (e.g. Linux's cross-address-space call over a pipe as well
+//! as over a Unix socket); tables show it as a footnote to the row.
 //!
 //! `min`, `median` and `max` are run totals in TSC ticks over `iterations`
 //! iterations (integers, so results are exact). The parser checks every
@@ -73,12 +78,33 @@ impl fmt::Display for InfoLine<'_> {
     }
 }
 
+/// A secondary measurement of an operation, shown as a footnote.
+pub struct ExtraLine<'a> {
+    pub kernel: &'a str,
+    pub op: &'a Op,
+    /// What was measured, e.g. "pipe round trip" (no `|`).
+    pub label: &'a str,
+    pub sample: Sample,
+}
+
+impl fmt::Display for ExtraLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.sample;
+        write!(f, "@bench-extra|v1|{}|{}|{}|", self.kernel, self.op.table.id(), self.op.name)?;
+        for c in self.label.chars() {
+            f.write_fmt(format_args!("{}", if c == '|' || c.is_control() { ' ' } else { c }))?;
+        }
+        write!(f, "|{}|{}|{}|{}|{}", s.runs, s.iterations, s.min, s.median, s.max)
+    }
+}
+
 /// A parsed line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed<'a> {
     Result { kernel: &'a str, op: &'static Op, sample: Sample },
     NotApplicable { kernel: &'a str, op: &'static Op, note: &'a str },
     Info { kernel: &'a str, tsc_hz: u64 },
+    Extra { kernel: &'a str, op: &'static Op, label: &'a str, sample: Sample },
 }
 
 /// Why a line that claims to be a result is not acceptable.
@@ -141,6 +167,9 @@ pub fn parse(line: &str) -> Option<Result<Parsed<'_>, LineError>> {
     if let Some(rest) = line.strip_prefix("@bench-info|") {
         return Some(parse_info(rest));
     }
+    if let Some(rest) = line.strip_prefix("@bench-extra|") {
+        return Some(parse_extra(rest));
+    }
     let rest = line.strip_prefix("@bench|")?;
     Some(parse_result(rest))
 }
@@ -156,6 +185,43 @@ fn parse_info(rest: &str) -> Result<Parsed<'_>, LineError> {
         return Err(LineError::WrongFieldCount);
     }
     Ok(Parsed::Info { kernel: k, tsc_hz: number(hz)? })
+}
+
+fn parse_extra(rest: &str) -> Result<Parsed<'_>, LineError> {
+    let mut f = rest.splitn(6, '|');
+    if f.next() != Some("v1") {
+        return Err(LineError::BadVersion);
+    }
+    let (Some(k), Some(table), Some(name), Some(label), Some(numbers)) =
+        (f.next(), f.next(), f.next(), f.next(), f.next())
+    else {
+        return Err(LineError::WrongFieldCount);
+    };
+    let k = kernel(k)?;
+    let op = table_op(table, name)?;
+    if label.trim().is_empty() {
+        return Err(LineError::MissingNote);
+    }
+    let sample = sample(numbers.split('|'))?;
+    Ok(Parsed::Extra { kernel: k, op, label, sample })
+}
+
+/// Five numbers: runs, iterations, min, median, max; checked for consistency.
+fn sample<'a>(mut it: impl Iterator<Item = &'a str>) -> Result<Sample, LineError> {
+    let mut nums = [0u64; 5];
+    for n in nums.iter_mut() {
+        *n = number(it.next().ok_or(LineError::WrongFieldCount)?)?;
+    }
+    if it.next().is_some() {
+        return Err(LineError::WrongFieldCount);
+    }
+    let [runs, iterations, min, median, max] = nums;
+    let small = |v: u64| u32::try_from(v).map_err(|_| LineError::Inconsistent);
+    let sample = Sample { runs: small(runs)?, iterations: small(iterations)?, min, median, max };
+    if sample.runs == 0 || sample.iterations == 0 || !(min <= median && median <= max) {
+        return Err(LineError::Inconsistent);
+    }
+    Ok(sample)
 }
 
 fn parse_result(rest: &str) -> Result<Parsed<'_>, LineError> {
@@ -177,20 +243,7 @@ fn parse_result(rest: &str) -> Result<Parsed<'_>, LineError> {
         return Ok(Parsed::NotApplicable { kernel: k, op, note });
     }
     let rest = remainder.ok_or(LineError::WrongFieldCount)?;
-    let mut nums = [0u64; 5];
-    let mut it = core::iter::once(tail).chain(rest.split('|'));
-    for n in nums.iter_mut() {
-        *n = number(it.next().ok_or(LineError::WrongFieldCount)?)?;
-    }
-    if it.next().is_some() {
-        return Err(LineError::WrongFieldCount);
-    }
-    let [runs, iterations, min, median, max] = nums;
-    let small = |v: u64| u32::try_from(v).map_err(|_| LineError::Inconsistent);
-    let sample = Sample { runs: small(runs)?, iterations: small(iterations)?, min, median, max };
-    if sample.runs == 0 || sample.iterations == 0 || !(min <= median && median <= max) {
-        return Err(LineError::Inconsistent);
-    }
+    let sample = sample(core::iter::once(tail).chain(rest.split('|')))?;
     Ok(Parsed::Result { kernel: k, op, sample })
 }
 
@@ -213,6 +266,11 @@ mod tests {
         let info = InfoLine { kernel: "linux", tsc_hz: 1_000_000_000 }.to_string();
         assert_eq!(parse(&info), Some(Ok(Parsed::Info { kernel: "linux", tsc_hz: 1_000_000_000 })));
         assert_eq!(parse("[test] ok foo"), None);
+        let extra = ExtraLine { kernel: "linux", op, label: "pipe round trip", sample }.to_string();
+        assert_eq!(
+            parse(&extra),
+            Some(Ok(Parsed::Extra { kernel: "linux", op, label: "pipe round trip", sample }))
+        );
     }
 
     #[test]
@@ -239,5 +297,8 @@ mod tests {
         assert_eq!(e("@bench|v1|exo"), LineError::WrongFieldCount);
         assert_eq!(e("@bench-info|v1|exo|hz=3"), LineError::WrongFieldCount);
         assert_eq!(e("@bench-info|v1|exo|tsc_hz=x"), LineError::BadNumber);
+        assert_eq!(e("@bench-extra|v1|linux|baseline|empty loop| |1|1|1|1|1"), LineError::MissingNote);
+        assert_eq!(e("@bench-extra|v1|linux|baseline|empty loop|x|1|1|1|1"), LineError::WrongFieldCount);
+        assert_eq!(e("@bench-extra|v1|linux|baseline|empty loop|x|1|1|3|2|1"), LineError::Inconsistent);
     }
 }

@@ -1,25 +1,45 @@
-//! `cargo xtask bench`: boot each kernel in benchmark mode, collect its
-//! result lines, and write the tables (stdout and target/bench/latest.md)
-//! and the results file (target/bench/latest.json).
+//! `cargo xtask bench`: boot each kernel (and the Linux baseline) in
+//! benchmark mode, collect the result lines, and write the tables (stdout
+//! and target/bench/latest.md) and the results file (target/bench/latest.json).
 
 use crate::env::{self, root};
-use crate::qemu::{self, Accel, RunSpec};
-use crate::{Kernel, build};
+use crate::qemu::{self, Accel, Boot, RunSpec};
+use crate::{Kernel, build, linux};
 use anyhow::{Context, Result, bail};
 use benchmarks::defs::{OPS, Op, Settings};
 use benchmarks::line::{self, Parsed};
 use benchmarks::measure::Sample;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// What one kernel reported.
+/// What one system reported.
 #[derive(Debug, Default)]
 pub struct KernelResults {
     pub tsc_hz: Option<u64>,
     /// Operation name → measured sample or n/a note.
     pub ops: BTreeMap<&'static str, Result<Sample, String>>,
+    /// Secondary measurements: (operation, label, sample).
+    pub extras: Vec<(&'static str, String, Sample)>,
     pub done: bool,
+}
+
+/// Which systems to benchmark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum System {
+    Exo,
+    Spin,
+    Linux,
+}
+
+impl System {
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Exo => "exo",
+            System::Spin => "spin",
+            System::Linux => "linux",
+        }
+    }
 }
 
 /// Options of a benchmark run.
@@ -63,49 +83,59 @@ impl BenchOptions {
     }
 }
 
-/// Boot `kernel` in benchmark mode and parse what it reports. `progress`
-/// sees each result as it arrives.
-pub fn collect(
+/// Boot one of our kernels in benchmark mode and parse what it reports.
+pub fn collect_kernel(
     kernel: Kernel,
     image: &Path,
     accel: Accel,
     timeout: Duration,
     opts: &BenchOptions,
-    mut progress: impl FnMut(&str),
+    progress: impl FnMut(&str),
 ) -> Result<KernelResults> {
     let cmdline = opts.cmdline();
-    let spec = RunSpec { image, cmdline: &cmdline, accel, timeout, gdb: false };
+    let spec = RunSpec { boot: Boot::Disk(image), cmdline: &cmdline, accel, timeout, gdb: false };
+    collect(kernel.name(), &spec, opts, progress)
+}
+
+/// Boot `spec` and parse the result lines of `system`. `progress` sees each
+/// result as it arrives.
+pub fn collect(
+    system: &str,
+    spec: &RunSpec,
+    opts: &BenchOptions,
+    mut progress: impl FnMut(&str),
+) -> Result<KernelResults> {
     let mut results = KernelResults::default();
     let mut errors = Vec::new();
-    let outcome = qemu::run_captured(&spec, |text| {
+    let outcome = qemu::run_captured(spec, |text| {
         if let Some(k) = text.strip_prefix("@bench-done|v1|") {
-            results.done = k == kernel.name();
+            results.done = k == system;
             return;
         }
         match line::parse(text) {
             None => {}
             Some(Err(e)) => errors.push(format!("{e}: {text:?}")),
-            Some(Ok(Parsed::Info { kernel: k, tsc_hz })) if k == kernel.name() => {
-                results.tsc_hz = Some(tsc_hz)
-            }
-            Some(Ok(Parsed::Result { kernel: k, op, sample })) if k == kernel.name() => {
-                progress(&format!("{:>40}: {:.1}", op.name, sample.median as f64 / sample.iterations as f64));
+            Some(Ok(Parsed::Info { kernel, tsc_hz })) if kernel == system => results.tsc_hz = Some(tsc_hz),
+            Some(Ok(Parsed::Result { kernel, op, sample })) if kernel == system => {
+                progress(&format!("{:>28}: {:.1}", op.name, sample.median as f64 / sample.iterations as f64));
                 results.ops.insert(op.name, Ok(sample));
             }
-            Some(Ok(Parsed::NotApplicable { kernel: k, op, note })) if k == kernel.name() => {
-                progress(&format!("{:>40}: n/a ({note})", op.name));
+            Some(Ok(Parsed::NotApplicable { kernel, op, note })) if kernel == system => {
+                progress(&format!("{:>28}: n/a", op.name));
                 results.ops.insert(op.name, Err(note.to_owned()));
             }
-            Some(Ok(other)) => errors.push(format!("a result for another kernel: {other:?}")),
+            Some(Ok(Parsed::Extra { kernel, op, label, sample })) if kernel == system => {
+                results.extras.push((op.name, label.to_owned(), sample));
+            }
+            Some(Ok(other)) => errors.push(format!("a result for another system: {other:?}")),
         }
     })?;
     if !errors.is_empty() {
-        bail!("kernel-{} printed malformed result lines:\n  {}", kernel.name(), errors.join("\n  "));
+        bail!("{system} printed malformed result lines:\n  {}", errors.join("\n  "));
     }
     if !outcome.passed() || !results.done {
         bail!(
-            "kernel-{} did not finish its benchmarks: {}\n{}",
-            kernel.name(),
+            "{system} did not finish its benchmarks: {}\n{}",
             outcome.describe(),
             tail(&outcome.output, 40)
         );
@@ -117,7 +147,7 @@ pub fn collect(
         .map(|o| o.name)
         .collect();
     if !missing.is_empty() {
-        bail!("kernel-{} did not report: {}", kernel.name(), missing.join(", "));
+        bail!("{system} did not report: {}", missing.join(", "));
     }
     Ok(results)
 }
@@ -127,8 +157,45 @@ fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// A column whose system could not run at all: every selected operation
+/// n/a with the reason.
+fn unavailable(opts: &BenchOptions, why: &str) -> KernelResults {
+    let mut r = KernelResults { done: true, ..Default::default() };
+    for op in selected_ops(opts) {
+        r.ops.insert(op.name, Err(format!("not available: {why}")));
+    }
+    r
+}
+
+/// Boot the Linux baseline (fetching the kernel if needed) and collect its results.
+pub fn run_linux(
+    accel: Accel,
+    timeout: Duration,
+    opts: &BenchOptions,
+    kernel_image: Option<&Path>,
+    progress: impl FnMut(&str),
+) -> Result<KernelResults> {
+    let kernel = linux::kernel(kernel_image)?;
+    let initrd = linux::initramfs()?;
+    let append = linux::append(opts.quick, opts.only.as_deref());
+    let spec = RunSpec {
+        boot: Boot::Linux { kernel: &kernel, initrd: &initrd, append: &append },
+        cmdline: "",
+        accel,
+        timeout,
+        gdb: false,
+    };
+    collect("linux", &spec, opts, progress)
+}
+
 /// The whole `cargo xtask bench` command.
-pub fn run(accel: Option<Accel>, timeout: Duration, kernels: &[Kernel], opts: &BenchOptions) -> Result<()> {
+pub fn run(
+    accel: Option<Accel>,
+    timeout: Duration,
+    systems: &[System],
+    opts: &BenchOptions,
+    linux_kernel: Option<PathBuf>,
+) -> Result<()> {
     opts.validate()?;
     env::ensure_build_prerequisites()?;
     let qemu_version = env::ensure_qemu()?;
@@ -137,16 +204,34 @@ pub fn run(accel: Option<Accel>, timeout: Duration, kernels: &[Kernel], opts: &B
         _ => Accel::Icount,
     });
     let mut all = BTreeMap::new();
-    for &k in kernels {
-        let image = build::image(k)?;
-        eprintln!(
-            "[bench] kernel-{} ({}, {})",
-            k.name(),
-            accel.name(),
-            if opts.quick { "quick" } else { "full" }
-        );
-        let r = collect(k, &image, accel, timeout, opts, |p| eprintln!("[bench {}] {p}", k.name()))?;
-        all.insert(k.name(), r);
+    for &system in systems {
+        let results = match system {
+            System::Exo | System::Spin => {
+                let k = if system == System::Exo { Kernel::Exo } else { Kernel::Spin };
+                let image = build::image(k)?;
+                eprintln!(
+                    "[bench] kernel-{} ({}, {})",
+                    k.name(),
+                    accel.name(),
+                    if opts.quick { "quick" } else { "full" }
+                );
+                collect_kernel(k, &image, accel, timeout, opts, |p| eprintln!("[bench {}] {p}", k.name()))?
+            }
+            System::Linux => {
+                eprintln!("[bench] linux ({}, {})", accel.name(), if opts.quick { "quick" } else { "full" });
+                match run_linux(accel, timeout, opts, linux_kernel.as_deref(), |p| {
+                    eprintln!("[bench linux] {p}")
+                }) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let why = format!("{e:#}").lines().next().unwrap_or("unknown error").to_owned();
+                        eprintln!("[bench linux] not available: {why}");
+                        unavailable(opts, &why)
+                    }
+                }
+            }
+        };
+        all.insert(system.name(), results);
     }
     let meta = Meta {
         git: git_commit(),
@@ -154,7 +239,7 @@ pub fn run(accel: Option<Accel>, timeout: Duration, kernels: &[Kernel], opts: &B
         qemu: qemu_version,
         host_cpu: host_cpu(),
         host_kernel: host_kernel(),
-        tsc_hz: all.values().find_map(|r| r.tsc_hz).unwrap_or(0),
+        tsc_hz: ["exo", "spin", "linux"].iter().find_map(|k| all.get(k).and_then(|r| r.tsc_hz)).unwrap_or(0),
     };
     let json = crate::report::json(&meta, &all);
     let md = crate::report::markdown(&meta, &all, opts);
@@ -210,13 +295,7 @@ fn host_kernel() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Operations of `table` that `opts` selects.
+/// The operations `opts` selects.
 pub fn selected_ops(opts: &BenchOptions) -> impl Iterator<Item = &'static Op> + '_ {
-    let only = opts.only.clone();
-    OPS.iter().filter(move |o| Settings { quick: false, only: only.as_deref() }.wants(o))
-}
-
-/// Parse a `--kernel` list.
-pub fn kernels(which: Option<Kernel>) -> Vec<Kernel> {
-    which.map_or_else(|| Kernel::ALL.to_vec(), |k| vec![k])
+    OPS.iter().filter(move |o| opts.settings().wants(o))
 }

@@ -3,7 +3,9 @@
 
 mod bench;
 mod build;
+mod cpio;
 mod env;
+mod linux;
 mod qemu;
 mod report;
 mod test;
@@ -64,9 +66,16 @@ enum Command {
         /// Only this table (e.g. virtual-memory) or operation (e.g. "system call").
         #[arg(long)]
         only: Option<String>,
-        /// Only this kernel.
+        /// Only this system (default: exo, spin and the Linux baseline).
         #[arg(long, value_enum)]
-        kernel: Option<Kernel>,
+        kernel: Option<bench::System>,
+        /// Leave out the Linux baseline column.
+        #[arg(long)]
+        no_linux: bool,
+        /// Boot this Linux kernel image (bzImage) for the baseline instead of
+        /// downloading Debian's linux-image-amd64.
+        #[arg(long)]
+        linux_kernel: Option<std::path::PathBuf>,
         #[command(flatten)]
         machine: MachineArgs,
     },
@@ -150,7 +159,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 );
             }
             let spec = qemu::RunSpec {
-                image: &img,
+                boot: qemu::Boot::Disk(&img),
                 cmdline: &cmdline,
                 accel,
                 timeout: std::time::Duration::from_secs(if gdb { 24 * 3600 } else { machine.timeout }),
@@ -161,10 +170,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if outcome.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Test { filter, machine } => test::run(filter.as_deref(), machine),
-        Command::Bench { quick, only, kernel, machine } => {
+        Command::Bench { quick, only, kernel, no_linux, linux_kernel, machine } => {
             let opts = bench::BenchOptions { quick, only };
             let timeout = std::time::Duration::from_secs(machine.timeout);
-            bench::run(machine.accel, timeout, &bench::kernels(kernel), &opts)?;
+            let systems: Vec<bench::System> = match kernel {
+                Some(k) => vec![k],
+                None if no_linux => vec![bench::System::Exo, bench::System::Spin],
+                None => vec![bench::System::Exo, bench::System::Spin, bench::System::Linux],
+            };
+            bench::run(machine.accel, timeout, &systems, &opts, linux_kernel)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -63,9 +63,20 @@ impl Accel {
     }
 }
 
+/// What the machine boots.
+#[derive(Clone, Copy)]
+pub enum Boot<'a> {
+    /// One of our kernels' BIOS disk images.
+    Disk(&'a Path),
+    /// A Linux kernel with an initramfs and a kernel command line.
+    Linux { kernel: &'a Path, initrd: &'a Path, append: &'a str },
+}
+
 /// What to boot and how.
 pub struct RunSpec<'a> {
-    pub image: &'a Path,
+    pub boot: Boot<'a>,
+    /// Our kernels' command line (passed through fw_cfg; ignored for Linux,
+    /// whose command line is part of `Boot::Linux`).
     pub cmdline: &'a str,
     pub accel: Accel,
     pub timeout: Duration,
@@ -120,9 +131,15 @@ fn command(spec: &RunSpec) -> Command {
     cmd.args(["-machine", "pc", "-m", "256M", "-smp", "1", "-no-reboot", "-display", "none"])
         .args(["-monitor", "none", "-serial", "stdio"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
-        .arg("-drive")
-        .arg(format!("format=raw,file={}", spec.image.display()))
         .args(spec.accel.args());
+    match spec.boot {
+        Boot::Disk(image) => {
+            cmd.arg("-drive").arg(format!("format=raw,file={}", image.display()));
+        }
+        Boot::Linux { kernel, initrd, append } => {
+            cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd).arg("-append").arg(append);
+        }
+    }
     if !spec.cmdline.is_empty() {
         // QEMU's option parser treats ',' as a separator; ",," is a literal comma.
         cmd.arg("-fw_cfg").arg(format!(

@@ -185,7 +185,12 @@ pub fn markdown(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>, opts: 
         "- published: the papers' figures in µs and in cycles of the original machine (SPIN: 133 MHz Alpha; Aegis: 25 MHz DECstation)\n"
     );
 
-    let kernels: Vec<&str> = all.keys().copied().collect();
+    // Column order: exo, spin, linux (whichever ran).
+    let kernels: Vec<&str> = ["exo", "spin", "linux"].into_iter().filter(|k| all.contains_key(k)).collect();
+    let ratios: Vec<(&str, &str)> = [("exo", "spin"), ("exo", "linux"), ("spin", "linux")]
+        .into_iter()
+        .filter(|(a, b)| kernels.contains(a) && kernels.contains(b))
+        .collect();
     for table in Table::ALL {
         let ops: Vec<&Op> = selected_ops(opts).filter(|o| o.table == table).collect();
         if ops.is_empty() {
@@ -198,28 +203,42 @@ pub fn markdown(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>, opts: 
             let _ = write!(header, " {k} |");
             rule.push_str("---|");
         }
-        let ratio = kernels.contains(&"exo") && kernels.contains(&"spin");
-        if ratio {
-            header.push_str(" exo/spin |");
+        for (a, b) in &ratios {
+            let _ = write!(header, " {a}/{b} |");
             rule.push_str("---|");
         }
         header.push_str(" published |");
         rule.push_str("---|");
         let _ = writeln!(md, "{header}\n{rule}");
-        for op in ops {
+        let mut notes = Vec::new();
+        for op in &ops {
             let mut row = format!("| {} |", op.name);
             for k in &kernels {
                 let _ = write!(row, " {} |", cell(all, k, op, meta));
             }
-            if ratio {
-                let r = match (median(all, "exo", op.name), median(all, "spin", op.name)) {
-                    (Some(e), Some(s)) if s > 0.0 => format!("{:.2}", e / s),
+            for (a, b) in &ratios {
+                let r = match (median(all, a, op.name), median(all, b, op.name)) {
+                    (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
                     _ => "—".into(),
                 };
                 let _ = write!(row, " {r} |");
             }
             let _ = write!(row, " {} |", published_cell(op));
             let _ = writeln!(md, "{row}");
+            for k in &kernels {
+                for (name, label, s) in &all[k].extras {
+                    if *name == op.name {
+                        notes.push(format!(
+                            "- {k}, {}: {label}: {} {unit}",
+                            op.name,
+                            fmt_num(per_iteration(s.median, s.iterations))
+                        ));
+                    }
+                }
+            }
+        }
+        if !notes.is_empty() {
+            let _ = writeln!(md, "\nAlso measured:\n{}", notes.join("\n"));
         }
         md.push('\n');
     }

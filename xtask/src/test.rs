@@ -2,14 +2,14 @@
 //! both kernels, summarised as `N passed, M failed`.
 
 use crate::env::{clean_cargo, root};
-use crate::qemu::{self, Accel, Ending, Outcome, RunSpec};
+use crate::qemu::{self, Accel, Boot, Ending, Outcome, RunSpec};
 use crate::{Kernel, MachineArgs, build, env};
 use anyhow::Result;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Crates with host unit tests (pure logic, `no_std` but testable on the host).
-const HOST_TESTED: &[&str] = &["hal-logic", "benchmarks"];
+const HOST_TESTED: &[&str] = &["hal-logic", "benchmarks", "xtask"];
 
 /// Pass/fail bookkeeping with the evidence for each failure.
 #[derive(Default)]
@@ -48,14 +48,15 @@ pub fn run(filter: Option<&str>, machine: MachineArgs) -> Result<ExitCode> {
     for kernel in Kernel::ALL {
         let image = build::image(kernel)?;
         println!("== kernel-{} in QEMU ({qemu_version}, accel {})", kernel.name(), accel.name());
-        let spec = |cmdline: &'static str| RunSpec { image: &image, cmdline, accel, timeout, gdb: false };
+        let spec =
+            |cmdline: &'static str| RunSpec { boot: Boot::Disk(&image), cmdline, accel, timeout, gdb: false };
         self_tests(&mut report, kernel, &image, accel, timeout, filter);
         let name = format!("{}/bench_quick_reports_every_operation", kernel.name());
         if selected(&name, filter) {
             // The benchmark suite in quick mode: every operation must come back
             // as a well-formed measurement or a well-formed n/a with a reason.
             let opts = crate::bench::BenchOptions { quick: true, only: None };
-            match crate::bench::collect(kernel, &image, accel, timeout, &opts, |_| {}) {
+            match crate::bench::collect_kernel(kernel, &image, accel, timeout, &opts, |_| {}) {
                 Ok(r) if r.ops.len() == benchmarks::OPS.len() => report.pass(&name),
                 Ok(r) => report
                     .fail(&name, format!("{} of {} operations reported", r.ops.len(), benchmarks::OPS.len())),
@@ -73,6 +74,21 @@ pub fn run(filter: Option<&str>, machine: MachineArgs) -> Result<ExitCode> {
                     }
                 }
             }
+        }
+    }
+
+    let name = "linux/bench_quick_reports_every_operation";
+    if selected(name, filter) {
+        // The Linux baseline: a stock Debian kernel booted with our
+        // initramfs must run every benchmark definition and report it.
+        println!("== Linux baseline in QEMU (accel {})", accel.name());
+        let opts = crate::bench::BenchOptions { quick: true, only: None };
+        match crate::bench::run_linux(accel, timeout, &opts, None, |_| {}) {
+            Ok(r) if r.ops.len() == benchmarks::OPS.len() => report.pass(name),
+            Ok(r) => {
+                report.fail(name, format!("{} of {} operations reported", r.ops.len(), benchmarks::OPS.len()))
+            }
+            Err(e) => report.fail(name, format!("{e:#}")),
         }
     }
 
@@ -155,7 +171,7 @@ fn self_tests(
     if filter.is_some_and(|f| f.contains('/') && !f.starts_with(&format!("{k}/"))) {
         return;
     }
-    let spec = RunSpec { image, cmdline: &cmdline, accel, timeout, gdb: false };
+    let spec = RunSpec { boot: Boot::Disk(image), cmdline: &cmdline, accel, timeout, gdb: false };
     let mut running: Option<String> = None;
     let mut results = 0;
     let outcome = qemu::run_captured(&spec, |line| {
