@@ -6,6 +6,7 @@ mod build;
 mod cpio;
 mod env;
 mod linux;
+mod paper;
 mod qemu;
 mod report;
 mod test;
@@ -56,6 +57,13 @@ enum Command {
         filter: Option<String>,
         #[command(flatten)]
         machine: MachineArgs,
+    },
+    /// Regenerate the reproduction report in paper/ from target/bench/latest.json
+    /// (running the benchmarks first if there are no results yet).
+    Paper {
+        /// Run the benchmarks again even if results exist.
+        #[arg(long)]
+        rerun: bool,
     },
     /// Run the SPIN and Exokernel papers' microbenchmarks on both kernels and
     /// print the tables (also written to target/bench/latest.md and latest.json).
@@ -170,6 +178,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(if outcome.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         Command::Test { filter, machine } => test::run(filter.as_deref(), machine),
+        Command::Paper { rerun } => {
+            paper::run(rerun)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench { quick, only, kernel, no_linux, linux_kernel, machine } => {
             let opts = bench::BenchOptions { quick, only };
             let timeout = std::time::Duration::from_secs(machine.timeout);

@@ -7,12 +7,12 @@ use benchmarks::budgets::budget;
 use benchmarks::defs::{Op, Table};
 use benchmarks::published::for_operation;
 use benchmarks::stats::per_iteration;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// The results file, schema 1.
-#[derive(Serialize)]
+/// The results file, schema 1 (written by `bench`, read by `paper`).
+#[derive(Serialize, Deserialize, Debug)]
 pub struct ResultsFile {
     pub schema: u32,
     pub git: String,
@@ -25,17 +25,17 @@ pub struct ResultsFile {
 }
 
 /// One cell: an operation on a kernel.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize, Debug)]
 pub struct ResultRow {
-    pub table: &'static str,
-    pub operation: &'static str,
+    pub table: String,
+    pub operation: String,
     pub kernel: String,
     pub median: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub runs: u32,
     pub iterations: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
 }
 
@@ -57,8 +57,8 @@ pub fn json(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>) -> Results
             let Some(cell) = r.ops.get(op.name) else { continue };
             results.push(match cell {
                 Ok(s) => ResultRow {
-                    table: op.table.id(),
-                    operation: op.name,
+                    table: op.table.id().into(),
+                    operation: op.name.into(),
                     kernel: kernel.to_string(),
                     median: Some(round2(per_iteration(s.median, s.iterations))),
                     min: Some(round2(per_iteration(s.min, s.iterations))),
@@ -68,8 +68,8 @@ pub fn json(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>) -> Results
                     note: None,
                 },
                 Err(note) => ResultRow {
-                    table: op.table.id(),
-                    operation: op.name,
+                    table: op.table.id().into(),
+                    operation: op.name.into(),
                     kernel: kernel.to_string(),
                     median: None,
                     min: None,
