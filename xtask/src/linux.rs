@@ -66,7 +66,12 @@ fn download_debian_kernel() -> Result<()> {
     let dl = cache().join("download");
     std::fs::create_dir_all(&dl)?;
     eprintln!("xtask: downloading {package} with apt-get (one-time, ~70 MB)");
-    let ok = Command::new("apt-get").current_dir(&dl).args(["download", "-q", &package]).status()?;
+    // As root, apt drops privileges to `_apt` for downloads, which cannot
+    // write into our target directory; keep root for this one download.
+    let ok = Command::new("apt-get")
+        .current_dir(&dl)
+        .args(["download", "-q", "-o", "APT::Sandbox::User=root", &package])
+        .status()?;
     if !ok.success() {
         bail!("apt-get download {package} failed");
     }
