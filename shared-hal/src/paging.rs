@@ -44,14 +44,16 @@ static KERNEL_ROOT: AtomicU64 = AtomicU64::new(0);
 static SCRATCH_BASE: AtomicU64 = AtomicU64::new(0);
 
 /// Remember the boot page table as the kernel's and reserve an unused
-/// kernel-half PML4 slot for the kernels' own dynamic mappings.
+/// kernel-half PML4 slot for the kernels' own dynamic mappings. The slot's
+/// third-level table is created now, so every address space made later by
+/// [`new_user_root`] shares whatever the kernel maps there.
 pub fn init() {
     let root = crate::cpu::cr3() & pte::ADDR;
     KERNEL_ROOT.store(root, Ordering::Relaxed);
     let pml4 = table(root);
-    // Highest unused slot below the recursive/physmap ones the bootloader
-    // tends to pick first; any free slot works.
     let slot = (256..511).rev().find(|&i| pml4[i] & pte::PRESENT == 0).expect("no free PML4 slot");
+    let l3 = alloc_zeroed_frame().expect("a frame for the scratch region's table");
+    pml4[slot] = l3 | pte::PRESENT | pte::WRITABLE;
     SCRATCH_BASE.store(0xffff_0000_0000_0000 | ((slot as u64) << 39), Ordering::Relaxed);
 }
 
