@@ -13,7 +13,7 @@ const TARGET: &str = "x86_64-unknown-none";
 /// `(cargo package, binary name)`. Empty until the kernels grow user space.
 fn user_programs(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
     match kernel {
-        Kernel::Exo => &[],
+        Kernel::Exo => &[("exo-user", "exo-init"), ("exo-user", "exo-hello")],
         Kernel::Spin => &[],
     }
 }
