@@ -13,7 +13,12 @@ const TARGET: &str = "x86_64-unknown-none";
 /// `(cargo package, binary name)`. Empty until the kernels grow user space.
 fn user_programs(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
     match kernel {
-        Kernel::Exo => &[("exo-user", "exo-init"), ("exo-user", "exo-hello")],
+        Kernel::Exo => &[
+            ("exo-user", "exo-init"),
+            ("exo-user", "exo-hello"),
+            ("exo-user", "exo-utest"),
+            ("exo-user", "exo-hostile"),
+        ],
         Kernel::Spin => &[],
     }
 }

@@ -167,6 +167,9 @@ pub struct EnvInfo {
     pub tsc_hz: u64,
     /// Timer interrupts per second (0 when the timer is off).
     pub timer_hz: u64,
+    /// Timer ticks since the kernel started running environments
+    /// (refreshed whenever this environment runs and at every tick).
+    pub now: u64,
     /// Time slices this environment owns in the slice vector.
     pub slices: u64,
     /// Page quota: pages owned plus page-table pages may not exceed it.

@@ -34,9 +34,15 @@ impl From<Error> for SpawnError {
 /// Start program `name` in a new child with `slices` of our time slices
 /// and `quota` of our page quota; it receives `args`.
 pub fn spawn(name: &str, args: &str, slices: u64, quota: u64) -> Result<EnvId, SpawnError> {
-    if args.len() > 1024 {
-        return Err(SpawnError::ArgsTooLong);
-    }
+    load(name, slices, quota, |_| Ok(alloc::string::String::from(args)))
+}
+
+fn load(
+    name: &str,
+    slices: u64,
+    quota: u64,
+    make_args: impl FnOnce(EnvId) -> Result<alloc::string::String, Error>,
+) -> Result<EnvId, SpawnError> {
     let (_, size) = sys::program_read(name, 0, &mut [])?;
     let mut file = vec![0u8; size as usize];
     sys::program_read(name, 0, &mut file)?;
@@ -49,6 +55,18 @@ pub fn spawn(name: &str, args: &str, slices: u64, quota: u64) -> Result<EnvId, S
         return Err(SpawnError::Reserved);
     }
     let child = sys::env_create(slices, quota)?;
+    let args = match make_args(child) {
+        Ok(a) if a.len() <= 1024 => a,
+        Ok(_) => {
+            let _ = sys::env_kill(child);
+            return Err(SpawnError::ArgsTooLong);
+        }
+        Err(e) => {
+            let _ = sys::env_kill(child);
+            return Err(SpawnError::Kernel(e));
+        }
+    };
+    let args = args.as_str();
     let loaded = (|| -> Result<(), Error> {
         for seg in &plan.segments {
             let mut prot = Prot::READ;
@@ -127,4 +145,15 @@ pub fn wait_child(child: EnvId) -> Result<(EnvStatus, u64), Error> {
             }
         }
     }
+}
+
+/// Like [`spawn`], but the arguments are made once the child exists (so
+/// they can carry capabilities granted to it): `make_args(child)`.
+pub fn spawn_with(
+    name: &str,
+    slices: u64,
+    quota: u64,
+    make_args: impl FnOnce(EnvId) -> Result<alloc::string::String, Error>,
+) -> Result<EnvId, SpawnError> {
+    load(name, slices, quota, make_args)
 }

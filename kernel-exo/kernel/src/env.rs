@@ -198,6 +198,7 @@ pub fn publish(k: &Kernel, i: usize) {
         parent: e.parent,
         tsc_hz: k.tsc_hz,
         timer_hz: k.timer_hz,
+        now: k.ticks,
         slices: k.slices.count(i) as u64,
         page_quota: e.quota,
         pages_used: e.used,
@@ -221,6 +222,13 @@ pub fn publish(k: &Kernel, i: usize) {
             core::mem::offset_of!(EnvInfo, repossessed),
         )
     };
+}
+
+/// Refresh the `now` field of environment `i`'s info page.
+pub fn touch_clock(k: &Kernel, i: usize) {
+    let e = k.env(i);
+    // SAFETY: as in `publish`: one word of the kernel-owned info page.
+    unsafe { core::ptr::write_volatile(&mut (*e.info_ptr()).now, k.ticks) };
 }
 
 /// Append a repossessed page number to the environment's vector.

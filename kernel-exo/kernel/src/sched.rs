@@ -84,6 +84,7 @@ fn enter(k: &mut Kernel, i: usize, frame: &mut TrapFrame) {
     let now = k.ticks;
     envtab::set_current(Some(i));
     envtab::set_waiting(i, false);
+    env::touch_clock(k, i);
     let e = k.env_mut(i);
     if shared_hal::cpu::cr3() & shared_hal::paging::pte::ADDR != e.root {
         // SAFETY: every environment's root maps the kernel half exactly as
@@ -310,6 +311,7 @@ pub fn on_tick(frame: &mut TrapFrame) {
         }
         let cur = current();
         let now = k.ticks;
+        env::touch_clock(k, cur);
         match k.grace {
             Some((g, _)) if g != cur => k.grace = None, // it gave up the CPU in time
             Some((_, until)) if now < until => return After::Resume,

@@ -57,3 +57,18 @@ macro_rules! expect_eq {
         $checks.check(got == want, $what, format_args!("got {:?}, want {:?}", got, want));
     }};
 }
+
+pub mod traps;
+
+/// The current tick, as the kernel last told us.
+pub fn now() -> u64 {
+    exos::info_field!(now)
+}
+
+/// Spin (without yielding) until `ticks` timer ticks have passed.
+pub fn spin_ticks(ticks: u64) {
+    let until = now() + ticks;
+    while now() < until {
+        core::hint::spin_loop();
+    }
+}
