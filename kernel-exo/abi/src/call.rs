@@ -54,10 +54,12 @@ pub enum Call {
     /// (with [`crate::Rights::OWNER`] for the owner capability).
     /// Errors: InvalidCap, Revoked, NotHolder.
     CapInfo = 8,
-    /// Apply `a2` [`crate::Binding`]s read from user address `a1` to the
-    /// address space of environment `a0` ([`crate::ENV_SELF`] or a child).
-    /// Each binding's capability must be held by that environment. Stops
-    /// at the first bad binding; r0 = how many were applied.
+    /// Apply `a2` [`crate::Binding`]s (bind, reprotect or unbind) read
+    /// from user address `a1` to the address space of environment `a0`
+    /// ([`crate::ENV_SELF`] or a descendant). Each binding's capability must
+    /// be held by that environment. Stops at the first bad binding; r0 =
+    /// how many were applied. Reprotecting an address with nothing bound
+    /// is BadAddress.
     /// Errors: BadAddress, Unaligned, BadLength, BadArgument, cap errors,
     /// NoRights, NoSuchEnv, Denied, OutOfMemory, QuotaExceeded.
     Bind = 9,
@@ -90,6 +92,15 @@ pub enum Call {
     /// named by the `a1` bytes at `a0`, into user buffer `a3`. r0 = bytes
     /// copied, r1 = the file's size. Errors: NotFound, BadAddress, BadLength.
     ProgramRead = 16,
+    /// Change the protection of the `a2` pages bound from `a1` on in the
+    /// address space of `a0` ([`crate::ENV_SELF`] or a descendant) to
+    /// [`crate::Prot`] `a3` — a reprotection (see [`crate::Binding`]) of a
+    /// whole range in one call, without a list. WRITE only where the
+    /// capability each page was bound with allows it. Stops at the first
+    /// page with nothing bound; r0 = pages changed.
+    /// Errors: BadAddress, Unaligned, BadLength, BadArgument, NoRights,
+    /// NoSuchEnv, Denied.
+    Protect = 17,
 
     /// Synchronous protected control transfer to environment `a0` (see
     /// the crate docs for the register convention): the caller stops (it
@@ -115,7 +126,7 @@ pub enum Call {
 
 impl Call {
     /// Every call, for tables and tests.
-    pub const ALL: [Call; 22] = [
+    pub const ALL: [Call; 23] = [
         Call::Null,
         Call::ConsoleWrite,
         Call::EnvSelf,
@@ -133,6 +144,7 @@ impl Call {
         Call::EnvStatus,
         Call::EnvReclaim,
         Call::ProgramRead,
+        Call::Protect,
         Call::PctSync,
         Call::PctAsync,
         Call::Yield,
@@ -168,7 +180,7 @@ mod tests {
             }
             assert!(c as u64 <= LAST_CALL);
         }
-        assert_eq!(Call::from_number(17), None);
+        assert_eq!(Call::from_number(18), None);
         assert_eq!(Call::from_number(LAST_CALL + 1), None);
         assert_eq!(Call::from_number(u64::MAX), None);
     }

@@ -87,12 +87,16 @@ impl Error {
     }
 
     /// Turn a returned RAX into a result.
+    #[inline]
     pub fn check(status: u64) -> Result<(), Error> {
-        match status {
-            0 => Ok(()),
-            // A code this ABI does not know can only come from a newer kernel.
-            s => Err(Error::from_code(s).unwrap_or(Error::UnknownCall)),
-        }
+        if status == 0 { Ok(()) } else { Err(Error::from_status(status)) }
+    }
+
+    /// The error a non-zero status names.
+    #[cold]
+    pub fn from_status(status: u64) -> Error {
+        // A code this ABI does not know can only come from a newer kernel.
+        Error::from_code(status).unwrap_or(Error::UnknownCall)
     }
 
     /// A short description.

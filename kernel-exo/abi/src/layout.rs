@@ -202,6 +202,10 @@ pub mod pte {
     pub const DIRTY: u64 = 1 << 6;
     pub const HUGE: u64 = 1 << 7;
     pub const NO_EXECUTE: u64 = 1 << 63;
+    /// Set by the kernel (in a bit the MMU ignores) when the capability
+    /// the page was bound with allows writing: a later reprotection may
+    /// then add WRITE without another capability check.
+    pub const MAY_WRITE: u64 = 1 << 9;
     /// The physical address field.
     pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
 }

@@ -21,6 +21,9 @@ pub const CONSOLE_MAX: u64 = 4096;
 /// Most bindings one `bind` call takes.
 pub const BIND_MAX: u64 = 512;
 
+/// Most pages one `protect` call changes.
+pub const PROTECT_MAX: u64 = 1 << 20;
+
 /// Most environments alive (or ended but not yet reaped) at once.
 pub const MAX_ENVS: usize = 64;
 
@@ -87,17 +90,29 @@ impl Prot {
     }
 }
 
-/// One entry of a `bind` batch, as laid out in user memory.
+/// One entry of a `bind` batch, as laid out in user memory. Three kinds:
+///
+/// - **bind** (`cap` != 0, `prot` != 0): map the capability's page at `va`
+///   (replacing whatever was there);
+/// - **reprotect** (`cap` == [`CAP_KEEP`], `prot` != 0): keep the page
+///   already bound at `va`, change only its protection — WRITE is allowed
+///   only if the capability it was bound with allowed writing (the kernel
+///   recorded that at bind time, so no capability is looked up again);
+/// - **unbind** (`prot` == 0): remove the binding at `va` (`cap` ignored).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[repr(C)]
 pub struct Binding {
     /// Page-aligned virtual address in the target's address space.
     pub va: u64,
-    /// Capability (held by the target) for the page to map; ignored for UNMAP.
+    /// Capability (held by the target) for the page to map, or [`CAP_KEEP`].
     pub cap: u64,
     /// [`Prot`] bits: 0 = unmap, else READ plus optional WRITE, EXEC, CLEAR_AD.
     pub prot: u64,
 }
+
+/// `Binding::cap` for "keep the page bound at this address" (no
+/// capability is ever 0).
+pub const CAP_KEEP: u64 = 0;
 
 /// Which entry point `set_handler` registers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,22 +50,25 @@ pub fn serve_forever(server: Server) -> Result<core::convert::Infallible, Error>
 
 /// Call `target` with `msg`, synchronously (our slices are donated to it
 /// until it replies); returns its reply. [`install`] must have been called.
+#[inline]
 pub fn call(target: EnvId, msg: Message) -> Result<Message, Error> {
-    let mut reply: Message = [0; 5];
+    let mut reply = core::mem::MaybeUninit::<Message>::uninit();
     // SAFETY: exos_pct_call follows the C ABI; it returns either an error
-    // from the kernel or, through exos_pct_entry, the reply with every
-    // callee-saved register restored.
-    let status = unsafe { exos_pct_call(target.0, &msg, &mut reply) };
-    Error::check(status).map(|()| reply)
+    // from the kernel or, through exos_pct_entry, 0 with the reply written
+    // and every callee-saved register restored.
+    let status = unsafe { exos_pct_call(target.0, &msg, reply.as_mut_ptr()) };
+    match status {
+        // SAFETY: status 0 means exos_pct_entry wrote all five words.
+        0 => Ok(unsafe { reply.assume_init() }),
+        s => Err(Error::from_status(s)),
+    }
 }
 
 /// Reply to `caller` (a synchronous PCT back); this context ends. If the
 /// caller cannot take it (gone, or not waiting), just wait.
 pub fn reply(caller: EnvId, msg: Message) -> ! {
-    // SAFETY: exos_pct_reply follows the C ABI; a successful transfer does
-    // not come back, a failed one returns the kernel's error.
-    let _ = unsafe { exos_pct_reply(caller.0, &msg) };
-    sys::wait()
+    // SAFETY: `msg` is five readable words; this context ends either way.
+    unsafe { exos_pct_reply(caller.0, &msg) }
 }
 
 /// Send `msg` to `target` asynchronously: it runs now, for the rest of
@@ -136,14 +139,14 @@ pub unsafe extern "C" fn exos_pct_call(target: u64, msg: *const Message, out: *m
 }
 
 /// Transfer synchronously to `target` with the message at `msg`, sending
-/// nothing else of ours. Returns only if the transfer fails (the error).
+/// nothing else of ours (this activation's other registers are cleared);
+/// if the transfer fails, wait. Never returns, so it saves nothing.
 ///
 /// # Safety
 /// `msg` must be valid for five words.
 #[unsafe(naked)]
-unsafe extern "C" fn exos_pct_reply(target: u64, msg: *const Message) -> u64 {
+unsafe extern "C" fn exos_pct_reply(target: u64, msg: *const Message) -> ! {
     naked_asm!(
-        "push rbx", "push rbp", "push r12", "push r13", "push r14", "push r15",
         "mov rax, rsi",
         "mov rsi, [rax]",
         "mov rdx, [rax + 8]",
@@ -158,9 +161,11 @@ unsafe extern "C" fn exos_pct_reply(target: u64, msg: *const Message) -> u64 {
         "xor r15d, r15d",
         "mov eax, {pct_sync}",
         "syscall",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
-        "ret",
+        "mov eax, {wait}",               // the caller could not take it
+        "syscall",
+        "ud2",
         pct_sync = const Call::PctSync as u64,
+        wait = const Call::Wait as u64,
     )
 }
 

@@ -6,7 +6,7 @@
 //! are `unsafe`; the rest cannot break the program's memory safety.
 
 use core::arch::asm;
-use exo_abi::{Binding, Call, Cap, ENV_SELF, EnvId, EnvStatus, Error, HandlerKind, Rights};
+use exo_abi::{Binding, Call, Cap, ENV_SELF, EnvId, EnvStatus, Error, HandlerKind, Prot, Rights};
 
 /// What a call returned: status, result 0, result 1.
 pub type Raw = (u64, u64, u64);
@@ -49,11 +49,21 @@ fn call(c: Call, a0: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> Result<(u64, u6
     Error::check(s).map(|()| (r0, r1))
 }
 
-/// The null system call.
+/// The null system call: no arguments, no result.
 #[inline(always)]
 pub fn null() {
-    // SAFETY: Null does nothing.
-    let _ = unsafe { raw(Call::Null as u64, 0, 0, 0, 0, 0, 0) };
+    // SAFETY: Null does nothing; the registers the ABI lets the kernel
+    // change are declared clobbered (none is an argument, so the compiler
+    // has nothing to set up but RAX).
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") Call::Null as u64 => _,
+            out("rdi") _, out("rsi") _, out("rdx") _, out("r10") _, out("r8") _, out("r9") _,
+            out("rcx") _, out("r11") _,
+            options(nostack),
+        )
+    };
 }
 
 /// Write bytes to the console (at most `CONSOLE_MAX` per call).
@@ -119,6 +129,18 @@ pub unsafe fn bind(env: u64, list: &[Binding]) -> (u64, Result<(), Error>) {
     let (s, applied, _) =
         unsafe { raw(Call::Bind as u64, env, list.as_ptr() as u64, list.len() as u64, 0, 0, 0) };
     (applied, Error::check(s))
+}
+
+/// Change the protection of `pages` pages bound from `va` on in `env`'s
+/// address space (`ENV_SELF` or a descendant). Returns how many changed
+/// before an error, with the error.
+///
+/// # Safety
+/// As for [`bind`]: no live reference may rely on access this removes.
+pub unsafe fn protect(env: u64, va: u64, pages: u64, prot: Prot) -> (u64, Result<(), Error>) {
+    // SAFETY: the caller upholds the contract above.
+    let (s, done, _) = unsafe { raw(Call::Protect as u64, env, va, pages, prot.0, 0, 0) };
+    (done, Error::check(s))
 }
 
 /// Bind into a descendant's address space.

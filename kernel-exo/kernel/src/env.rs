@@ -59,6 +59,10 @@ pub struct Env {
     pub slice_upcalls: u64,
     /// Pages repossessed in total.
     pub repossessed: u64,
+    /// The last-level page table the last protection change used (page
+    /// tables are freed only when the environment ends, so it never goes
+    /// stale).
+    pub leaf: crate::bind::LeafCache,
 }
 
 impl Env {
@@ -131,6 +135,7 @@ pub fn create(k: &mut Kernel, parent: u64, slices: u64, quota: u64) -> Result<us
         penalties: 0,
         slice_upcalls: 0,
         repossessed: 0,
+        leaf: crate::bind::LeafCache::default(),
     };
     let Ok(id) = k.envs.insert(env) else {
         frames.release();
@@ -190,38 +195,33 @@ impl Frames {
     }
 }
 
-/// Rewrite the environment's info page from the kernel's records.
+/// Rewrite the header of environment `i`'s info page from the kernel's
+/// records (the repossession vector is appended to separately).
 pub fn publish(k: &Kernel, i: usize) {
     let e = k.env(i);
-    let info = EnvInfo {
-        id: e.id,
-        parent: e.parent,
-        tsc_hz: k.tsc_hz,
-        timer_hz: k.timer_hz,
-        now: k.ticks,
-        slices: k.slices.count(i) as u64,
-        page_quota: e.quota,
-        pages_used: e.used,
-        revoke_wanted: e.revoke.map_or(0, |r| r.wanted),
-        revoke_returned: e.revoke.map_or(0, |r| r.returned),
-        revoke_deadline: e.revoke.map_or(0, |r| r.deadline),
-        penalties: e.penalties,
-        slice_upcalls: e.slice_upcalls,
-        repossessed_count: e.repossessed,
-        repossessed: [0; REPOSSESS_MAX],
-    };
     let p = e.info_ptr();
-    // SAFETY: `info` is a kernel-owned frame reached through the physical
-    // window; only these header fields are written (the repossession
-    // vector is appended to by `record_repossessed`), and the environment
-    // can only read the page.
-    unsafe {
-        core::ptr::copy_nonoverlapping(
-            &info as *const EnvInfo as *const u8,
-            p as *mut u8,
-            core::mem::offset_of!(EnvInfo, repossessed),
-        )
-    };
+    let fields = [
+        (core::mem::offset_of!(EnvInfo, id), e.id),
+        (core::mem::offset_of!(EnvInfo, parent), e.parent),
+        (core::mem::offset_of!(EnvInfo, tsc_hz), k.tsc_hz),
+        (core::mem::offset_of!(EnvInfo, timer_hz), k.timer_hz),
+        (core::mem::offset_of!(EnvInfo, now), k.ticks),
+        (core::mem::offset_of!(EnvInfo, slices), k.slices.count(i) as u64),
+        (core::mem::offset_of!(EnvInfo, page_quota), e.quota),
+        (core::mem::offset_of!(EnvInfo, pages_used), e.used),
+        (core::mem::offset_of!(EnvInfo, revoke_wanted), e.revoke.map_or(0, |r| r.wanted)),
+        (core::mem::offset_of!(EnvInfo, revoke_returned), e.revoke.map_or(0, |r| r.returned)),
+        (core::mem::offset_of!(EnvInfo, revoke_deadline), e.revoke.map_or(0, |r| r.deadline)),
+        (core::mem::offset_of!(EnvInfo, penalties), e.penalties),
+        (core::mem::offset_of!(EnvInfo, slice_upcalls), e.slice_upcalls),
+        (core::mem::offset_of!(EnvInfo, repossessed_count), e.repossessed),
+    ];
+    for (offset, value) in fields {
+        // SAFETY: `info` is a kernel-owned frame reached through the
+        // physical window and `offset` is a u64 field of the EnvInfo it
+        // holds; the environment can only read the page.
+        unsafe { ((p as *mut u8).add(offset) as *mut u64).write_volatile(value) };
+    }
 }
 
 /// Refresh the `now` field of environment `i`'s info page.

@@ -73,6 +73,7 @@ pub fn init(tsc_hz: u64, ramdisk: Option<&'static [u8]>) {
 
 /// Run `f` on the kernel state. Interrupts must be disabled (they are on
 /// every kernel path; the monitor disables them around its calls).
+#[inline(always)]
 pub fn with<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
     debug_assert!(!shared_hal::cpu::interrupts_enabled());
     let mut guard = KERNEL.lock();
@@ -87,14 +88,14 @@ impl Kernel {
     }
 
     /// The environment in slot `i` (which must be occupied).
+    #[inline]
     pub fn env(&self, i: usize) -> &Env {
-        let id = self.envs.handle_at(i).expect("environment slot is occupied");
-        self.envs.get(id).expect("handle_at returned a live handle")
+        self.envs.value_at(i).expect("environment slot is occupied")
     }
 
+    #[inline]
     pub fn env_mut(&mut self, i: usize) -> &mut Env {
-        let id = self.envs.handle_at(i).expect("environment slot is occupied");
-        self.envs.get_mut(id).expect("handle_at returned a live handle")
+        self.envs.value_at_mut(i).expect("environment slot is occupied")
     }
 
     /// Whether slot `i` holds an environment.

@@ -80,7 +80,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             let (p, f) = testing::run(tests::TESTS, filter);
             testing::finish(hal_passed + p, hal_failed + f)
         }
-        Some("bench") => bench::run(&cmdline, platform.tsc_hz),
+        Some("bench") => bench::run(&cmdline),
         _ => run_init(),
     }
 }

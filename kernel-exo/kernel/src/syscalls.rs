@@ -141,7 +141,8 @@ extern "sysv64" fn sys_cap_info(cap: u64, _: u64, _: u64, _: u64, _: u64, _: u64
 }
 
 extern "sysv64" fn sys_bind(target: u64, list: u64, count: u64, _: u64, _: u64, _: u64) -> Ret {
-    let (applied, result) = with_caller(|k, me| {
+    let me = caller();
+    let (applied, result) = kernel::with(|k| {
         if count == 0 || count > BIND_MAX {
             return (0, Err(Error::BadLength));
         }
@@ -154,26 +155,33 @@ extern "sysv64" fn sys_bind(target: u64, list: u64, count: u64, _: u64, _: u64, 
         if hal_logic::addr::UserRange::new(list, bytes).is_err() {
             return (0, Err(Error::BadAddress));
         }
+        let used_before = k.env(t).used;
         const CHUNK: usize = 32;
-        let mut buf = [Binding::default(); CHUNK];
+        // Filled by the copy before use: no need to zero it first.
+        let mut buf = core::mem::MaybeUninit::<[Binding; CHUNK]>::uninit();
         let mut cache = bind::LeafCache::default();
         let mut applied = 0u64;
         let mut result = Ok(());
         while applied < count {
             let n = (count - applied).min(CHUNK as u64) as usize;
             let src = list + applied * core::mem::size_of::<Binding>() as u64;
-            if let Err(e) = uaccess::copy_bindings_from_user(&mut buf[..n], src) {
-                result = Err(e);
-                break;
-            }
-            let (done, r) = bind::bind(k, t, &buf[..n], &mut cache);
+            let chunk = match uaccess::copy_bindings_from_user(&mut buf, n, src) {
+                Ok(c) => c,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let (done, r) = bind::bind(k, t, chunk, &mut cache);
             applied += done;
             if r.is_err() {
                 result = r;
                 break;
             }
         }
-        env::publish(k, t);
+        if k.env(t).used != used_before {
+            env::publish(k, t); // page tables were charged
+        }
         (applied, result)
     });
     match result {
@@ -269,6 +277,18 @@ extern "sysv64" fn sys_env_reclaim(id: u64, count: u64, ticks: u64, _: u64, _: u
     }))
 }
 
+extern "sysv64" fn sys_protect(target: u64, va: u64, pages: u64, prot: u64, _: u64, _: u64) -> Ret {
+    let me = caller();
+    let (done, result) = kernel::with(|k| match managed(k, me, target) {
+        Ok(t) => bind::protect(k, t, va, pages, prot),
+        Err(e) => (0, Err(e)),
+    });
+    match result {
+        Ok(()) => ok(done),
+        Err(e) => Ret { status: e.code(), value: done },
+    }
+}
+
 /// Longest program name (the boot archive's limit).
 const NAME_MAX: u64 = 48;
 
@@ -319,5 +339,6 @@ pub static TABLE: [Handler; FAST_CALLS as usize] = {
     t[exo_abi::Call::EnvStatus as usize] = sys_env_status;
     t[exo_abi::Call::EnvReclaim as usize] = sys_env_reclaim;
     t[exo_abi::Call::ProgramRead as usize] = sys_program_read;
+    t[exo_abi::Call::Protect as usize] = sys_protect;
     t
 };

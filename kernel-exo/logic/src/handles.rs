@@ -121,6 +121,17 @@ impl<T, const BITS: u32> SlotTable<T, BITS> {
             .filter_map(|(i, s)| s.value.as_ref().map(|v| (Self::pack(i, s.generation), v)))
     }
 
+    /// The object in slot `index`, if any (no handle check: for the owner
+    /// of the table, which names objects by slot internally).
+    pub fn value_at(&self, index: usize) -> Option<&T> {
+        self.slots.get(index)?.value.as_ref()
+    }
+
+    /// The object in slot `index`, mutably.
+    pub fn value_at_mut(&mut self, index: usize) -> Option<&mut T> {
+        self.slots.get_mut(index)?.value.as_mut()
+    }
+
     /// The live handle in slot `index`, if any.
     pub fn handle_at(&self, index: usize) -> Option<u64> {
         let s = self.slots.get(index)?;
@@ -176,5 +187,10 @@ mod tests {
         assert_eq!(t.handle_at(2), Some(hs[2]));
         *t.get_mut(hs[0]).unwrap() = 7;
         assert_eq!(t.get(hs[0]), Ok(&7));
+        assert_eq!(t.value_at(0), Some(&7));
+        assert_eq!(t.value_at(1), None);
+        assert_eq!(t.value_at(99), None);
+        *t.value_at_mut(2).unwrap() = 8;
+        assert_eq!(t.get(hs[2]), Ok(&8));
     }
 }

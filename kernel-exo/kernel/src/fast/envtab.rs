@@ -97,8 +97,13 @@ fn index_of(addr: u64) -> Option<usize> {
 }
 
 /// The running environment's slot.
+#[inline]
 pub fn current() -> Option<usize> {
-    index_of(CURRENT.load(Relaxed))
+    // Only the kernel writes CURRENT, always a record address or 0.
+    match CURRENT.load(Relaxed) {
+        0 => None,
+        addr => Some(((addr - address(0)) >> off::SHIFT) as usize),
+    }
 }
 
 /// Make `slot` the running environment (or none).

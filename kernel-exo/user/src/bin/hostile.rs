@@ -60,7 +60,7 @@ fn calls(args: &str) -> u64 {
     let other = arg_u64(args, "other").unwrap_or(0);
 
     // Unknown call numbers.
-    for n in [17, 20, FAST_CALLS - 1, exo_abi::call::LAST_CALL + 1, 1000, u64::MAX] {
+    for n in [18, 20, FAST_CALLS - 1, exo_abi::call::LAST_CALL + 1, 1000, u64::MAX] {
         expect_eq!(c, "unknown call number", raw(n, [0; 6]), Err(Error::UnknownCall));
     }
 
@@ -192,6 +192,32 @@ fn calls(args: &str) -> u64 {
     expect_eq!(c, "bind: into a stranger", bind(other, &[ok]).1, Err(Error::Denied));
     expect_eq!(c, "bind: into nobody", bind(0x7777_0001, &[ok]).1, Err(Error::NoSuchEnv));
     expect_eq!(c, "bind: a good one still works", b(&[ok]), Ok(()));
+
+    // Protect: ranges.
+    let p = |env: u64, va: u64, n: u64, prot: u64| raw(Call::Protect as u64, [env, va, n, prot, 0, 0]);
+    expect_eq!(c, "protect: no pages", p(ENV_SELF, ok.va, 0, 1), Err(Error::BadLength));
+    expect_eq!(c, "protect: huge count", p(ENV_SELF, ok.va, u64::MAX, 1), Err(Error::BadLength));
+    expect_eq!(c, "protect: unaligned", p(ENV_SELF, ok.va + 8, 1, 1), Err(Error::Unaligned));
+    expect_eq!(c, "protect: the kernel", p(ENV_SELF, KERNEL, 1, 1), Err(Error::BadAddress));
+    expect_eq!(c, "protect: non-canonical", p(ENV_SELF, NON_CANONICAL, 1, 1), Err(Error::BadAddress));
+    expect_eq!(
+        c,
+        "protect: running into the self-map",
+        p(ENV_SELF, USER_END - 4096, 2, 1),
+        Err(Error::BadAddress)
+    );
+    expect_eq!(
+        c,
+        "protect: running into the user area",
+        p(ENV_SELF, UAREA_VA - 4096, 2, 1),
+        Err(Error::BadAddress)
+    );
+    expect_eq!(c, "protect: the info page", p(ENV_SELF, INFO_VA, 1, 3), Err(Error::BadAddress));
+    expect_eq!(c, "protect: write without read", p(ENV_SELF, ok.va, 1, 2), Err(Error::BadArgument));
+    expect_eq!(c, "protect: unknown bits", p(ENV_SELF, ok.va, 1, 0x41), Err(Error::BadArgument));
+    expect_eq!(c, "protect: a stranger", p(other, ok.va, 1, 1), Err(Error::Denied));
+    expect_eq!(c, "protect: nothing bound", p(ENV_SELF, 0x91_0000_0000, 1, 1), Err(Error::BadAddress));
+    expect_eq!(c, "protect: our page", p(ENV_SELF, ok.va, 1, 1), Ok(()));
 
     // Handlers.
     // SAFETY: every set_handler in this block is refused, or registers nothing (entry 0).

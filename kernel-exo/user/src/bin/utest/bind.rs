@@ -190,10 +190,59 @@ pub fn run() -> u64 {
     unsafe { asm!("call rcx", in("rcx") code, clobber_abi("C")) };
     expect_eq!(c, "it runs", traps::last().count, 4);
 
+    // Reprotection of a range in one call, and as batch entries.
+    // SAFETY: the test region holds no Rust data.
+    let r = unsafe { sys::protect(ENV_SELF, BASE + 32 * 4096, 16, Prot::READ) };
+    expect_eq!(c, "protect 16 pages read-only", r, (16, Ok(())));
+    let ro = (32..48)
+        .all(|i| mem::pte(BASE + i * 4096).is_some_and(|e| e & pte::WRITABLE == 0 && e & pte::DIRTY != 0));
+    c.check(ro, "all read-only, dirty bits kept", format_args!(""));
+    // SAFETY: as above.
+    let r = unsafe { sys::protect(ENV_SELF, BASE + 32 * 4096, 16, Prot::RW) };
+    expect_eq!(c, "and writable again", r, (16, Ok(())));
+    let keep = [
+        Binding { va: BASE + 40 * 4096, cap: exo_abi::CAP_KEEP, prot: Prot::READ.0 },
+        Binding { va: BASE + 41 * 4096, cap: exo_abi::CAP_KEEP, prot: Prot::READ.0 },
+    ];
+    expect_eq!(c, "reprotect entries in a batch", bind_self(&keep), (2, Ok(())));
+    c.check(
+        mem::pte(BASE + 41 * 4096).is_some_and(|e| e & pte::WRITABLE == 0),
+        "entry applied",
+        format_args!(""),
+    );
+    // SAFETY: as above.
+    let r = unsafe { sys::protect(ENV_SELF, BASE + 62 * 4096, 4, Prot::READ) };
+    expect_eq!(c, "protect stops at the first page with nothing bound", r, (2, Err(Error::BadAddress)));
+    let hole = [Binding { va: BASE + 64 * 4096, cap: exo_abi::CAP_KEEP, prot: Prot::READ.0 }];
+    expect_eq!(c, "reprotecting nothing bound", bind_self(&hole), (0, Err(Error::BadAddress)));
+
+    // Batches and ranges that cross from one 2 MiB region (one last-level
+    // table) into the next land each page where it was asked.
+    let edge = 0x21_0000_0000 + 0x20_0000 - 2 * 4096; // two pages before a 2 MiB boundary
+    let mut cross = [Binding::default(); 4];
+    for (j, b) in cross.iter_mut().enumerate() {
+        *b = Binding { va: edge + j as u64 * 4096, cap: caps[20 + j].0, prot: Prot::RW.0 };
+    }
+    expect_eq!(c, "a batch across a 2 MiB boundary", bind_self(&cross), (4, Ok(())));
+    let placed = (0..4).all(|j| {
+        let pa = sys::cap_info(caps[20 + j]).map_or(0, |r| r.0 << 12);
+        mem::pte(edge + j as u64 * 4096).is_some_and(|e| e & pte::ADDR == pa)
+    });
+    c.check(placed, "each page bound at its own address", format_args!(""));
+    c.check(load(edge + 3 * 4096) == 0x1000 + 23, "and it holds that page's data", format_args!(""));
+    // SAFETY: the test region holds no Rust data.
+    let r = unsafe { sys::protect(ENV_SELF, edge, 4, Prot::READ) };
+    expect_eq!(c, "protect across the boundary", r, (4, Ok(())));
+    let all_ro = (0..4).all(|j| mem::pte(edge + j * 4096).is_some_and(|e| e & pte::WRITABLE == 0));
+    c.check(all_ro, "all four read-only", format_args!(""));
+    let before = traps::last().count;
+    store(edge + 3 * 4096, 1);
+    expect_eq!(c, "and enforced on the far side", traps::last().count - before, 1);
+
     // What the environment may never write.
     store(selfmap::pte(BASE), 0);
     let s = traps::last();
-    expect_eq!(c, "write to our page tables: #PF", (s.count, s.error, s.addr), (5, 7, selfmap::pte(BASE)));
+    expect_eq!(c, "write to our page tables: #PF", (s.count, s.error, s.addr), (6, 7, selfmap::pte(BASE)));
     expect_eq!(
         c,
         "the entry is unchanged",
@@ -201,7 +250,7 @@ pub fn run() -> u64 {
         sys::cap_info(caps[0]).ok().map(|r| r.0 << 12)
     );
     store(INFO_VA, 0);
-    expect_eq!(c, "write to the info page: #PF", (traps::last().count, traps::last().addr), (6, INFO_VA));
+    expect_eq!(c, "write to the info page: #PF", (traps::last().count, traps::last().addr), (7, INFO_VA));
     expect_eq!(
         c,
         "the kernel-managed window cannot be rebound",

@@ -97,6 +97,11 @@ pub fn run() -> u64 {
     );
     let ro = Binding { prot: exo_abi::Prot::READ.0, ..rw };
     expect_eq!(c, "a read-only grant can be bound readable", sys::bind_child(child, &[ro]), (1, Ok(())));
+    // SAFETY: this changes the child's address space, not ours.
+    let r = unsafe { sys::protect(child.0, rw.va, 1, exo_abi::Prot::RW) };
+    expect_eq!(c, "nor made writable by reprotecting it", r, (0, Err(Error::NoRights)));
+    let keep = Binding { cap: exo_abi::CAP_KEEP, ..rw };
+    expect_eq!(c, "nor by a reprotect entry", sys::bind_child(child, &[keep]), (0, Err(Error::NoRights)));
     // SAFETY: revoking a grant the child holds does not touch our memory.
     expect_eq!(c, "the owner revokes its grant", unsafe { sys::cap_revoke(g) }, Ok(()));
     // SAFETY: as above.
