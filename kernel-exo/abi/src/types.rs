@@ -30,6 +30,10 @@ pub const MAX_ENVS: usize = 64;
 /// Most capabilities one environment may hold.
 pub const MAX_CAPS_PER_ENV: usize = 4096;
 
+/// Most addresses one capability's page may be bound at (in its holder's
+/// address space) at the same time.
+pub const MAX_MAPPINGS_PER_CAP: usize = 64;
+
 /// Number of time slices in the kernel's slice vector.
 pub const SLICE_SLOTS: usize = 64;
 

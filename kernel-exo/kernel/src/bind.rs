@@ -24,7 +24,7 @@ use crate::kernel::Kernel;
 use crate::pages;
 use crate::pt;
 use exo_abi::layout::{RESERVED_END, RESERVED_START, USER_END, USER_START, pte};
-use exo_abi::{Binding, CAP_KEEP, Error, PROTECT_MAX, Prot, Rights};
+use exo_abi::{Binding, CAP_KEEP, Error, MAX_MAPPINGS_PER_CAP, PROTECT_MAX, Prot, Rights};
 use shared_hal::memory;
 
 /// Check a binding's virtual address: page aligned, in user space, not
@@ -190,7 +190,17 @@ fn bind_or_unbind(
     }
     // SAFETY: `entry` points into a last-level table of `root` (see reprotect).
     let old = unsafe { entry.read() };
-    if old & pte::PRESENT != 0 && pages::entry_pa(old) == pa {
+    let rebind = old & pte::PRESENT != 0 && pages::entry_pa(old) == pa;
+    if !rebind {
+        // A new address for this page: make room to record it first, so
+        // nothing below can fail.
+        let mappings = &mut k.caps.get_mut(b.cap).expect("checked above").mappings;
+        if mappings.len() >= MAX_MAPPINGS_PER_CAP {
+            return Err(Error::Limit);
+        }
+        mappings.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
+    }
+    if rebind {
         // Same page, hence bound with this very capability (one per
         // environment and page): only the permissions change.
         if b.prot & Prot::CLEAR_AD.0 == 0 {

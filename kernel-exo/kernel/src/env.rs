@@ -286,9 +286,17 @@ pub fn destroy(k: &mut Kernel, i: usize, ending: Ending) {
     if !k.env(i).is_live() {
         return;
     }
-    // Descendants first: their resources may be grants of ours.
-    let children: Vec<usize> = k.env_slots().filter(|&c| k.env(c).parent == id).collect();
-    for c in children {
+    // Descendants first: their resources may be grants of ours. (A fixed
+    // array: teardown must not depend on the heap.)
+    let mut children = [0usize; exo_abi::MAX_ENVS];
+    let mut n = 0;
+    for c in k.env_slots() {
+        if k.env(c).parent == id {
+            children[n] = c;
+            n += 1;
+        }
+    }
+    for &c in &children[..n] {
         destroy(k, c, Ending { status: EnvStatus::Killed, detail: 0 });
         reap(k, c);
     }

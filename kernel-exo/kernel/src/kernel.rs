@@ -26,8 +26,11 @@ pub const CAP_INDEX_BITS: u32 = 24;
 pub type EnvTable = SlotTable<Env, ENV_INDEX_BITS>;
 pub type CapTable = SlotTable<Cap, CAP_INDEX_BITS>;
 
-/// Upper bound on live capabilities (all environments together).
-pub const MAX_CAPS: usize = 1 << 20;
+/// Upper bound on live capabilities, all environments together: chosen
+/// so that capabilities, their page records and their mapping lists fit
+/// in the kernel heap (every allocation on a system-call path is also
+/// fallible, so exhausting the heap is an `OutOfMemory`, never a panic).
+pub const MAX_CAPS: usize = 1 << 15;
 
 pub struct Kernel {
     pub envs: EnvTable,

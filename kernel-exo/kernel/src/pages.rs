@@ -28,21 +28,29 @@ pub struct PageRec {
 /// Page numbers at or above this name no memory (52-bit physical addresses).
 const PPN_LIMIT: u64 = 1 << 40;
 
-fn charge_one(k: &Kernel, i: usize) -> Result<(), Error> {
+fn charge_one(k: &mut Kernel, i: usize) -> Result<(), Error> {
     let e = k.env(i);
     if e.used >= e.quota {
         return Err(Error::QuotaExceeded);
     }
+    room_for_cap(k, i)
+}
+
+/// Whether environment `i` may hold one more capability; reserves the
+/// memory to record it, so the recording cannot fail later.
+fn room_for_cap(k: &mut Kernel, i: usize) -> Result<(), Error> {
+    let e = k.env_mut(i);
     if e.caps.len() >= MAX_CAPS_PER_ENV {
         return Err(Error::Limit);
     }
-    Ok(())
+    e.caps.try_reserve(1).map_err(|_| Error::OutOfMemory)
 }
 
 /// Allocate page `ppn` (or any page) for environment `i`, zeroed. Returns
 /// the owner capability and the page number.
 pub fn alloc(k: &mut Kernel, i: usize, ppn: u64) -> Result<(u64, u64), Error> {
     charge_one(k, i)?;
+    k.pages.try_reserve(1).map_err(|_| Error::OutOfMemory)?;
     let pa = if ppn == ANY_PAGE {
         memory::alloc_frame().ok_or(Error::OutOfMemory)?
     } else {
@@ -88,9 +96,13 @@ pub fn grant(k: &mut Kernel, i: usize, handle: u64, target: u64, rights: u64) ->
         // One capability per environment and page keeps bindings unambiguous.
         return Err(Error::BadState);
     }
-    if k.env(t).caps.len() >= MAX_CAPS_PER_ENV {
-        return Err(Error::Limit);
-    }
+    room_for_cap(k, t)?;
+    k.pages
+        .get_mut(&pa)
+        .expect("owned pages have a record")
+        .grants
+        .try_reserve(1)
+        .map_err(|_| Error::OutOfMemory)?;
     let cap = Cap { holder: target, pa, rights, owner: false, mappings: Vec::new() };
     let new = k.caps.insert(cap).map_err(|_| Error::Limit)?;
     k.pages.get_mut(&pa).expect("owned pages have a record").grants.push(new);

@@ -8,11 +8,13 @@
 //! the most recently acquired pages first — breaking every binding of
 //! them and recording their numbers in the environment's repossession
 //! vector, which it can read in its info page. Nothing else is disturbed.
+//! (The order is `exo_logic::revoke::victims`' newest-first, applied one
+//! page at a time so the timer path needs no heap.)
 
 use crate::env;
 use crate::kernel::Kernel;
 use exo_abi::Error;
-use exo_logic::revoke::{Request, victims};
+use exo_logic::revoke::Request;
 
 /// Ask environment `i` to return `pages` pages within `ticks` timer ticks.
 pub fn request(k: &mut Kernel, i: usize, pages: u64, ticks: u64) -> Result<(), Error> {
@@ -39,10 +41,10 @@ pub fn request(k: &mut Kernel, i: usize, pages: u64, ticks: u64) -> Result<(), E
 /// Run the abort protocol on every environment whose request has expired.
 pub fn check_deadlines(k: &mut Kernel) {
     let now = k.ticks;
-    let expired: alloc::vec::Vec<usize> =
-        k.env_slots().filter(|&i| k.env(i).revoke.is_some_and(|r| r.expired(now))).collect();
-    for i in expired {
-        abort(k, i);
+    for i in 0..exo_abi::MAX_ENVS {
+        if k.occupied(i) && k.env(i).revoke.is_some_and(|r| r.expired(now)) {
+            abort(k, i);
+        }
     }
 }
 
@@ -57,19 +59,18 @@ pub fn abort(k: &mut Kernel, i: usize) {
     let Some(req) = k.env_mut(i).revoke.take() else { return };
     k.env_mut(i).revoke_upcall_pending = false;
     let id = k.env(i).id;
-    // Candidates: pages it owns, in the order it acquired them.
-    let owned: alloc::vec::Vec<u64> = k
-        .env(i)
-        .caps
-        .iter()
-        .filter_map(|h| k.caps.get(*h).ok())
-        .filter(|c| c.owner && c.holder == id)
-        .map(|c| c.pa)
-        .collect();
-    for pa in victims(&owned, req.shortfall() as usize) {
+    // Newest first (see exo_logic::revoke::victims): take the most recently
+    // acquired page it owns, as often as it owes one. (No list is built:
+    // the timer path must not depend on the heap.)
+    let mut taken = 0;
+    while taken < req.shortfall() {
+        let newest =
+            k.env(i).caps.iter().rev().find_map(|h| k.caps.get(*h).ok().filter(|c| c.owner)).map(|c| c.pa);
+        let Some(pa) = newest else { break };
         crate::pages::free_page(k, pa, false);
         env::record_repossessed(k, i, pa >> 12);
+        taken += 1;
     }
     env::publish(k, i);
-    log::info!("kernel-exo: repossessed {} page(s) from environment {id:#x}", req.shortfall());
+    log::info!("kernel-exo: repossessed {taken} page(s) from environment {id:#x}");
 }

@@ -55,13 +55,20 @@ impl<T, const BITS: u32> SlotTable<T, BITS> {
         (handle & Self::INDEX_MASK) as usize
     }
 
-    /// Store `value`; returns its handle.
+    /// Store `value`; returns its handle. Fails (never panics) when the
+    /// table is at its limit or memory for it cannot be had.
     pub fn insert(&mut self, value: T) -> Result<u64, Full> {
         let index = match self.free.pop() {
             Some(i) => i,
             None if self.slots.len() < self.limit => {
+                // The free list keeps room for every slot, so that `remove`
+                // never needs to allocate.
+                let n = self.slots.len() + 1;
+                if self.slots.try_reserve(1).is_err() || self.free.try_reserve(n - self.free.len()).is_err() {
+                    return Err(Full);
+                }
                 self.slots.push(Slot { generation: 1, value: None });
-                self.slots.len() - 1
+                n - 1
             }
             None => return Err(Full),
         };
@@ -100,6 +107,7 @@ impl<T, const BITS: u32> SlotTable<T, BITS> {
         let slot = &mut self.slots[i];
         slot.generation += 1;
         self.live -= 1;
+        debug_assert!(self.free.len() < self.free.capacity(), "insert reserved room");
         self.free.push(i);
         Ok(slot.value.take().expect("slot() checked it is live"))
     }

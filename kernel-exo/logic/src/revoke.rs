@@ -1,5 +1,5 @@
-//! Visible revocation: one "return N pages by tick T" request, and which
-//! pages the abort protocol takes when it is not met.
+//! Visible revocation: the bookkeeping of one "return N pages by tick T"
+//! request.
 
 /// An outstanding request to an environment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +44,6 @@ impl Request {
     }
 }
 
-/// The pages the abort protocol repossesses: `n` of `owned` (in the order
-/// the environment acquired them), most recently acquired first. Taking
-/// the newest pages first leaves an environment's program and early data
-/// (acquired first) in place as long as possible.
-pub fn victims<T: Copy>(owned: &[T], n: usize) -> impl Iterator<Item = T> + '_ {
-    owned.iter().rev().take(n).copied()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,13 +61,5 @@ mod tests {
         assert_eq!(r.shortfall(), 0);
         assert_eq!(Request::new(1, u64::MAX, 9).deadline, u64::MAX);
         assert_eq!(r.ticks_left(200), 0);
-    }
-
-    #[test]
-    fn victims_are_newest_first() {
-        let owned = [10, 11, 12, 13];
-        assert_eq!(victims(&owned, 2).collect::<Vec<_>>(), vec![13, 12]);
-        assert_eq!(victims(&owned, 9).count(), 4);
-        assert_eq!(victims::<u32>(&[], 3).count(), 0);
     }
 }

@@ -192,6 +192,24 @@ fn calls(args: &str) -> u64 {
     expect_eq!(c, "bind: into a stranger", bind(other, &[ok]).1, Err(Error::Denied));
     expect_eq!(c, "bind: into nobody", bind(0x7777_0001, &[ok]).1, Err(Error::NoSuchEnv));
     expect_eq!(c, "bind: a good one still works", b(&[ok]), Ok(()));
+    // One page at ever more addresses: the kernel's record of them is bounded.
+    let mut aliases = 1;
+    let stop = loop {
+        let va = ok.va + aliases * 4096;
+        match one(va, mine.0, Prot::READ.0) {
+            Ok(()) => aliases += 1,
+            Err(e) => break e,
+        }
+        if aliases > 1000 {
+            break Error::BadState;
+        }
+    };
+    expect_eq!(
+        c,
+        "bind: aliases of one page are limited",
+        (stop, aliases),
+        (Error::Limit, exo_abi::MAX_MAPPINGS_PER_CAP as u64)
+    );
 
     // Protect: ranges.
     let p = |env: u64, va: u64, n: u64, prot: u64| raw(Call::Protect as u64, [env, va, n, prot, 0, 0]);
