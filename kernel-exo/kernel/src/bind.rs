@@ -230,6 +230,15 @@ const FLUSH_ALL_ABOVE: u64 = 32;
 /// the error that stopped the loop (a page with nothing bound, or WRITE
 /// where the capability did not allow it).
 pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64, Result<(), Error>) {
+    if pages == 1 {
+        // One page (what a fault handler asks for): straight-line code.
+        let env = k.env_mut(t);
+        let active = shared_hal::cpu::cr3() & pte::ADDR == env.root;
+        return match reprotect(env.root, active, &Binding { va, cap: CAP_KEEP, prot }, &mut env.leaf) {
+            Ok(()) => (1, Ok(())),
+            Err(e) => (0, Err(e)),
+        };
+    }
     // One pass of comparisons for a valid request; working out which rule
     // a bad one broke is left to the cold path.
     let end = va.wrapping_add(pages << 12);

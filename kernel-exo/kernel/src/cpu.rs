@@ -9,6 +9,7 @@ const CR0_WP: u64 = 1 << 16;
 const CR4_OSFXSR: u64 = 1 << 9;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
 const CR4_OSXSAVE: u64 = 1 << 18;
+const CR4_SMEP: u64 = 1 << 20;
 
 fn cr0() -> u64 {
     let v: u64;
@@ -45,5 +46,17 @@ pub fn disable_vector_units() {
         asm!("mov cr0, {}", in(reg) (cr0() | CR0_EM) & !CR0_MP, options(nostack, preserves_flags));
         asm!("mov cr4, {}", in(reg) cr4() & !(CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE),
              options(nostack, preserves_flags));
+    }
+}
+
+/// Forbid ring 0 to execute user pages (SMEP), where the CPU supports it:
+/// a kernel bug can then never run code an environment wrote.
+pub fn enable_smep() {
+    // Leaf 0 says whether leaf 7 (structured extended features) exists.
+    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
+    let smep = max_leaf >= 7 && core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 7) != 0;
+    if smep {
+        // SAFETY: the kernel never executes from user pages.
+        unsafe { asm!("mov cr4, {}", in(reg) cr4() | CR4_SMEP, options(nostack, preserves_flags)) };
     }
 }

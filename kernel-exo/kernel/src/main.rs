@@ -93,6 +93,7 @@ fn init(platform: &shared_hal::Platform) {
     fast::init();
     faults::init();
     cpu::disable_vector_units();
+    cpu::enable_smep();
     shared_hal::apic::set_timer_hook(sched::on_tick);
 }
 

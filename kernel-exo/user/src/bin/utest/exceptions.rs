@@ -65,6 +65,8 @@ pub fn run() -> u64 {
     );
     let (s, _) = fault!(3, ["2: mov rax, qword ptr [rcx]"], in("rcx") 0x0000_8000_0000_0000u64, out("rax") _);
     expect_eq!(c, "#GP non-canonical address", (s.count, s.trapno), (10, 13));
+    let (s, _) = fault!(2, ["2: in al, 0x60"], out("al") _);
+    expect_eq!(c, "#GP: no I/O ports for environments", (s.count, s.trapno), (11, 13));
     kernel_text(&mut c);
     registers_survive(&mut c);
     many(&mut c);
