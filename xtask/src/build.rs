@@ -13,7 +13,13 @@ const TARGET: &str = "x86_64-unknown-none";
 /// `(cargo package, binary name)`. Empty until the kernels grow user space.
 fn user_programs(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
     match kernel {
-        Kernel::Exo => &[],
+        Kernel::Exo => &[
+            ("exo-user", "exo-init"),
+            ("exo-user", "exo-hello"),
+            ("exo-user", "exo-utest"),
+            ("exo-user", "exo-hostile"),
+            ("exo-user", "exo-bench"),
+        ],
         Kernel::Spin => &[],
     }
 }

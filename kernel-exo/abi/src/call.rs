@@ -1,0 +1,187 @@
+//! System-call numbers, with each call's arguments, results and errors.
+//!
+//! Numbers below [`FAST_CALLS`] are *table calls*: they never switch
+//! environments and return with `sysretq` through one indirect call in the
+//! entry stub. Numbers from [`FIRST_SWITCHING`] on may run another
+//! environment before the caller continues (or never continue it).
+
+/// Number of entries in the kernel's fast call table (unused ones answer
+/// [`crate::Error::UnknownCall`]).
+pub const FAST_CALLS: u64 = 32;
+
+/// First call number that may switch environments.
+pub const FIRST_SWITCHING: u64 = 32;
+
+/// Every system call. The doc of each variant lists arguments (a0..a5 in
+/// RDI, RSI, RDX, R10, R8, R9), results (r0 in RDX, r1 in R8) and the
+/// errors it can return besides the ones every call may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u64)]
+pub enum Call {
+    /// Do nothing and return 0: the null system call.
+    Null = 0,
+    /// Write `a1` bytes at user address `a0` to the console (at most
+    /// [`crate::types::CONSOLE_MAX`]). Errors: BadAddress, BadLength.
+    ConsoleWrite = 1,
+    /// r0 = the caller's [`crate::EnvId`].
+    EnvSelf = 2,
+    /// Allocate physical page number `a0`, or any free page if `a0` is
+    /// [`crate::ANY_PAGE`]. The page is zeroed and owned by the caller.
+    /// r0 = owner capability, r1 = page number.
+    /// Errors: NoSuchPage, PageInUse, OutOfMemory, QuotaExceeded, Limit.
+    PageAlloc = 3,
+    /// Free the page named by owner capability `a0`: every grant of it is
+    /// revoked, every binding of it in any environment is broken.
+    /// Errors: InvalidCap, Revoked, NotHolder, NoRights (not the owner).
+    PageFree = 4,
+    /// Grant the page of owner capability `a0` to environment `a1` with
+    /// [`crate::Rights`] `a2` (READ, or READ|WRITE). r0 = the new
+    /// capability, held by `a1` (pass it on, e.g. in a PCT message).
+    /// Errors: cap errors, NoRights, NoSuchEnv, BadArgument, Limit.
+    PageGrant = 5,
+    /// Give the page of owner capability `a0` to environment `a1` (a child
+    /// or the parent), which becomes its owner and is charged for it. The
+    /// caller's bindings and all grants are broken. r0 = the new owner
+    /// capability, held by `a1`.
+    /// Errors: cap errors, NoRights, NoSuchEnv, Denied, QuotaExceeded.
+    PageTransfer = 6,
+    /// Revoke capability `a0`: the holder of a grant drops it, or the
+    /// owner of the page takes back a grant it gave. Bindings made with
+    /// it are broken. Errors: InvalidCap, Revoked, NotHolder, BadArgument
+    /// (an owner capability: use PageFree).
+    CapRevoke = 7,
+    /// r0 = page number of capability `a0`, r1 = its [`crate::Rights`]
+    /// (with [`crate::Rights::OWNER`] for the owner capability).
+    /// Errors: InvalidCap, Revoked, NotHolder.
+    CapInfo = 8,
+    /// Apply `a2` [`crate::Binding`]s (bind, reprotect or unbind) read
+    /// from user address `a1` to the address space of environment `a0`
+    /// ([`crate::ENV_SELF`] or a descendant). Each binding's capability must
+    /// be held by that environment. Stops at the first bad binding; r0 =
+    /// how many were applied. Reprotecting an address with nothing bound
+    /// is BadAddress.
+    /// Errors: BadAddress, Unaligned, BadLength, BadArgument, cap errors,
+    /// NoRights, NoSuchEnv, Denied, OutOfMemory, QuotaExceeded.
+    Bind = 9,
+    /// Register handler kind `a0` ([`crate::HandlerKind`]) at entry `a1`
+    /// with stack top `a2` (16-byte aligned; ignored for the PCT entry).
+    /// Entry 0 unregisters. Errors: BadArgument, BadAddress, Unaligned.
+    SetHandler = 10,
+    /// Create a child environment with `a0` time slices and a page quota
+    /// of `a1`, both taken from the caller's own. The child has an empty
+    /// address space and has not started. r0 = its [`crate::EnvId`].
+    /// Errors: Limit, QuotaExceeded, OutOfMemory, BadArgument.
+    EnvCreate = 11,
+    /// Start child `a0` at RIP `a1` with RSP `a2`, RDI = `a3`, RSI = `a4`
+    /// and every other register zero. Errors: NoSuchEnv, Denied,
+    /// BadState (already started), BadAddress.
+    EnvStart = 12,
+    /// Kill environment `a0` (a descendant, or [`crate::ENV_SELF`]):
+    /// everything it holds is freed, its descendants are killed too. On a
+    /// child that has already ended it only removes the record.
+    /// Errors: NoSuchEnv, Denied.
+    EnvKill = 13,
+    /// r0 = [`crate::EnvStatus`] code of child `a0`, r1 = its detail
+    /// (exit code, trap number). Errors: NoSuchEnv, Denied.
+    EnvStatus = 14,
+    /// Ask child `a0` to return `a1` pages within `a2` timer ticks (the
+    /// revocation protocol; the kernel repossesses what is not returned).
+    /// Errors: NoSuchEnv, Denied, BadArgument, BadState (one already pending).
+    EnvReclaim = 15,
+    /// Copy up to `a4` bytes from offset `a2` of the boot-archive program
+    /// named by the `a1` bytes at `a0`, into user buffer `a3`. r0 = bytes
+    /// copied, r1 = the file's size. Errors: NotFound, BadAddress, BadLength.
+    ProgramRead = 16,
+    /// Change the protection of the `a2` pages bound from `a1` on in the
+    /// address space of `a0` ([`crate::ENV_SELF`] or a descendant) to
+    /// [`crate::Prot`] `a3` — a reprotection (see [`crate::Binding`]) of a
+    /// whole range in one call, without a list. WRITE only where the
+    /// capability each page was bound with allows it. Stops at the first
+    /// page with nothing bound; r0 = pages changed.
+    /// Errors: BadAddress, Unaligned, BadLength, BadArgument, NoRights,
+    /// NoSuchEnv, Denied.
+    Protect = 17,
+
+    /// Synchronous protected control transfer to environment `a0` (see
+    /// the crate docs for the register convention): the caller stops (it
+    /// is *waiting*: only a PCT or an upcall enters it again) and donates
+    /// its time slices to the callee until a synchronous PCT back.
+    /// Errors (returned to the caller): NoSuchEnv, BadState (target not
+    /// waiting), NoEntry.
+    PctSync = 32,
+    /// Asynchronous PCT: like [`Call::PctSync`], but the caller's state is
+    /// saved and it continues later in its own slices (RAX = 0); only the
+    /// rest of the current slice is donated.
+    PctAsync = 33,
+    /// Give up the rest of the slice: to environment `a0`, or to the next
+    /// slice owner if `a0` is [`crate::YIELD_ANY`]. Returns (RAX = 0) when
+    /// the caller runs again. Errors: NoSuchEnv, BadState (target cannot run).
+    Yield = 34,
+    /// Stop and wait: the caller keeps no saved state and runs again only
+    /// when entered through its PCT entry or an upcall. Never returns.
+    Wait = 35,
+    /// End the caller with exit code `a0`. Never returns.
+    Exit = 36,
+}
+
+impl Call {
+    /// Every call, for tables and tests.
+    pub const ALL: [Call; 23] = [
+        Call::Null,
+        Call::ConsoleWrite,
+        Call::EnvSelf,
+        Call::PageAlloc,
+        Call::PageFree,
+        Call::PageGrant,
+        Call::PageTransfer,
+        Call::CapRevoke,
+        Call::CapInfo,
+        Call::Bind,
+        Call::SetHandler,
+        Call::EnvCreate,
+        Call::EnvStart,
+        Call::EnvKill,
+        Call::EnvStatus,
+        Call::EnvReclaim,
+        Call::ProgramRead,
+        Call::Protect,
+        Call::PctSync,
+        Call::PctAsync,
+        Call::Yield,
+        Call::Wait,
+        Call::Exit,
+    ];
+
+    /// The call with number `n`, if there is one.
+    pub fn from_number(n: u64) -> Option<Call> {
+        Call::ALL.into_iter().find(|c| *c as u64 == n)
+    }
+
+    /// Whether the call may run another environment before returning.
+    pub const fn switches(self) -> bool {
+        self as u64 >= FIRST_SWITCHING
+    }
+}
+
+/// Highest call number.
+pub const LAST_CALL: u64 = Call::Exit as u64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_round_trip_and_classes_are_consistent() {
+        for c in Call::ALL {
+            assert_eq!(Call::from_number(c as u64), Some(c));
+            assert_eq!(c.switches(), c as u64 >= FIRST_SWITCHING);
+            if !c.switches() {
+                assert!((c as u64) < FAST_CALLS, "{c:?} must fit the fast table");
+            }
+            assert!(c as u64 <= LAST_CALL);
+        }
+        assert_eq!(Call::from_number(18), None);
+        assert_eq!(Call::from_number(LAST_CALL + 1), None);
+        assert_eq!(Call::from_number(u64::MAX), None);
+    }
+}

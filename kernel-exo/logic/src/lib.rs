@@ -1,0 +1,16 @@
+//! exo-logic: the parts of kernel-exo that are plain data structures, kept
+//! out of the ring-0 crate so `cargo test` can exercise them on the host.
+//!
+//! - [`handles`]: generational slot tables, which name capabilities and
+//!   environments with handles that go stale when their object dies.
+//! - [`slices`]: the time-slice vector, round-robin selection, and the
+//!   resolution of donated slices (synchronous PCT).
+//! - [`revoke`]: the bookkeeping of one "return N pages by tick T" request.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod handles;
+pub mod revoke;
+pub mod slices;

@@ -1,0 +1,63 @@
+//! exo-bench: the benchmark environment of kernel-exo. On an exokernel the
+//! measured operations start in ring 3, so they are measured here, with
+//! the shared suite (`benchmarks`) and this environment's own mechanisms:
+//! the null system call, PCT through exos, exceptions delivered to its
+//! own handler, and virtual memory built from raw secure-binding calls,
+//! the read-only self-map and the user-level exception path — exactly
+//! what a library OS does. The kernel passes the settings in the argument
+//! string (`quick`, `only=...`); results go to the console.
+#![no_std]
+#![no_main]
+
+mod exceptions;
+mod pct;
+mod vm;
+
+use benchmarks::Settings;
+use benchmarks::suite::{self, Outcome};
+use hal_logic::cmdline::Cmdline;
+
+fn main(args: &str) -> u64 {
+    let cmd = Cmdline::new(args);
+    if cmd.get("role") == Some("pct-echo") {
+        return pct::echo_server();
+    }
+    let settings = Settings { quick: cmd.has("quick"), only: cmd.get("only") };
+    let tsc_hz = exos::info::get().tsc_hz;
+    suite::run("exo", tsc_hz, &settings, &mut |line| exos::println!("{line}"), glue);
+    0
+}
+
+exos::entry!(main);
+
+fn glue(op: &'static benchmarks::Op, settings: &Settings) -> Outcome {
+    if let Some(outcome) = suite::baseline(op, settings) {
+        return outcome;
+    }
+    let (iters, runs) = (settings.iterations(op), settings.runs());
+    match op.name {
+        "protected in-kernel call" => Outcome::NotApplicable(
+            "an exokernel links nothing into the kernel: there are no in-kernel protection domains to call between",
+        ),
+        "system call" => Outcome::Measured(benchmarks::measure(iters, runs, exos::sys::null)),
+        "cross-address-space call" => pct::null_call(iters, runs),
+        "fork-join kernel" | "ping-pong kernel" => Outcome::NotApplicable(
+            "an exokernel has no kernel threads: threads belong to the library OS (ExOS thread package, next issue)",
+        ),
+        "fork-join user layered"
+        | "fork-join user integrated"
+        | "ping-pong user layered"
+        | "ping-pong user integrated" => Outcome::NotApplicable(
+            "needs ExOS's user-level thread package, built on upcalls and PCT (next issue)",
+        ),
+        "exception #ud" | "exception #bp" | "exception #de" | "exception #pf" => {
+            exceptions::run(op.name, iters, runs)
+        }
+        "dirty" | "fault" | "trap" | "prot1" | "prot100" | "unprot100" | "appel1" | "appel2" => {
+            vm::run(op.name, iters, runs)
+        }
+        _ => Outcome::NotApplicable(
+            "an exokernel has no in-kernel event dispatcher: events reach the library OS as exceptions, upcalls and PCTs",
+        ),
+    }
+}
