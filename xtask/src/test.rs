@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Crates with host unit tests (pure logic, `no_std` but testable on the host).
-const HOST_TESTED: &[&str] = &["hal-logic", "benchmarks"];
+const HOST_TESTED: &[&str] = &["hal-logic", "benchmarks", "spin-trusted", "spin-abi", "spin-interface"];
 
 /// Pass/fail bookkeeping with the evidence for each failure.
 #[derive(Default)]

@@ -1,0 +1,110 @@
+//! Locks and condition variables for strands (blocking), plus the
+//! spinning primitives extensions use for their own small state.
+//!
+//! [`Mutex`] and [`Condition`] block through the strand events: a waiter
+//! queues itself and raises [`crate::strand::BLOCK`]; a releaser raises
+//! [`crate::strand::UNBLOCK`] for the first waiter. The kernel is a
+//! uniprocessor that does not preempt kernel code, so nothing runs between
+//! a waiter queueing itself and blocking: no wakeup is lost.
+
+use crate::contain::critical;
+use crate::strand::{self, Strand};
+use alloc::collections::VecDeque;
+use core::ops::{Deref, DerefMut};
+/// Spinning lock, once-cell and lazy value for an extension's own statics.
+pub use spin::{Lazy, Mutex as SpinLock, MutexGuard as SpinGuard, Once};
+
+/// A blocking lock.
+pub struct Mutex<T> {
+    data: SpinLock<T>,
+    waiters: SpinLock<VecDeque<Strand>>,
+}
+
+impl<T> Mutex<T> {
+    pub const fn new(value: T) -> Self {
+        Self { data: SpinLock::new(value), waiters: SpinLock::new(VecDeque::new()) }
+    }
+
+    /// Take the lock, blocking while another strand holds it.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        loop {
+            if let Some(g) = self.data.try_lock() {
+                return MutexGuard { mutex: self, inner: Some(g) };
+            }
+            critical(|| self.waiters.lock().push_back(strand::current()));
+            strand::block_current();
+        }
+    }
+
+    fn wake_one(&self) {
+        if let Some(s) = critical(|| self.waiters.lock().pop_front()) {
+            strand::UNBLOCK.raise(s);
+        }
+    }
+}
+
+/// Access to a [`Mutex`]'s value; releases (and wakes a waiter) when dropped.
+pub struct MutexGuard<'a, T> {
+    mutex: &'a Mutex<T>,
+    inner: Option<SpinGuard<'a, T>>,
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("guard holds the lock until dropped")
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("guard holds the lock until dropped")
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        self.mutex.wake_one();
+    }
+}
+
+/// A condition variable (Mesa semantics: re-check the condition after waking).
+pub struct Condition {
+    waiters: SpinLock<VecDeque<Strand>>,
+}
+
+impl Default for Condition {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Condition {
+    pub const fn new() -> Self {
+        Self { waiters: SpinLock::new(VecDeque::new()) }
+    }
+
+    /// Release the lock, wait for a signal, take the lock again.
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        let mutex = guard.mutex;
+        critical(|| self.waiters.lock().push_back(strand::current()));
+        drop(guard);
+        strand::block_current();
+        mutex.lock()
+    }
+
+    /// Wake one waiter.
+    pub fn signal(&self) {
+        if let Some(s) = critical(|| self.waiters.lock().pop_front()) {
+            strand::UNBLOCK.raise(s);
+        }
+    }
+
+    /// Wake every waiter.
+    pub fn broadcast(&self) {
+        while let Some(s) = critical(|| self.waiters.lock().pop_front()) {
+            strand::UNBLOCK.raise(s);
+        }
+    }
+}
