@@ -79,6 +79,18 @@ pub fn run<R>(culprit: DomainId, f: impl FnOnce() -> R) -> Result<R, Fault> {
 
 static CRITICAL: AtomicU32 = AtomicU32::new(0);
 
+/// Start a critical section (see [`critical`]).
+#[inline]
+pub(crate) fn enter_critical() {
+    CRITICAL.fetch_add(1, Ordering::SeqCst);
+}
+
+/// End a critical section.
+#[inline]
+pub(crate) fn exit_critical() {
+    CRITICAL.fetch_sub(1, Ordering::SeqCst);
+}
+
 /// Run `f` as a critical section: the kernel defers aborting an overrunning
 /// extension until it ends (so a lock taken inside is always released).
 pub(crate) fn critical<R>(f: impl FnOnce() -> R) -> R {

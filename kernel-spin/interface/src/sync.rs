@@ -7,22 +7,82 @@
 //! uniprocessor that does not preempt kernel code, so nothing runs between
 //! a waiter queueing itself and blocking: no wakeup is lost.
 
-use crate::contain::critical;
 use crate::strand::{self, Strand};
 use alloc::collections::VecDeque;
 use core::ops::{Deref, DerefMut};
-/// Spinning lock, once-cell and lazy value for an extension's own statics.
-pub use spin::{Lazy, Mutex as SpinLock, MutexGuard as SpinGuard, Once};
+/// Once-cell and lazy value for an extension's own statics.
+pub use spin::{Lazy, Once};
+
+/// A spinning lock for an extension's own small state. While it is held the
+/// kernel does not abort an overrunning extension (the abort waits until
+/// the lock is released), so a lock is never left held by an aborted
+/// handler. An extension that loops forever *while holding* one cannot be
+/// stopped: keep critical sections short.
+pub struct SpinLock<T> {
+    inner: spin::Mutex<T>,
+}
+
+impl<T> SpinLock<T> {
+    pub const fn new(value: T) -> Self {
+        Self { inner: spin::Mutex::new(value) }
+    }
+
+    /// Take the lock (spinning).
+    #[inline]
+    pub fn lock(&self) -> SpinGuard<'_, T> {
+        crate::contain::enter_critical();
+        SpinGuard { inner: Some(self.inner.lock()) }
+    }
+
+    /// Take the lock if it is free.
+    #[inline]
+    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        crate::contain::enter_critical();
+        match self.inner.try_lock() {
+            Some(inner) => Some(SpinGuard { inner: Some(inner) }),
+            None => {
+                crate::contain::exit_critical();
+                None
+            }
+        }
+    }
+}
+
+/// Access to a [`SpinLock`]'s value.
+pub struct SpinGuard<'a, T> {
+    /// `Some` until dropped: released before the critical section ends.
+    inner: Option<spin::MutexGuard<'a, T>>,
+}
+
+impl<T> Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T> DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("held until dropped")
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        crate::contain::exit_critical();
+    }
+}
 
 /// A blocking lock.
 pub struct Mutex<T> {
-    data: SpinLock<T>,
+    data: spin::Mutex<T>,
     waiters: SpinLock<VecDeque<Strand>>,
 }
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
-        Self { data: SpinLock::new(value), waiters: SpinLock::new(VecDeque::new()) }
+        Self { data: spin::Mutex::new(value), waiters: SpinLock::new(VecDeque::new()) }
     }
 
     /// Take the lock, blocking while another strand holds it.
@@ -31,13 +91,13 @@ impl<T> Mutex<T> {
             if let Some(g) = self.data.try_lock() {
                 return MutexGuard { mutex: self, inner: Some(g) };
             }
-            critical(|| self.waiters.lock().push_back(strand::current()));
+            self.waiters.lock().push_back(strand::current());
             strand::block_current();
         }
     }
 
     fn wake_one(&self) {
-        if let Some(s) = critical(|| self.waiters.lock().pop_front()) {
+        if let Some(s) = self.waiters.lock().pop_front() {
             strand::UNBLOCK.raise(s);
         }
     }
@@ -46,7 +106,7 @@ impl<T> Mutex<T> {
 /// Access to a [`Mutex`]'s value; releases (and wakes a waiter) when dropped.
 pub struct MutexGuard<'a, T> {
     mutex: &'a Mutex<T>,
-    inner: Option<SpinGuard<'a, T>>,
+    inner: Option<spin::MutexGuard<'a, T>>,
 }
 
 impl<T> Deref for MutexGuard<'_, T> {
@@ -88,7 +148,7 @@ impl Condition {
     /// Release the lock, wait for a signal, take the lock again.
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         let mutex = guard.mutex;
-        critical(|| self.waiters.lock().push_back(strand::current()));
+        self.waiters.lock().push_back(strand::current());
         drop(guard);
         strand::block_current();
         mutex.lock()
@@ -96,14 +156,14 @@ impl Condition {
 
     /// Wake one waiter.
     pub fn signal(&self) {
-        if let Some(s) = critical(|| self.waiters.lock().pop_front()) {
+        if let Some(s) = self.waiters.lock().pop_front() {
             strand::UNBLOCK.raise(s);
         }
     }
 
     /// Wake every waiter.
     pub fn broadcast(&self) {
-        while let Some(s) = critical(|| self.waiters.lock().pop_front()) {
+        while let Some(s) = self.waiters.lock().pop_front() {
             strand::UNBLOCK.raise(s);
         }
     }
