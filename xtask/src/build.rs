@@ -14,7 +14,9 @@ const TARGET: &str = "x86_64-unknown-none";
 fn user_programs(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
     match kernel {
         Kernel::Exo => &[],
-        Kernel::Spin => &[],
+        Kernel::Spin => {
+            &[("spin-user", "spin-usertests"), ("spin-user", "spin-server"), ("spin-user", "spin-ubench")]
+        }
     }
 }
 

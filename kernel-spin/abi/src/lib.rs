@@ -62,6 +62,10 @@ pub mod nr {
     pub const UT_SIGNAL_WAIT: u64 = 18;
     pub const UT_EXIT: u64 = 19;
     pub const UT_JOIN: u64 = 20;
+    /// `bench_report(runs, iterations, min, median, max)`: a user benchmark
+    /// program hands its measurement to the kernel's benchmark glue.
+    /// Extension `bench`.
+    pub const BENCH_REPORT: u64 = 21;
     /// How many numbers the `SystemCall` event family has.
     pub const COUNT: u64 = 24;
 }
@@ -170,6 +174,12 @@ pub mod prot {
 }
 
 /// Where the user-visible address space is laid out by the kernel's loader.
+///
+/// Every user entry (a program's `_start`, a new thread, a cross-address-
+/// space call into a server, a reflected fault) is entered *as if called*:
+/// RSP = the given stack top − 8, 16-byte aligned plus a return-address
+/// slot, as the System V ABI expects at a function's first instruction.
+/// A program starts with RDI and RSI = the two arguments its spawner gave.
 pub mod layout {
     /// Top of the main thread's stack (exclusive).
     pub const STACK_TOP: u64 = 0x7000_0000_0000;

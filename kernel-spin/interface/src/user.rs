@@ -102,11 +102,11 @@ pub struct UserResume {
 pub trait Backend: Sync {
     fn current_process(&self) -> Option<u32>;
     fn context_of(&self, p: u32) -> Option<u64>;
-    fn exit_current(&self, code: i64) -> !;
+    fn exit_current(&self, code: Option<i64>) -> !;
     fn copy_from_user(&self, va: u64, buf: &mut [u8]) -> Result<(), Error>;
     fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), Error>;
     fn syscall_resume(&self) -> UserResume;
-    fn set_syscall_resume(&self, r: UserResume);
+    fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error>;
     fn switch_process(&self, p: u32) -> Result<(), Error>;
     fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error>;
     fn spawn_thread(&self, p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error>;
@@ -156,8 +156,10 @@ impl UserServices {
         self.b().context_of(p.0).map(Context::from_kernel_number)
     }
 
-    /// End the current process with `code`; never returns.
-    pub fn exit_current(&self, code: i64) -> ! {
+    /// End the current thread; with `Some(code)`, also record the process's
+    /// exit code (the process finishes when its last thread has ended).
+    /// Never returns.
+    pub fn exit_current(&self, code: Option<i64>) -> ! {
         self.b().exit_current(code)
     }
 
@@ -178,8 +180,11 @@ impl UserServices {
         self.b().syscall_resume()
     }
 
-    /// Make the current system call return to `r` instead.
-    pub fn set_syscall_resume(&self, r: UserResume) {
+    /// Make the current system call return to `r` instead (RIP and RSP
+    /// must be user addresses).
+    pub fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
+        check_user_range(r.rip, 1)?;
+        check_user_range(r.rsp.saturating_sub(8), 8)?;
         self.b().set_syscall_resume(r)
     }
 
@@ -192,6 +197,9 @@ impl UserServices {
     /// as an [`abi::TrapInfo`] at `info` and resume the process at `entry`
     /// with RSP = `stack_top`, RDI = `info`.
     pub fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
+        check_user_range(entry, 1)?;
+        check_user_range(stack_top.saturating_sub(8), 8)?;
+        check_user_range(info, abi::TRAP_INFO_SIZE)?;
         self.b().reflect(entry, stack_top, info)
     }
 
@@ -199,7 +207,7 @@ impl UserServices {
     /// with RSP = `stack_top`, RDI = `arg`.
     pub fn spawn_thread(&self, p: Process, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error> {
         check_user_range(entry, 1)?;
-        check_user_range(stack_top - 8.min(stack_top), 8)?;
+        check_user_range(stack_top.saturating_sub(8), 8)?;
         self.b().spawn_thread(p.0, entry, stack_top, arg)
     }
 

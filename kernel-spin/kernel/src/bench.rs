@@ -9,6 +9,8 @@
 
 use crate::imports::{self, BENCH_NULL};
 use crate::kdomain::BENCH_EVENTS;
+use crate::process;
+use benchmarks::measure::Sample;
 use benchmarks::suite::{self, Outcome};
 use benchmarks::{Op, Settings, measure};
 use hal_logic::cmdline::Cmdline;
@@ -57,7 +59,38 @@ fn in_kernel(op: &Op, settings: &Settings) -> Outcome {
             }
             Err(_) => Outcome::NotApplicable("could not fork the pong thread"),
         },
-        _ => Outcome::NotApplicable("user-process rows are not implemented yet in kernel-spin"),
+        "fork-join user integrated" | "ping-pong user integrated" => Outcome::NotApplicable(
+            "no integrated user-level thread package yet (the uthreads extension is not written)",
+        ),
+        _ => in_user(op, iters, runs),
+    }
+}
+
+/// A row that starts in ring 3: run `spin-ubench` for it (with a
+/// cross-address-space server when needed) and take its report.
+fn in_user(op: &Op, iters: u32, runs: u32) -> Outcome {
+    let Some(index) = benchmarks::OPS.iter().position(|o| o.name == op.name) else {
+        return Outcome::NotApplicable("unknown operation");
+    };
+    let server = if op.name == "cross-address-space call" {
+        match process::spawn("spin-server", [0, 0]).ok().and_then(|p| Some((p, process::wait(p)?))) {
+            Some((pid, handle)) if handle > 0 => Some((pid, handle as u64)),
+            _ => return Outcome::NotApplicable("the cross-address-space server did not start"),
+        }
+    } else {
+        None
+    };
+    let spec = index as u64 | (iters as u64) << 8 | (runs as u64) << 40;
+    let code = process::run("spin-ubench", [spec, server.map_or(0, |s| s.1)]);
+    if let Some((pid, _)) = server {
+        process::reap(pid);
+    }
+    match (code, imports::BENCH_TAKE.call(())) {
+        (Ok(0), Ok(Some([runs, iterations, min, median, max]))) => {
+            Outcome::Measured(Sample { runs: runs as u32, iterations: iterations as u32, min, median, max })
+        }
+        (Ok(1), _) => Outcome::NotApplicable("not measured by the user benchmark program"),
+        _ => Outcome::NotApplicable("the user benchmark program failed"),
     }
 }
 

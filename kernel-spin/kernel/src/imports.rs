@@ -12,12 +12,14 @@ pub static EXIT: Import<(), ()> = Import::new("Threads", "exit");
 pub static YIELD: Import<(), ()> = Import::new("Threads", "yield");
 /// The far side of the "protected in-kernel call" benchmark.
 pub static BENCH_NULL: Import<(), ()> = Import::new("Bench", "null");
+/// What the last user benchmark program reported (runs, iterations, min, median, max).
+pub static BENCH_TAKE: Import<(), Option<[u64; 5]>> = Import::new("Bench", "take_report");
 
 /// Bind the imports (the boot extensions are loaded).
 pub fn resolve(key: &KernelKey) {
     let me = Identity::kernel(key);
     let threads: &[&'static dyn ImportSlot] = &[&FORK, &JOIN, &EXIT, &YIELD];
-    for (domain, slots) in [("threads", threads), ("bench", &[&BENCH_NULL])] {
+    for (domain, slots) in [("threads", threads), ("bench", &[&BENCH_NULL, &BENCH_TAKE])] {
         let bound = Domain::named(domain).and_then(|d| d.resolve(me, slots));
         assert_eq!(bound, Ok(slots.len()), "resolving the kernel's imports from {domain}");
     }

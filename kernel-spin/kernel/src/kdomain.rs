@@ -2,8 +2,11 @@
 //! core exports to extensions, restricted where the capability is
 //! dangerous, and the authorizers that decide who may handle core events.
 
+use spin_interface::abi::nr;
 use spin_interface::event::{Combine, Event, EventInfo, anyone, kernel_only};
 use spin_interface::strand::{self, StrandCore};
+use spin_interface::translation;
+use spin_interface::user::{self, SYSTEM_CALLS, UserServices};
 use spin_interface::{Domain, ExportTable, Identity, KernelKey};
 
 fn nothing(_: ()) {}
@@ -47,6 +50,32 @@ fn only_thread_packages(who: &Identity, _: &EventInfo) -> bool {
     who.name() == "threads"
 }
 
+/// Which extension implements system call `n` (the SystemCall family's
+/// authorization policy).
+pub fn syscall_owner(n: u64) -> Option<&'static str> {
+    Some(match n {
+        nr::NULL | nr::EXIT | nr::WRITE | nr::YIELD => "syscalls",
+        nr::THREAD_SPAWN | nr::THREAD_JOIN | nr::THREAD_EXIT => "syscalls",
+        nr::SEM_CREATE | nr::SEM_SIGNAL | nr::SEM_WAIT => "syscalls",
+        nr::XAS_REGISTER | nr::XAS_CALL | nr::XAS_RETURN => "xas",
+        nr::VM_MAP | nr::VM_PROTECT | nr::VM_DIRTY | nr::VM_HANDLER => "vm",
+        nr::UT_FORK | nr::UT_SIGNAL_WAIT | nr::UT_EXIT | nr::UT_JOIN => "uthreads",
+        nr::BENCH_REPORT => "bench",
+        _ => return None,
+    })
+}
+
+fn syscall_authorizer(who: &Identity, e: &EventInfo) -> bool {
+    syscall_owner(e.index as u64) == Some(who.name())
+}
+
+fn only_vm(who: &Identity, _: &EventInfo) -> bool {
+    who.name() == "vm"
+}
+
+/// Extensions that implement system calls and may act on processes.
+const USER_SERVICE_HOLDERS: &[&str] = &["syscalls", "xas", "vm", "uthreads"];
+
 /// Define the core events and register the kernel domain.
 pub fn init(key: &'static KernelKey) {
     let me = Identity::kernel(key);
@@ -60,10 +89,23 @@ pub fn init(key: &'static KernelKey) {
     strand::CHECKPOINT.define(me, only_thread_packages).expect("defined once");
     strand::RESUME.define(me, only_thread_packages).expect("defined once");
     spin_interface::phys::RECLAIM.define(me, anyone).expect("defined once");
+    for e in &SYSTEM_CALLS {
+        e.define(me, syscall_authorizer).expect("defined once");
+    }
+    for e in [
+        &translation::PAGE_NOT_PRESENT,
+        &translation::PROTECTION_FAULT,
+        &translation::BAD_ADDRESS,
+        &user::EXCEPTION,
+    ] {
+        e.define(me, only_vm).expect("defined once");
+    }
 
     let table = ExportTable::new()
         .object("Trusted.Strand", "core", StrandCore::new(key))
         .restrict("Trusted.Strand", &["threads"])
+        .object("Trusted.User", "services", UserServices::new(key))
+        .restrict("Trusted.User", USER_SERVICE_HOLDERS)
         .object("Bench", "raise1", &BENCH_EVENTS[0])
         .object("Bench", "raise5", &BENCH_EVENTS[1])
         .object("Bench", "raise10", &BENCH_EVENTS[2])

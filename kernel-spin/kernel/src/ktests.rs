@@ -29,6 +29,11 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::mutex_condition_ping_pong", run: mutex_condition_ping_pong },
     Test { name: "spin::phys_pages_and_reclaim", run: phys_pages_and_reclaim },
     Test { name: "spin::translation_contexts", run: translation_contexts },
+    Test { name: "spin::user_processes_run_their_tests", run: user_processes_run_their_tests },
+    Test {
+        name: "spin::unhandled_user_faults_kill_only_the_process",
+        run: unhandled_user_faults_kill_only_the_process,
+    },
 ];
 
 fn kernel_key_is_claimed_once() -> Result<(), String> {
@@ -222,5 +227,33 @@ fn translation_contexts() -> Result<(), String> {
     ensure_eq!(stale.examine(0x50_0000), Err(phys::MemError::NoContext));
     ensure_eq!(stale.destroy(), Err(phys::MemError::NoContext));
     ensure_eq!(phys::free_pages(), before);
+    Ok(())
+}
+
+fn user_processes_run_their_tests() -> Result<(), String> {
+    use crate::process;
+    let frames = phys::free_pages();
+    let procs = process::live();
+    // The server registers and ends its main thread with its handle as exit code.
+    let server = process::spawn("spin-server", [0, 0]).map_err(|e| alloc::format!("{e:?}"))?;
+    let handle = process::wait(server).ok_or("server vanished")?;
+    ensure!(handle > 0, "server registration failed: {handle}");
+    // The test program prints its own `[test]` lines; its exit code counts failures.
+    let failed = process::run("spin-usertests", [0, handle as u64]).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(failed, 0);
+    ensure!(process::reap(server), "could not reap the server");
+    ensure_eq!(process::live(), procs);
+    ensure_eq!(phys::free_pages(), frames);
+    Ok(())
+}
+
+fn unhandled_user_faults_kill_only_the_process() -> Result<(), String> {
+    use crate::process::{self, KILLED};
+    let frames = phys::free_pages();
+    ensure_eq!(process::run("spin-usertests", [1, 0]), Ok(KILLED - 14));
+    ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(KILLED - 6));
+    ensure!(process::spawn("no-such-program", [0, 0]).is_err(), "a missing program was started");
+    ensure_eq!(BENCH_NULL.call(()), Ok(()));
+    ensure_eq!(phys::free_pages(), frames);
     Ok(())
 }

@@ -19,8 +19,14 @@ pub enum LoadError {
 
 /// The extensions kernel-spin runs, in load order (each may import from
 /// the ones before it).
-pub const BOOT_EXTENSIONS: &[&Extension] =
-    &[&spin_ext_scheduler::EXTENSION, &spin_ext_threads::EXTENSION, &spin_ext_bench::EXTENSION];
+pub const BOOT_EXTENSIONS: &[&Extension] = &[
+    &spin_ext_scheduler::EXTENSION,
+    &spin_ext_threads::EXTENSION,
+    &spin_ext_syscalls::EXTENSION,
+    &spin_ext_xas::EXTENSION,
+    &spin_ext_vm::EXTENSION,
+    &spin_ext_bench::EXTENSION,
+];
 
 /// Load one extension.
 pub fn load(key: &KernelKey, ext: &'static Extension) -> Result<&'static Identity, LoadError> {

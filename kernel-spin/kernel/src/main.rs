@@ -26,8 +26,10 @@ mod kdomain;
 mod ktests;
 mod loader;
 mod pingpong;
+mod process;
 mod services;
 mod strands;
+mod sysentry;
 
 use bootloader_api::{BootInfo, entry_point};
 use hal_logic::cmdline::Cmdline;
@@ -57,7 +59,7 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if let Some(scenario) = cmdline.get("scenario") {
         shared_hal::selftest::fault_scenario(scenario);
     }
-    boot();
+    boot(platform.ramdisk);
     match cmdline.get("mode") {
         Some("test") => {
             let filter = cmdline.get("filter");
@@ -76,12 +78,13 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
 }
 
 /// Everything between the HAL and the first extension.
-fn boot() {
+fn boot(ramdisk: Option<&'static [u8]>) {
     // First claim wins: no extension has run yet, so the key is ours.
     let key = KernelKey::claim().expect("the kernel claims its key before any extension runs");
     KEY.call_once(|| key);
     services::install(key);
     strands::install(key);
+    process::install(key, ramdisk);
     contain::install(key);
     kdomain::init(key);
     for ext in loader::BOOT_EXTENSIONS {

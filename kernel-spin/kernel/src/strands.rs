@@ -72,6 +72,22 @@ extern "C" fn strand_start(slot: usize) -> ! {
     panic!("strand {slot} returned from its entry function (a thread package must end it)");
 }
 
+/// Run strand `s` with address space `root` from now on (and load it now
+/// if `s` is the running strand, which `running` says).
+pub fn set_root(s: usize, root: u64, running: bool) {
+    SLOTS[s].root.store(root, Ordering::Relaxed);
+    if running && LOADED_ROOT.load(Ordering::Relaxed) != root {
+        LOADED_ROOT.store(root, Ordering::Relaxed);
+        // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
+        unsafe { shared_hal::cpu::set_cr3(root) };
+    }
+}
+
+/// Top of strand `s`'s kernel stack.
+pub fn stack_top(s: usize) -> u64 {
+    SLOTS[s].top.load(Ordering::Relaxed)
+}
+
 struct Strands;
 
 impl strand::Backend for Strands {
