@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod checks;
 mod env;
 mod qemu;
 mod report;

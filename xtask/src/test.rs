@@ -45,6 +45,9 @@ pub fn run(filter: Option<&str>, machine: MachineArgs) -> Result<ExitCode> {
     println!("== host unit tests ({})", HOST_TESTED.join(", "));
     host_unit_tests(&mut report, filter);
 
+    println!("== build checks (SPIN extensions: safe Rust, interface only)");
+    crate::checks::run(&mut report, filter);
+
     for kernel in Kernel::ALL {
         let image = build::image(kernel)?;
         println!("== kernel-{} in QEMU ({qemu_version}, accel {})", kernel.name(), accel.name());
