@@ -1,21 +1,27 @@
 //! Misbehaving extensions for the fault-containment and protection tests
 //! (ring 0, safe Rust): one that panics while handling an event, one that
-//! loops forever, one whose `init` panics, and one that tries to reach what
-//! it was not granted. The kernel must refuse, unload, and keep running.
+//! loops forever, two that do the same in a system call, one whose `init`
+//! panics, and one that tries to reach what it was not granted. The kernel must refuse, unload, and keep running.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use spin_interface::abi::Return;
 use spin_interface::event::EventError;
 use spin_interface::strand::StrandCore;
+use spin_interface::user::{SYSTEM_CALLS, SyscallArgs};
 use spin_interface::{Event, ExportTable, Extension, InitContext, InitError, KernelKey, LinkError};
 
 /// Panics when the test event is raised with 13; otherwise answers `x + 1`.
 pub static PANICKY: Extension = Extension { name: "panicky", init: panicky_init };
 /// Loops forever when the test event is raised with 99.
 pub static LOOPER: Extension = Extension { name: "looper", init: looper_init };
+/// Handles system call 22 by panicking.
+pub static SYSCALL_PANIC: Extension = Extension { name: "syscall-panic", init: syscall_panic_init };
+/// Handles system call 23 by looping forever.
+pub static SYSCALL_LOOP: Extension = Extension { name: "syscall-loop", init: syscall_loop_init };
 /// Panics in its `init`.
 pub static BAD_INIT: Extension = Extension { name: "bad-init", init: bad_init };
 /// Tries to resolve a restricted interface, to handle a kernel-only event,
@@ -58,6 +64,26 @@ fn looper_handler(x: u64) -> u64 {
 
 fn looper_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     test_event(ctx)?.install(ctx.identity(), looper_handler, None)?;
+    Ok(ExportTable::new())
+}
+
+fn syscall_panic(a: SyscallArgs) -> Return {
+    panic!("syscall-panic: asked to handle call 22 with {:?}", a.0);
+}
+
+fn syscall_loop(_: SyscallArgs) -> Return {
+    loop {
+        SPINS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn syscall_panic_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    SYSTEM_CALLS[22].install(ctx.identity(), syscall_panic, None)?;
+    Ok(ExportTable::new())
+}
+
+fn syscall_loop_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    SYSTEM_CALLS[23].install(ctx.identity(), syscall_loop, None)?;
     Ok(ExportTable::new())
 }
 

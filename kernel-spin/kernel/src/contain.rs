@@ -168,10 +168,27 @@ fn unload(culprit: DomainId, why: &str) {
 }
 
 /// Called by the panic handler: if a contained call of an extension is
-/// active, unload the culprit and resume at its recovery point.
+/// active, unload the culprit and resume at its recovery point; if a
+/// process's system call is in progress, unload the extension handling it
+/// and return `ExtensionFault` to the process.
 pub fn on_panic(info: &core::panic::PanicInfo) {
-    let Some(rec) = innermost() else { return };
-    if contain::in_critical() || rec.culprit == DomainId::KERNEL {
+    if contain::in_critical() {
+        return;
+    }
+    let Some(rec) = innermost() else {
+        if let Some(top) = crate::process::in_syscall() {
+            let culprit = crate::sysentry::culprit(top);
+            if culprit != DomainId::KERNEL {
+                serial::emergency_write(format_args!("[contain] panic in a system-call handler: {info}\n"));
+                unload(culprit, "panicked");
+                cpu::disable_interrupts();
+                // SAFETY: a system call is in progress on this strand's stack.
+                unsafe { crate::sysentry::abort_from_here(top) }
+            }
+        }
+        return;
+    };
+    if rec.culprit == DomainId::KERNEL {
         return;
     }
     serial::emergency_write(format_args!("[contain] panic in extension code: {info}\n"));
@@ -181,12 +198,42 @@ pub fn on_panic(info: &core::panic::PanicInfo) {
     unsafe { recover(&rec.jmp, PANICKED) }
 }
 
+/// System-call count at the last tick, and ticks seen since it changed.
+static LAST_CALLS: AtomicU64 = AtomicU64::new(0);
+static STUCK_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Timer check for system calls: the same call has been running (not
+/// blocked, not idle) for more than the budget.
+fn syscall_overrun(frame: &mut TrapFrame) {
+    let calls = crate::sysentry::calls();
+    let running = !crate::services::IDLE.load(Ordering::Relaxed);
+    let top = crate::process::in_syscall();
+    if !running || top.is_none() || LAST_CALLS.swap(calls, Ordering::Relaxed) != calls {
+        STUCK_TICKS.store(0, Ordering::Relaxed);
+        return;
+    }
+    let stuck = STUCK_TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+    let Some(top) = top else { return };
+    let culprit = crate::sysentry::culprit(top);
+    if stuck <= BUDGET_TICKS.load(Ordering::Relaxed) || contain::in_critical() || culprit == DomainId::KERNEL
+    {
+        return;
+    }
+    STUCK_TICKS.store(0, Ordering::Relaxed);
+    unload(culprit, "ran past its time budget in a system call");
+    crate::sysentry::abort_frame(frame, top);
+}
+
 /// Timer hook: abort a contained call that has run past its deadline.
 pub fn on_tick(frame: &mut TrapFrame) {
     if frame.from_user() {
+        STUCK_TICKS.store(0, Ordering::Relaxed);
         return;
     }
-    let Some(rec) = innermost() else { return };
+    let Some(rec) = innermost() else {
+        syscall_overrun(frame);
+        return;
+    };
     if apic::ticks() < rec.deadline || contain::in_critical() || rec.culprit == DomainId::KERNEL {
         return;
     }

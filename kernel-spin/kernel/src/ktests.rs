@@ -34,6 +34,10 @@ pub const TESTS: &[Test] = &[
         name: "spin::unhandled_user_faults_kill_only_the_process",
         run: unhandled_user_faults_kill_only_the_process,
     },
+    Test {
+        name: "spin::faulting_syscall_handlers_are_unloaded",
+        run: faulting_syscall_handlers_are_unloaded,
+    },
 ];
 
 fn kernel_key_is_claimed_once() -> Result<(), String> {
@@ -255,5 +259,20 @@ fn unhandled_user_faults_kill_only_the_process() -> Result<(), String> {
     ensure!(process::spawn("no-such-program", [0, 0]).is_err(), "a missing program was started");
     ensure_eq!(BENCH_NULL.call(()), Ok(()));
     ensure_eq!(phys::free_pages(), frames);
+    Ok(())
+}
+
+fn faulting_syscall_handlers_are_unloaded() -> Result<(), String> {
+    use crate::process;
+    for ext in [&bad::SYSCALL_PANIC, &bad::SYSCALL_LOOP] {
+        loader::load(crate::key(), ext).map_err(|e| alloc::format!("{e:?}"))?;
+    }
+    // Each faulting call answers ExtensionFault; its extension is gone after,
+    // and the process goes on (it also checks a null call still works).
+    ensure_eq!(process::run("spin-usertests", [3, 0]), Ok(0));
+    ensure!(
+        Domain::named("syscall-panic").is_err() && Domain::named("syscall-loop").is_err(),
+        "still loaded"
+    );
     Ok(())
 }

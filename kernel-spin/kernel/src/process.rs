@@ -87,6 +87,18 @@ fn key() -> &'static KernelKey {
     crate::key()
 }
 
+/// If the current strand is executing a system call of a process, the top
+/// of its kernel stack (where the entry stub saved the user state).
+pub fn in_syscall() -> Option<u64> {
+    let me = current_strand();
+    // A strand with a process runs kernel code only in system calls, in a
+    // fault event (TRAP_FRAME set) or briefly while entering/leaving.
+    if CURRENT[me].load(Ordering::Relaxed) == 0 || !TRAP_FRAME.load(Ordering::Relaxed).is_null() {
+        return None;
+    }
+    Some(strands::stack_top(me))
+}
+
 /// Remember the ramdisk (at boot).
 pub fn set_ramdisk(r: Option<&'static [u8]>) {
     if let Some(r) = r {

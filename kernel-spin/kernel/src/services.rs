@@ -46,9 +46,14 @@ impl phys::Backend for Phys {
 
 struct Machine;
 
+/// Whether the CPU is idling (the timer does not count that as a handler running).
+pub static IDLE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 impl machine::Backend for Machine {
     fn idle(&self) {
+        IDLE.store(true, core::sync::atomic::Ordering::Relaxed);
         shared_hal::cpu::wait_for_interrupt();
+        IDLE.store(false, core::sync::atomic::Ordering::Relaxed);
     }
     fn ticks(&self) -> u64 {
         shared_hal::apic::ticks()

@@ -17,6 +17,7 @@
 //! `sysretq`.
 
 use core::arch::naked_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
 use shared_hal::gdt::{USER_CS, USER_DS};
 use shared_hal::idt::{self, Dpl};
 use shared_hal::syscall::{ENTRY_STACK, USER_RSP};
@@ -44,7 +45,8 @@ extern "C" fn syscall_entry() {
         "push rcx",                         //        user RIP,
         "push r11",                         //        user RFLAGS,
         "push rax",                         //        call number (7th argument)
-        "sti",                              // the timer may run from here
+        "inc qword ptr [rip + {calls}]",    // lets the timer tell a stuck call from many short ones
+        "sti",                              // the timer may stop a runaway handler from here
         "cmp rax, {count}",
         "jae 2f",
         "mov rcx, r10",                     // 4th argument: R10 (SYSCALL took RCX)
@@ -70,7 +72,76 @@ extern "C" fn syscall_entry() {
         count = const abi::nr::COUNT,
         dispatch = sym dispatch,
         unknown = const abi::Error::UnknownCall as u64,
+        calls = sym SYSCALLS,
     )
+}
+
+/// System calls entered since boot.
+pub static SYSCALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Leave a system call whose handler was abandoned: RSP points at the
+/// saved call number (the stack top − 32), RAX:RDX hold the result.
+#[unsafe(naked)]
+extern "C" fn syscall_abort() {
+    naked_asm!(
+        "cli",
+        "add rsp, 8",
+        "pop r11",
+        "pop rcx",
+        "pop rsp",
+        "xor edi, edi",
+        "xor esi, esi",
+        "xor r8d, r8d",
+        "xor r9d, r9d",
+        "xor r10d, r10d",
+        "sysretq",
+    )
+}
+
+/// The extension whose handler the system call saved at `top` runs
+/// (system-call events are one-to-one, so it is the lone handler's owner).
+pub fn culprit(top: u64) -> spin_interface::domain::DomainId {
+    // SAFETY: `top` is the current strand's stack top and a system call is
+    // in progress on it: the stub saved the (checked) call number at top − 32.
+    let nr = unsafe { ((top - 32) as *const u64).read() };
+    SYSTEM_CALLS[(nr % abi::nr::COUNT) as usize].lone_owner()
+}
+
+/// Abandon the system call in progress on the stack whose top is `top`
+/// and return `ExtensionFault` to the process.
+///
+/// # Safety
+/// A system call must be in progress on the current strand, whose kernel
+/// stack top is `top`; every frame above the stub's is abandoned.
+pub unsafe fn abort_from_here(top: u64) -> ! {
+    // SAFETY: the stub's saved words sit at top − 32 .. top; the abort tail
+    // pops them exactly as the normal return does.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {sp}",
+            "jmp {tail}",
+            sp = in(reg) top - 32,
+            tail = sym syscall_abort,
+            in("rax") abi::Error::ExtensionFault as u64,
+            in("rdx") 0u64,
+            options(noreturn)
+        )
+    }
+}
+
+/// Make an interrupted system call's frame return `ExtensionFault` to the
+/// process when the interrupt returns.
+pub fn abort_frame(frame: &mut shared_hal::trap::TrapFrame, top: u64) {
+    frame.rsp = top - 32;
+    frame.rip = syscall_abort as *const () as u64;
+    frame.rax = abi::Error::ExtensionFault as u64;
+    frame.rdx = 0;
+    frame.rflags &= !shared_hal::trap::RFLAGS_IF;
+}
+
+/// The number of system calls entered so far.
+pub fn calls() -> u64 {
+    SYSCALLS.load(Ordering::Relaxed)
 }
 
 static INSTALLED: spin::Once<()> = spin::Once::new();

@@ -5,7 +5,9 @@
 //!
 //! Modes (RDI): 0 = the test suite (RSI = a cross-address-space server
 //! handle, or 0); 1 = touch kernel memory with no handler (must be killed);
-//! 2 = execute `ud2` with no handler (must be killed).
+//! 2 = execute `ud2` with no handler (must be killed); 3 = call the
+//! misbehaving system calls 22 (panics) and 23 (loops), exit code = the
+//! number of unexpected answers.
 #![no_std]
 #![no_main]
 
@@ -251,6 +253,23 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
         2 => raise::invalid_opcode(),
         _ => {}
     };
+    if mode == 3 {
+        let want = [Err(Error::ExtensionFault), Err(Error::UnknownCall)];
+        let mut wrong = 0;
+        for n in [22, 23] {
+            for w in want {
+                let got = syscall(n, [1, 2, 3, 4, 5, 6]);
+                if got != w {
+                    println!("spin-usertests: call {n} answered {got:?}, expected {w:?}");
+                    wrong += 1;
+                }
+            }
+        }
+        if spin_user::null() != Ok(0) {
+            wrong += 1;
+        }
+        spin_user::exit(wrong);
+    }
     if mode != 0 {
         println!("spin-usertests: survived a fault that should have killed it");
         spin_user::exit(-5);
