@@ -31,20 +31,20 @@ struct Server {
     process: Process,
     entry: u64,
     stack_top: u64,
-    busy: bool,
+    /// The call in progress, if any (a server takes one at a time).
+    active: Option<Call>,
 }
 
-/// A call in progress: who called, from where, on which strand.
+/// A call in progress: on which strand, who called, where it resumes.
+#[derive(Clone, Copy)]
 struct Call {
     strand: Strand,
     caller: Process,
     resume: UserResume,
-    server: usize,
 }
 
 /// Servers by handle − 1.
 static SERVERS: SpinLock<Vec<Server>> = SpinLock::new(Vec::new());
-static CALLS: SpinLock<Vec<Call>> = SpinLock::new(Vec::new());
 const MAX_SERVERS: usize = 256;
 
 fn user() -> &'static UserServices {
@@ -54,7 +54,6 @@ fn user() -> &'static UserServices {
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     let services: &'static UserServices = ctx.lookup("kernel", "Trusted.User", "services")?;
     USER.call_once(|| services);
-    CALLS.lock().reserve(16);
     let me = ctx.identity();
     SYSTEM_CALLS[nr::XAS_REGISTER as usize].install(me, register, None)?;
     SYSTEM_CALLS[nr::XAS_CALL as usize].install(me, call, None)?;
@@ -72,7 +71,7 @@ fn register(a: SyscallArgs) -> Return {
         if s.len() >= MAX_SERVERS {
             return Err(Error::NoMemory);
         }
-        s.push(Server { process, entry, stack_top, busy: false });
+        s.push(Server { process, entry, stack_top, active: None });
         Ok(s.len() as u64)
     };
     run().into()
@@ -81,25 +80,16 @@ fn register(a: SyscallArgs) -> Return {
 fn call(a: SyscallArgs) -> Return {
     let [handle, arg, ..] = a.0;
     let run = || {
-        let u = user();
-        let caller = u.current_process().ok_or(Error::BadState)?;
         let index = handle.checked_sub(1).ok_or(Error::BadHandle)? as usize;
-        let (process, entry, stack_top) = {
-            let mut s = SERVERS.lock();
-            let server = s.get_mut(index).ok_or(Error::BadHandle)?;
-            if u.context(server.process).is_none() {
-                return Err(Error::BadHandle);
-            }
-            if server.busy {
-                return Err(Error::Busy);
-            }
-            server.busy = true;
-            (server.process, server.entry, server.stack_top)
-        };
-        let resume = u.syscall_resume();
-        CALLS.lock().push(Call { strand: strand::current(), caller, resume, server: index });
-        u.switch_process(process)?;
-        u.set_syscall_resume(UserResume { rip: entry, rsp: stack_top - 8, rflags: resume.rflags })?;
+        // One lock for the whole step: check, move the strand, record.
+        let mut s = SERVERS.lock();
+        let server = s.get_mut(index).ok_or(Error::BadHandle)?;
+        if server.active.is_some() {
+            return Err(Error::Busy);
+        }
+        // Into the server (BadHandle if it no longer exists).
+        let (resume, caller) = user().transfer(server.process, server.entry, server.stack_top - 8)?;
+        server.active = Some(Call { strand: strand::current(), caller, resume });
         Ok(arg)
     };
     run().into()
@@ -107,18 +97,18 @@ fn call(a: SyscallArgs) -> Return {
 
 fn ret(a: SyscallArgs) -> Return {
     let run = || {
-        let u = user();
         let me = strand::current();
-        let c = {
-            let mut calls = CALLS.lock();
-            let at = calls.iter().rposition(|c| c.strand == me).ok_or(Error::BadState)?;
-            calls.remove(at)
-        };
-        if let Some(s) = SERVERS.lock().get_mut(c.server) {
-            s.busy = false;
-        }
-        u.switch_process(c.caller)?;
-        u.set_syscall_resume(c.resume)?;
+        let mut s = SERVERS.lock();
+        let c = s
+            .iter_mut()
+            .rev()
+            .find_map(|srv| srv.active.filter(|c| c.strand == me).map(|c| (srv, c)))
+            .map(|(srv, c)| {
+                srv.active = None;
+                c
+            })
+            .ok_or(Error::BadState)?;
+        user().transfer(c.caller, c.resume.rip, c.resume.rsp)?;
         Ok(a.0[0])
     };
     run().into()

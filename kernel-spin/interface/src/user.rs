@@ -108,6 +108,7 @@ pub trait Backend: Sync {
     fn syscall_resume(&self) -> UserResume;
     fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error>;
     fn switch_process(&self, p: u32) -> Result<(), Error>;
+    fn transfer(&self, p: u32, rip: u64, rsp: u64) -> Result<(UserResume, u32), Error>;
     fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error>;
     fn spawn_thread(&self, p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error>;
     fn console_write(&self, bytes: &[u8]);
@@ -191,6 +192,18 @@ impl UserServices {
     /// Run the current strand in `p`'s address space from now on.
     pub fn switch_process(&self, p: Process) -> Result<(), Error> {
         self.b().switch_process(p.0)
+    }
+
+    /// The cross-address-space call's one step, in one kernel operation:
+    /// move the current strand into `p`'s address space and make the
+    /// current system call return to `rip` with `rsp` (RFLAGS unchanged).
+    /// Returns where the call would have returned before, and the process
+    /// the strand was running in.
+    #[inline]
+    pub fn transfer(&self, p: Process, rip: u64, rsp: u64) -> Result<(UserResume, Process), Error> {
+        check_user_range(rip, 1)?;
+        check_user_range(rsp.saturating_sub(8), 8)?;
+        self.b().transfer(p.0, rip, rsp).map(|(r, old)| (r, Process(old)))
     }
 
     /// During a fault or exception event: save the interrupted registers

@@ -6,7 +6,7 @@
 use crate::imports;
 use crate::strands::{self, MAX_STRANDS};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use hal_logic::elfplan;
 use shared_hal::memory::phys_to_virt;
 use shared_hal::paging::{self, pte};
@@ -34,6 +34,11 @@ struct Proc {
 }
 
 static PROCS: Mutex<Vec<Option<Proc>>> = Mutex::new(Vec::new());
+/// Most processes at once.
+const MAX_PROCS: usize = 256;
+/// Each live process's page-table root (0: no such process), readable
+/// without the lock on the cross-address-space path.
+static ROOTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
 /// Per strand: 1 + the pid whose address space it runs in (0: none) ...
 static CURRENT: [AtomicU32; MAX_STRANDS] = [const { AtomicU32::new(0) }; MAX_STRANDS];
 /// ... and 1 + the pid it belongs to (a cross-address-space call moves
@@ -145,11 +150,17 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
     let root = crate::services::root_of(ctx.id()).map_err(SpawnError::Memory)?;
     let pid = {
         let mut procs = PROCS.lock();
-        let slot = procs.iter().position(Option::is_none).unwrap_or_else(|| {
+        let slot = procs.iter().position(Option::is_none).unwrap_or(procs.len());
+        if slot >= MAX_PROCS {
+            drop(procs);
+            let _ = ctx.destroy();
+            return Err(SpawnError::Memory(phys::MemError::OutOfMemory));
+        }
+        if slot == procs.len() {
             procs.push(None);
-            procs.len() - 1
-        });
+        }
         procs[slot] = Some(Proc { ctx: ctx.id(), root, threads: 0, exit_code: None });
+        ROOTS[slot].store(root, Ordering::Release);
         slot as Pid
     };
     if start_thread(pid, plan.entry, abi::layout::STACK_TOP, args).is_err() {
@@ -242,6 +253,7 @@ pub fn reap(pid: Pid) -> bool {
     };
     match p {
         Some(p) => {
+            ROOTS[pid as usize].store(0, Ordering::Release);
             let _ = Context::from_id(key(), p.ctx).destroy();
             true
         }
@@ -348,6 +360,29 @@ impl user::Backend for Users {
         CURRENT[me].store(p + 1, Ordering::Relaxed);
         strands::set_root(me, root, true);
         Ok(())
+    }
+
+    fn transfer(&self, p: u32, rip: u64, rsp: u64) -> Result<(UserResume, u32), Error> {
+        let root = ROOTS.get(p as usize).map_or(0, |r| r.load(Ordering::Acquire));
+        if root == 0 {
+            return Err(Error::BadHandle);
+        }
+        let me = current_strand();
+        let Some(old_pid) = CURRENT[me].load(Ordering::Relaxed).checked_sub(1) else {
+            return Err(Error::BadState);
+        };
+        let s = (strands::stack_top(me) - 24) as *mut u64;
+        // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
+        // interface checked that `rip` and `rsp` are user addresses.
+        let old = unsafe {
+            let old = UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() };
+            s.add(1).write(rip);
+            s.add(2).write(rsp);
+            old
+        };
+        CURRENT[me].store(p + 1, Ordering::Relaxed);
+        strands::set_root(me, root, true);
+        Ok((old, old_pid))
     }
 
     fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
