@@ -87,9 +87,7 @@ fn prot(p: u64) -> Result<Prot, Error> {
 }
 
 fn current_context() -> Result<Context, Error> {
-    let u = user();
-    let p = u.current_process().ok_or(Error::BadState)?;
-    u.context(p).ok_or(Error::BadState)
+    user().current_context().ok_or(Error::BadState)
 }
 
 fn vm_map(a: SyscallArgs) -> Return {
@@ -143,7 +141,7 @@ fn vm_handler(a: SyscallArgs) -> Return {
     let run = || {
         user::check_user_range(entry, 1)?;
         user::check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
-        user::check_user_range(info, abi::TRAP_INFO_SIZE)?;
+        user::check_trap_area(info)?;
         let process = user().current_process().ok_or(Error::BadState)?;
         let mut h = HANDLERS.lock();
         h.retain(|x| x.process != process);

@@ -102,6 +102,7 @@ pub struct UserResume {
 pub trait Backend: Sync {
     fn current_process(&self) -> Option<u32>;
     fn context_of(&self, p: u32) -> Option<u64>;
+    fn current_context(&self) -> Option<u64>;
     fn exit_current(&self, code: Option<i64>) -> !;
     fn copy_from_user(&self, va: u64, buf: &mut [u8]) -> Result<(), Error>;
     fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), Error>;
@@ -131,6 +132,15 @@ pub fn check_user_range(va: u64, len: u64) -> Result<(), Error> {
     Ok(())
 }
 
+/// Check a `TrapInfo` area: in user space, 8-byte aligned, within one page.
+pub fn check_trap_area(info: u64) -> Result<(), Error> {
+    check_user_range(info, abi::TRAP_INFO_SIZE)?;
+    if !info.is_multiple_of(8) || (info & 4095) + abi::TRAP_INFO_SIZE > 4096 {
+        return Err(Error::Unaligned);
+    }
+    Ok(())
+}
+
 /// The trusted process operations (granted to system-call extensions).
 pub struct UserServices {
     _private: (),
@@ -155,6 +165,12 @@ impl UserServices {
     /// A process's address space.
     pub fn context(&self, p: Process) -> Option<Context> {
         self.b().context_of(p.0).map(Context::from_kernel_number)
+    }
+
+    /// The address space the current strand runs in (one kernel call).
+    #[inline]
+    pub fn current_context(&self) -> Option<Context> {
+        self.b().current_context().map(Context::from_kernel_number)
     }
 
     /// End the current thread; with `Some(code)`, also record the process's
@@ -212,7 +228,7 @@ impl UserServices {
     pub fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
         check_user_range(entry, 1)?;
         check_user_range(stack_top.saturating_sub(8), 8)?;
-        check_user_range(info, abi::TRAP_INFO_SIZE)?;
+        check_trap_area(info)?;
         self.b().reflect(entry, stack_top, info)
     }
 

@@ -39,6 +39,8 @@ const MAX_PROCS: usize = 256;
 /// Each live process's page-table root (0: no such process), readable
 /// without the lock on the cross-address-space path.
 static ROOTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
+/// Each live process's Translation context number (valid while ROOTS is non-zero).
+static CONTEXTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
 /// Per strand: 1 + the pid whose address space it runs in (0: none) ...
 static CURRENT: [AtomicU32; MAX_STRANDS] = [const { AtomicU32::new(0) }; MAX_STRANDS];
 /// ... and 1 + the pid it belongs to (a cross-address-space call moves
@@ -160,6 +162,7 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
             procs.push(None);
         }
         procs[slot] = Some(Proc { ctx: ctx.id(), root, threads: 0, exit_code: None });
+        CONTEXTS[slot].store(ctx.id(), Ordering::Release);
         ROOTS[slot].store(root, Ordering::Release);
         slot as Pid
     };
@@ -307,8 +310,14 @@ impl user::Backend for Users {
         current_pid()
     }
 
+    fn current_context(&self) -> Option<u64> {
+        let p = current_pid()?;
+        self.context_of(p)
+    }
+
     fn context_of(&self, p: u32) -> Option<u64> {
-        with_proc(p, |p| p.ctx)
+        let live = ROOTS.get(p as usize)?.load(Ordering::Acquire) != 0;
+        live.then(|| CONTEXTS[p as usize].load(Ordering::Acquire))
     }
 
     fn exit_current(&self, code: Option<i64>) -> ! {
@@ -393,6 +402,14 @@ impl user::Backend for Users {
         // SAFETY: `user_trap` published its frame for the duration of the
         // fault event, on this strand's stack; we are inside that event.
         let frame = unsafe { &mut *f };
+        // The area lies in one page (the interface checked): find it once
+        // and store the interrupted registers straight into it.
+        let pid = current_pid().ok_or(Error::BadState)?;
+        let root = ROOTS[pid as usize].load(Ordering::Acquire);
+        let e = paging::entry(root, info & !4095).ok_or(Error::NotMapped)?;
+        if e & (pte::USER | pte::WRITABLE) != pte::USER | pte::WRITABLE {
+            return Err(Error::BadAddress);
+        }
         let t = TrapInfo {
             vector: frame.vector,
             error: frame.error_code,
@@ -416,15 +433,11 @@ impl user::Backend for Users {
             r14: frame.r14,
             r15: frame.r15,
         };
-        let words: [u64; 21] = [
-            t.vector, t.error, t.addr, t.rip, t.rsp, t.rflags, t.rax, t.rbx, t.rcx, t.rdx, t.rsi, t.rdi,
-            t.rbp, t.r8, t.r9, t.r10, t.r11, t.r12, t.r13, t.r14, t.r15,
-        ];
-        let mut bytes = [0u8; 21 * 8];
-        for (chunk, w) in bytes.chunks_exact_mut(8).zip(words) {
-            chunk.copy_from_slice(&w.to_le_bytes());
-        }
-        self.copy_to_user(info, &bytes)?;
+        let dst = (phys_to_virt(e & pte::ADDR) + (info & 4095)) as *mut TrapInfo;
+        // SAFETY: `dst` is `size_of::<TrapInfo>()` bytes of a user-writable
+        // page of the current process (the interface checked the area does
+        // not cross a page), seen through the physical window; 8-aligned.
+        unsafe { dst.write_unaligned(t) };
         frame.rip = entry;
         frame.rsp = stack_top - 8;
         frame.rdi = info;
@@ -453,7 +466,7 @@ pub fn user_trap(frame: &mut TrapFrame) {
         );
     }
     let Some(pid) = current_pid() else { panic!("a user-mode trap on a strand without a process") };
-    let ctx = with_proc(pid, |p| p.ctx).expect("the running process exists");
+    let ctx = CONTEXTS[pid as usize].load(Ordering::Acquire);
     let addr = if frame.vector == 14 { shared_hal::cpu::cr2() } else { 0 };
     let info = FaultInfo {
         process: Process::from_number(key(), pid),

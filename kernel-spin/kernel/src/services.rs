@@ -2,6 +2,7 @@
 //! interfaces (ring 0): frames from the HAL's allocator, page tables through
 //! the HAL, address spaces named by generation-checked context numbers.
 
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use shared_hal::memory::{self, phys_to_virt};
 use shared_hal::paging::{self, MapError, pte};
 use spin::Mutex;
@@ -61,36 +62,37 @@ impl machine::Backend for Machine {
 }
 
 /// Address spaces: `id = generation << 32 | slot`, so a destroyed
-/// context's number never names a later one.
-struct Spaces {
-    slots: alloc::vec::Vec<(u32, Option<u64>)>,
-}
-
-static SPACES: Mutex<Spaces> = Mutex::new(Spaces { slots: alloc::vec::Vec::new() });
+/// context's number never names a later one. Creating and destroying take
+/// the lock; looking a root up reads two atomics (the kernel is a
+/// non-preemptive uniprocessor, so no destroy runs during a lookup).
+const MAX_SPACES: usize = 512;
+static SPACE_LOCK: Mutex<()> = Mutex::new(());
+static SPACE_ROOT: [AtomicU64; MAX_SPACES] = [const { AtomicU64::new(0) }; MAX_SPACES];
+static SPACE_GEN: [AtomicU32; MAX_SPACES] = [const { AtomicU32::new(0) }; MAX_SPACES];
 
 /// The page-table root of context `id`.
+#[inline]
 pub fn root_of(id: u64) -> Result<u64, MemError> {
-    let s = SPACES.lock();
-    match s.slots.get((id & 0xffff_ffff) as usize) {
-        Some((generation, Some(root))) if *generation == (id >> 32) as u32 => Ok(*root),
+    let slot = (id & 0xffff_ffff) as usize;
+    let generation = (id >> 32) as u32;
+    match (SPACE_GEN.get(slot), SPACE_ROOT.get(slot)) {
+        (Some(g), Some(r)) if g.load(Ordering::Acquire) == generation => match r.load(Ordering::Acquire) {
+            0 => Err(MemError::NoContext),
+            root => Ok(root),
+        },
         _ => Err(MemError::NoContext),
     }
 }
 
 /// A new address space; returns its context number.
 pub fn create_space() -> Result<u64, MemError> {
+    let _g = SPACE_LOCK.lock();
+    let slot = SPACE_ROOT.iter().position(|r| r.load(Ordering::Relaxed) == 0).ok_or(MemError::OutOfMemory)?;
     let root = paging::new_user_root().ok_or(MemError::OutOfMemory)?;
-    let mut s = SPACES.lock();
-    let slot = match s.slots.iter().position(|(_, r)| r.is_none()) {
-        Some(i) => i,
-        None => {
-            s.slots.push((0, None));
-            s.slots.len() - 1
-        }
-    };
-    s.slots[slot].0 = s.slots[slot].0.wrapping_add(1);
-    s.slots[slot].1 = Some(root);
-    Ok(((s.slots[slot].0 as u64) << 32) | slot as u64)
+    let generation = SPACE_GEN[slot].load(Ordering::Relaxed).wrapping_add(1);
+    SPACE_GEN[slot].store(generation, Ordering::Release);
+    SPACE_ROOT[slot].store(root, Ordering::Release);
+    Ok(((generation as u64) << 32) | slot as u64)
 }
 
 fn flags(prot: Prot) -> u64 {
@@ -119,6 +121,39 @@ fn map_error(e: MapError) -> MemError {
     }
 }
 
+/// Visit the leaf entries of `pages` pages from `va` (user space, page
+/// aligned, checked by the interface), walking the upper levels once per
+/// last-level table. Fails with `NotMapped` where a table is missing.
+fn leaf_run(
+    root: u64,
+    va: u64,
+    pages: u64,
+    mut f: impl FnMut(u64, &mut u64) -> Result<(), MemError>,
+) -> Result<(), MemError> {
+    let index = |va: u64, level: u32| ((va >> (12 + 9 * level)) & 0x1ff) as usize;
+    let mut leaf: *mut u64 = core::ptr::null_mut();
+    for i in 0..pages {
+        let page = va + i * 4096;
+        if leaf.is_null() || index(page, 0) == 0 {
+            let mut table = root;
+            for level in (1..4).rev() {
+                // SAFETY: `table` is a page-table frame of this address space
+                // (the root or reached from it), mapped by the physical window.
+                let e = unsafe { *(phys_to_virt(table) as *const u64).add(index(page, level)) };
+                if e & pte::PRESENT == 0 || e & pte::HUGE != 0 {
+                    return Err(MemError::NotMapped);
+                }
+                table = e & pte::ADDR;
+            }
+            leaf = phys_to_virt(table) as *mut u64;
+        }
+        // SAFETY: `leaf` is the last-level table covering `page`; the
+        // kernel is a uniprocessor and holds no other reference to it.
+        f(page, unsafe { &mut *leaf.add(index(page, 0)) })?;
+    }
+    Ok(())
+}
+
 fn active(root: u64) -> bool {
     shared_hal::cpu::cr3() & pte::ADDR == root
 }
@@ -132,12 +167,10 @@ impl translation::Backend for Translation {
 
     fn destroy(&self, ctx: u64) -> Result<(), MemError> {
         let root = {
-            let mut s = SPACES.lock();
-            let slot = s.slots.get_mut((ctx & 0xffff_ffff) as usize).ok_or(MemError::NoContext)?;
-            if slot.0 != (ctx >> 32) as u32 || slot.1.is_none() {
-                return Err(MemError::NoContext);
-            }
-            slot.1.take().expect("checked above")
+            let _g = SPACE_LOCK.lock();
+            let root = root_of(ctx)?;
+            SPACE_ROOT[(ctx & 0xffff_ffff) as usize].store(0, Ordering::Release);
+            root
         };
         if active(root) {
             // SAFETY: the kernel root maps the whole kernel half, like every root.
@@ -166,26 +199,36 @@ impl translation::Backend for Translation {
     }
 
     fn protect(&self, ctx: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError> {
+        const BITS: u64 = pte::USER | pte::WRITABLE | pte::NO_EXECUTE;
         let root = root_of(ctx)?;
-        // All or nothing: check every page first.
-        for i in 0..pages {
-            paging::entry(root, va + i * 4096).ok_or(MemError::NotMapped)?;
-        }
-        let is_active = active(root);
+        // All or nothing: a first pass finds every page mapped, the second
+        // changes them. Each pass walks the tables once per 2 MiB.
+        leaf_run(
+            root,
+            va,
+            pages,
+            |_, e| if *e & pte::PRESENT == 0 { Err(MemError::NotMapped) } else { Ok(()) },
+        )?;
         let set = flags(prot);
-        for i in 0..pages {
-            let page = va + i * 4096;
-            paging::update(root, page, |e| (e & !(pte::USER | pte::WRITABLE | pte::NO_EXECUTE)) | set)
-                .map_err(map_error)?;
-            if is_active {
+        let flush = active(root);
+        leaf_run(root, va, pages, |page, e| {
+            *e = (*e & !BITS) | set;
+            if flush {
                 shared_hal::cpu::invlpg(page);
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn examine(&self, ctx: u64, va: u64) -> Result<Mapping, MemError> {
-        let e = paging::entry(root_of(ctx)?, va).ok_or(MemError::NotMapped)?;
+        let mut e = 0;
+        leaf_run(root_of(ctx)?, va, 1, |_, entry| {
+            e = *entry;
+            Ok(())
+        })?;
+        if e & pte::PRESENT == 0 {
+            return Err(MemError::NotMapped);
+        }
         Ok(Mapping {
             frame: e & pte::ADDR,
             prot: prot_of(e),
