@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::kernel_key_is_claimed_once", run: kernel_key_is_claimed_once },
     Test { name: "spin::protected_call_through_import", run: protected_call_through_import },
     Test { name: "spin::dispatcher_entry_and_handler_lists", run: dispatcher_entry_and_handler_lists },
+    Test { name: "spin::hello_extension_worked_example", run: hello_extension_worked_example },
     Test { name: "spin::intruder_is_refused", run: intruder_is_refused },
     Test { name: "spin::panicking_handler_is_unloaded", run: panicking_handler_is_unloaded },
     Test { name: "spin::looping_handler_is_stopped", run: looping_handler_is_stopped },
@@ -64,6 +65,27 @@ fn dispatcher_entry_and_handler_lists() -> Result<(), String> {
     }
     ensure!(BENCH_EVENTS[0].is_direct(), "one unguarded handler must be the entry itself");
     ensure!(!BENCH_EVENTS[1].is_direct(), "five handlers take the general path");
+    Ok(())
+}
+
+static GREET: Import<u64, u64> = Import::new("Hello", "greet");
+
+fn add_ten(n: u64) -> u64 {
+    n + 10
+}
+
+fn hello_extension_worked_example() -> Result<(), String> {
+    let me = Identity::kernel(crate::key());
+    let hello = Domain::named("hello").map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(hello.resolve(me, &[&GREET]), Ok(1));
+    ensure_eq!(GREET.call(1), Ok(2));
+    // Anyone may handle Hello.greeted: a second handler, results summed.
+    let greeted: &'static spin_interface::Event<u64, u64> =
+        hello.lookup(me, "Hello", "greeted").map_err(|e| alloc::format!("{e:?}"))?;
+    let h = greeted.install(me, add_ten, None).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(GREET.call(1), Ok(2 + 11));
+    greeted.uninstall(me, h).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(GREET.call(5), Ok(6));
     Ok(())
 }
 

@@ -26,6 +26,7 @@ pub const BOOT_EXTENSIONS: &[&Extension] = &[
     &spin_ext_xas::EXTENSION,
     &spin_ext_vm::EXTENSION,
     &spin_ext_bench::EXTENSION,
+    &spin_ext_hello::EXTENSION,
 ];
 
 /// Load one extension.
