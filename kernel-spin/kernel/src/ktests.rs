@@ -279,6 +279,11 @@ fn unhandled_user_faults_kill_only_the_process() -> Result<(), String> {
     ensure_eq!(process::run("spin-usertests", [1, 0]), Ok(KILLED - 14));
     ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(KILLED - 6));
     ensure!(process::spawn("no-such-program", [0, 0]).is_err(), "a missing program was started");
+    // A handle of a finished process is foreign to the next one, even if
+    // it gets the same table slot.
+    let handle = process::run("spin-usertests", [4, 0]).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure!(handle > 0, "semaphore creation failed");
+    ensure_eq!(process::run("spin-usertests", [5, handle as u64]), Ok(0));
     ensure_eq!(BENCH_NULL.call(()), Ok(()));
     ensure_eq!(phys::free_pages(), frames);
     Ok(())

@@ -21,7 +21,9 @@ use spin_interface::threads::ThreadId;
 use spin_interface::translation::{self, Context, FaultAction, FaultInfo, Prot};
 use spin_interface::user::{self, Process, UserResume};
 
-/// A process number.
+/// A process number: table slot in the low 8 bits, the slot's generation
+/// above, so a number is never reused for a later process (extensions key
+/// their per-process tables by it).
 pub type Pid = u32;
 
 struct Proc {
@@ -39,6 +41,16 @@ const MAX_PROCS: usize = 256;
 /// Each live process's page-table root (0: no such process), readable
 /// without the lock on the cross-address-space path.
 static ROOTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
+/// Each slot's generation (the high bits of its current Pid).
+static GENS: [AtomicU32; MAX_PROCS] = [const { AtomicU32::new(0) }; MAX_PROCS];
+
+/// The table slot of `pid`, if that process is the slot's current one.
+#[inline]
+fn slot(pid: Pid) -> Option<usize> {
+    let s = (pid & 0xff) as usize;
+    (GENS.get(s)?.load(Ordering::Acquire) == pid >> 8).then_some(s)
+}
+
 /// Each live process's Translation context number (valid while ROOTS is non-zero).
 static CONTEXTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
 /// Per strand: 1 + the pid whose address space it runs in (0: none) ...
@@ -87,7 +99,8 @@ pub fn current_pid() -> Option<Pid> {
 }
 
 fn with_proc<R>(pid: Pid, f: impl FnOnce(&mut Proc) -> R) -> Option<R> {
-    PROCS.lock().get_mut(pid as usize).and_then(Option::as_mut).map(f)
+    let s = slot(pid)?;
+    PROCS.lock().get_mut(s).and_then(Option::as_mut).map(f)
 }
 
 fn key() -> &'static KernelKey {
@@ -162,9 +175,11 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
             procs.push(None);
         }
         procs[slot] = Some(Proc { ctx: ctx.id(), root, threads: 0, exit_code: None });
+        let generation = GENS[slot].load(Ordering::Relaxed).wrapping_add(1) & 0x00ff_ffff;
+        GENS[slot].store(generation, Ordering::Release);
         CONTEXTS[slot].store(ctx.id(), Ordering::Release);
         ROOTS[slot].store(root, Ordering::Release);
-        slot as Pid
+        slot as Pid | generation << 8
     };
     if start_thread(pid, plan.entry, abi::layout::STACK_TOP, args).is_err() {
         reap(pid);
@@ -247,16 +262,17 @@ pub fn wait(pid: Pid) -> Option<i64> {
 
 /// Free a finished process's address space and everything mapped in it.
 pub fn reap(pid: Pid) -> bool {
+    let Some(s) = slot(pid) else { return false };
     let p = {
         let mut procs = PROCS.lock();
-        match procs.get_mut(pid as usize) {
+        match procs.get_mut(s) {
             Some(slot @ Some(_)) if slot.as_ref().is_some_and(|p| p.threads == 0) => slot.take(),
             _ => None,
         }
     };
     match p {
         Some(p) => {
-            ROOTS[pid as usize].store(0, Ordering::Release);
+            ROOTS[s].store(0, Ordering::Release);
             let _ = Context::from_id(key(), p.ctx).destroy();
             true
         }
@@ -316,8 +332,9 @@ impl user::Backend for Users {
     }
 
     fn context_of(&self, p: u32) -> Option<u64> {
-        let live = ROOTS.get(p as usize)?.load(Ordering::Acquire) != 0;
-        live.then(|| CONTEXTS[p as usize].load(Ordering::Acquire))
+        let s = slot(p)?;
+        let live = ROOTS[s].load(Ordering::Acquire) != 0;
+        live.then(|| CONTEXTS[s].load(Ordering::Acquire))
     }
 
     fn exit_current(&self, code: Option<i64>) -> ! {
@@ -372,7 +389,7 @@ impl user::Backend for Users {
     }
 
     fn transfer(&self, p: u32, rip: u64, rsp: u64) -> Result<(UserResume, u32), Error> {
-        let root = ROOTS.get(p as usize).map_or(0, |r| r.load(Ordering::Acquire));
+        let root = slot(p).map_or(0, |s| ROOTS[s].load(Ordering::Acquire));
         if root == 0 {
             return Err(Error::BadHandle);
         }
@@ -405,7 +422,10 @@ impl user::Backend for Users {
         // The area lies in one page (the interface checked): find it once
         // and store the interrupted registers straight into it.
         let pid = current_pid().ok_or(Error::BadState)?;
-        let root = ROOTS[pid as usize].load(Ordering::Acquire);
+        let root = slot(pid).map_or(0, |s| ROOTS[s].load(Ordering::Acquire));
+        if root == 0 {
+            return Err(Error::BadState);
+        }
         let e = paging::entry(root, info & !4095).ok_or(Error::NotMapped)?;
         if e & (pte::USER | pte::WRITABLE) != pte::USER | pte::WRITABLE {
             return Err(Error::BadAddress);
@@ -466,7 +486,7 @@ pub fn user_trap(frame: &mut TrapFrame) {
         );
     }
     let Some(pid) = current_pid() else { panic!("a user-mode trap on a strand without a process") };
-    let ctx = CONTEXTS[pid as usize].load(Ordering::Acquire);
+    let ctx = slot(pid).map_or(0, |s| CONTEXTS[s].load(Ordering::Acquire));
     let addr = if frame.vector == 14 { shared_hal::cpu::cr2() } else { 0 };
     let info = FaultInfo {
         process: Process::from_number(key(), pid),

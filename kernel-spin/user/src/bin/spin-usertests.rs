@@ -7,7 +7,9 @@
 //! handle, or 0); 1 = touch kernel memory with no handler (must be killed);
 //! 2 = execute `ud2` with no handler (must be killed); 3 = call the
 //! misbehaving system calls 22 (panics) and 23 (loops), exit code = the
-//! number of unexpected answers.
+//! number of unexpected answers; 4 = create a semaphore and exit with its
+//! handle; 5 = signal the handle given in RSI (a dead process's: must be
+//! refused), exit code 0 if refused.
 #![no_std]
 #![no_main]
 
@@ -269,6 +271,13 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
             wrong += 1;
         }
         spin_user::exit(wrong);
+    }
+    if mode == 4 {
+        spin_user::exit(spin_user::sem_create().map_or(-1, |h| h as i64));
+    }
+    if mode == 5 {
+        let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
+        spin_user::exit(if refused { 0 } else { 1 });
     }
     if mode != 0 {
         println!("spin-usertests: survived a fault that should have killed it");
