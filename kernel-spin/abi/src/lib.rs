@@ -57,8 +57,11 @@ pub mod nr {
     pub const SEM_CREATE: u64 = 14;
     pub const SEM_SIGNAL: u64 = 15;
     pub const SEM_WAIT: u64 = 16;
-    /// `ut_fork(entry, stack_top, arg)`, `ut_switch(...)`, `ut_exit()`:
-    /// integrated user threads. Extension `uthreads`.
+    /// `ut_fork(entry, stack_top, arg) -> id`, `ut_signal_wait(id)`,
+    /// `ut_exit(signal_id or u64::MAX)`, `ut_join(id)`: integrated user
+    /// threads (see the `uthreads` extension; the user-side wrappers must
+    /// save RBX, RBP, R12–R15 across the blocking calls, which may return
+    /// into another thread). Extension `uthreads`.
     pub const UT_FORK: u64 = 17;
     pub const UT_SIGNAL_WAIT: u64 = 18;
     pub const UT_EXIT: u64 = 19;

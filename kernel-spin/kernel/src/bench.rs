@@ -59,9 +59,6 @@ fn in_kernel(op: &Op, settings: &Settings) -> Outcome {
             }
             Err(_) => Outcome::NotApplicable("could not fork the pong thread"),
         },
-        "fork-join user integrated" | "ping-pong user integrated" => Outcome::NotApplicable(
-            "no integrated user-level thread package yet (the uthreads extension is not written)",
-        ),
         _ => in_user(op, iters, runs),
     }
 }

@@ -25,6 +25,7 @@ pub const BOOT_EXTENSIONS: &[&Extension] = &[
     &spin_ext_syscalls::EXTENSION,
     &spin_ext_xas::EXTENSION,
     &spin_ext_vm::EXTENSION,
+    &spin_ext_uthreads::EXTENSION,
     &spin_ext_bench::EXTENSION,
     &spin_ext_hello::EXTENSION,
 ];

@@ -10,6 +10,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod trap;
+pub mod uthread;
 
 use core::fmt::{self, Write};
 pub use spin_abi::{Error, Return, TrapInfo, nr, prot};

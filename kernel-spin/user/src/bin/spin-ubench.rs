@@ -13,6 +13,7 @@ use benchmarks::measure::{Sample, measure, measure_runs, rdtsc};
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin_user::trap::{self, raise};
+use spin_user::uthread;
 use spin_user::{TrapInfo, exit, nr, prot, syscall};
 
 const PAGES: u64 = 0x1000_0000;
@@ -74,6 +75,17 @@ fn stack_top() -> u64 {
 
 extern "C" fn null_thread(_: u64) -> ! {
     spin_user::thread_exit()
+}
+
+extern "C" fn ut_null(_: u64) -> ! {
+    uthread::exit(None)
+}
+
+extern "C" fn ut_ponger(_: u64) -> ! {
+    while STOP.load(Ordering::Relaxed) == 0 {
+        let _ = uthread::signal_wait(0);
+    }
+    uthread::exit(Some(0))
 }
 
 static PING: AtomicU64 = AtomicU64::new(0);
@@ -208,6 +220,21 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             STOP.store(1, Ordering::Relaxed);
             let _ = spin_user::sem_signal(ping);
             let _ = spin_user::thread_join(t);
+            s
+        }
+        "fork-join user integrated" => measure(iters, runs, || {
+            if let Ok(t) = uthread::fork(ut_null, stack_top(), 0) {
+                let _ = uthread::join(t);
+            }
+        }),
+        "ping-pong user integrated" => {
+            let Ok(b) = uthread::fork(ut_ponger, stack_top(), 0) else { exit(4) };
+            let s = measure(iters, runs, || {
+                let _ = uthread::signal_wait(b);
+            });
+            STOP.store(1, Ordering::Relaxed);
+            let _ = uthread::signal_wait(b);
+            let _ = uthread::join(b);
             s
         }
         _ => return None,

@@ -219,6 +219,56 @@ fn layered_threads_and_semaphores() -> TestResult {
     Ok(())
 }
 
+static UT_LOG: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn ut_worker(arg: u64) -> ! {
+    // Runs on its own stack, inside this process, without a kernel thread.
+    UT_LOG.fetch_add(arg, Ordering::SeqCst);
+    let _ = spin_user::uthread::signal_wait(0); // back to the main thread
+    UT_LOG.fetch_add(100, Ordering::SeqCst);
+    spin_user::uthread::exit(Some(0)) // signal the main thread
+}
+
+fn integrated_user_threads() -> TestResult {
+    use spin_user::uthread;
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let t = uthread::fork(ut_worker, top, 5).map_err(|_| "ut_fork failed")?;
+    // Switch to the worker and back with values in two callee-saved
+    // registers: the wrapper must hand them back intact.
+    let (status, r12, r13): (u64, u64, u64);
+    // SAFETY: calls the wrapper like a C function (all caller-saved
+    // registers clobbered) with R12/R13 set, and reads them afterwards.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, 0x1212",
+            "mov r13, 0x1313",
+            "call {f}",
+            "mov r14, r12",
+            "mov r15, r13",
+            f = sym uthread::blocking,
+            out("r14") r12,
+            out("r15") r13,
+            inout("rdi") nr::UT_SIGNAL_WAIT => _,
+            inout("rsi") t => _,
+            out("rax") status,
+            out("r12") _,
+            out("r13") _,
+            clobber_abi("C"),
+        )
+    };
+    check!(status == 0, "signal_wait failed");
+    check!((r12, r13) == (0x1212, 0x1313), "callee-saved registers were not preserved across the switch");
+    check!(UT_LOG.load(Ordering::SeqCst) == 5, "the user thread did not run first half");
+    check!(uthread::signal_wait(t) == Ok(0), "second signal_wait failed");
+    check!(UT_LOG.load(Ordering::SeqCst) == 105, "the user thread did not finish");
+    check!(uthread::join(t) == Ok(0), "ut_join of a finished thread failed");
+    check!(uthread::join(t) == Err(Error::BadHandle), "joined a consumed thread");
+    check!(uthread::join(9999) == Err(Error::BadHandle), "bogus thread accepted");
+    check!(uthread::signal_wait(0) == Err(Error::BadState), "waiting alone must not block");
+    check!(syscall(nr::UT_EXIT, [0; 6]) == Err(Error::BadState), "the main thread cannot ut_exit");
+    Ok(())
+}
+
 fn cross_address_space_call() -> TestResult {
     // SAFETY: written once at start, before the tests run.
     let server = unsafe { SERVER };
@@ -285,7 +335,7 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     }
     // SAFETY: single-threaded at this point.
     unsafe { SERVER = server };
-    let tests: [(&str, Test); 10] = [
+    let tests: [(&str, Test); 11] = [
         ("null_call", null_call),
         ("unknown_call_numbers", unknown_call_numbers),
         ("write_validates_pointers", write_validates_pointers),
@@ -295,6 +345,7 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
         ("exceptions_reach_the_handler_and_resume", exceptions_reach_the_handler_and_resume),
         ("foreign_and_bogus_handles", foreign_and_bogus_handles),
         ("layered_threads_and_semaphores", layered_threads_and_semaphores),
+        ("integrated_user_threads", integrated_user_threads),
         ("cross_address_space_call", cross_address_space_call),
     ];
     let failed: u32 = tests.iter().map(|(n, t)| run(n, *t)).sum();
