@@ -426,7 +426,7 @@ impl user::Backend for Users {
         if root == 0 {
             return Err(Error::BadState);
         }
-        let e = paging::entry(root, info & !4095).ok_or(Error::NotMapped)?;
+        let e = crate::services::leaf_entry(root, info).ok_or(Error::NotMapped)?;
         if e & (pte::USER | pte::WRITABLE) != pte::USER | pte::WRITABLE {
             return Err(Error::BadAddress);
         }
@@ -455,9 +455,9 @@ impl user::Backend for Users {
         };
         let dst = (phys_to_virt(e & pte::ADDR) + (info & 4095)) as *mut TrapInfo;
         // SAFETY: `dst` is `size_of::<TrapInfo>()` bytes of a user-writable
-        // page of the current process (the interface checked the area does
-        // not cross a page), seen through the physical window; 8-aligned.
-        unsafe { dst.write_unaligned(t) };
+        // page of the current process (the interface checked the area is
+        // 8-aligned and does not cross a page), seen through the physical window.
+        unsafe { dst.write(t) };
         frame.rip = entry;
         frame.rsp = stack_top - 8;
         frame.rdi = info;

@@ -121,6 +121,17 @@ fn map_error(e: MapError) -> MemError {
     }
 }
 
+/// The leaf entry mapping user page `va` in `root`, if it is present.
+pub fn leaf_entry(root: u64, va: u64) -> Option<u64> {
+    let mut e = 0;
+    leaf_run(root, va & !4095, 1, |_, entry| {
+        e = *entry;
+        Ok(())
+    })
+    .ok()?;
+    (e & pte::PRESENT != 0).then_some(e)
+}
+
 /// Visit the leaf entries of `pages` pages from `va` (user space, page
 /// aligned, checked by the interface), walking the upper levels once per
 /// last-level table. Fails with `NotMapped` where a table is missing.
