@@ -1,6 +1,6 @@
 //! The kernel-thread package (ring 0, safe Rust): threads on strands.
 //!
-//! It handles `Checkpoint` (remember which strand leaves the CPU) and
+//! It handles `Checkpoint` (nothing to save for kernel threads) and
 //! `Resume` (switch to the given strand with the `StrandCore` capability,
 //! which the kernel grants only to thread packages), and exports the
 //! `Threads` interface (see `spin_interface::threads`): `fork`, `join`,
@@ -36,8 +36,6 @@ struct Thread {
 static THREADS: SpinLock<Vec<Option<Thread>>> = SpinLock::new(Vec::new());
 /// Finished strands whose stacks can be freed once someone else runs.
 static ZOMBIES: SpinLock<Vec<Strand>> = SpinLock::new(Vec::new());
-/// The strand last checkpointed (the one `Resume` switches away from).
-static LEAVING_STRAND: SpinLock<Option<Strand>> = SpinLock::new(None);
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 fn core() -> &'static StrandCore {
@@ -54,6 +52,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
         t.resize(boot.index() + 1, None);
         t[boot.index()] = Some(Thread { generation: 0, entry: noop, arg: 0, done: false, joiner: None });
     }
+    ZOMBIES.lock().reserve(16);
     strand::CHECKPOINT.install(ctx.identity(), on_checkpoint, None)?;
     strand::RESUME.install(ctx.identity(), on_resume, None)?;
     Ok(ExportTable::new()
@@ -65,12 +64,14 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
 
 fn noop(_: usize) {}
 
-fn on_checkpoint(s: Strand) {
-    *LEAVING_STRAND.lock() = Some(s);
-}
+/// Nothing to save for a kernel thread: the context switch in `Resume`
+/// saves its registers on its own stack.
+fn on_checkpoint(_: Strand) {}
 
+/// Switch from the running strand (the scheduler raises `Resume` while
+/// still on it, right after `Checkpoint`) to `next`.
 fn on_resume(next: Strand) {
-    let from = LEAVING_STRAND.lock().take().unwrap_or_else(strand::current);
+    let from = strand::current();
     let core = core();
     core.set_current(next);
     core.switch(from, next);
@@ -79,14 +80,17 @@ fn on_resume(next: Strand) {
 /// Free the stacks of finished threads (never the running one).
 fn reap() {
     let me = strand::current();
-    let zombies: Vec<Strand> = {
-        let mut z = ZOMBIES.lock();
-        let (dead, keep): (Vec<Strand>, Vec<Strand>) = z.drain(..).partition(|s| *s != me);
-        *z = keep;
-        dead
-    };
-    for s in zombies {
-        core().destroy(s);
+    loop {
+        // One at a time, without allocating: the lock is not held while
+        // the core frees the stack.
+        let dead = {
+            let mut z = ZOMBIES.lock();
+            match z.iter().position(|s| *s != me) {
+                Some(i) => z.swap_remove(i),
+                None => return,
+            }
+        };
+        core().destroy(dead);
     }
 }
 

@@ -10,6 +10,7 @@
 use crate::strand::{self, Strand};
 use alloc::collections::VecDeque;
 use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicUsize, Ordering};
 /// Once-cell and lazy value for an extension's own statics.
 pub use spin::{Lazy, Once};
 
@@ -78,11 +79,17 @@ impl<T> Drop for SpinGuard<'_, T> {
 pub struct Mutex<T> {
     data: spin::Mutex<T>,
     waiters: SpinLock<VecDeque<Strand>>,
+    /// How many strands are queued (read without the lock to skip it when none are).
+    waiting: AtomicUsize,
 }
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
-        Self { data: spin::Mutex::new(value), waiters: SpinLock::new(VecDeque::new()) }
+        Self {
+            data: spin::Mutex::new(value),
+            waiters: SpinLock::new(VecDeque::new()),
+            waiting: AtomicUsize::new(0),
+        }
     }
 
     /// Take the lock, blocking while another strand holds it.
@@ -92,12 +99,19 @@ impl<T> Mutex<T> {
                 return MutexGuard { mutex: self, inner: Some(g) };
             }
             self.waiters.lock().push_back(strand::current());
+            self.waiting.fetch_add(1, Ordering::Relaxed);
             strand::block_current();
         }
     }
 
     fn wake_one(&self) {
+        // Nothing runs between a waiter queueing itself and blocking (no
+        // kernel preemption), so a zero count means nobody to wake.
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         if let Some(s) = self.waiters.lock().pop_front() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
             strand::UNBLOCK.raise(s);
         }
     }
