@@ -224,10 +224,13 @@ fn syscall_overrun(frame: &mut TrapFrame) {
     crate::sysentry::abort_frame(frame, top);
 }
 
-/// Timer hook: abort a contained call that has run past its deadline.
+/// Timer hook: abort a contained call (or a system call) that has run past
+/// its deadline; preempt user code.
 pub fn on_tick(frame: &mut TrapFrame) {
     if frame.from_user() {
         STUCK_TICKS.store(0, Ordering::Relaxed);
+        // Time slicing, and ending killed processes.
+        crate::process::on_user_tick();
         return;
     }
     let Some(rec) = innermost() else {

@@ -39,6 +39,10 @@ pub const TESTS: &[Test] = &[
         name: "spin::faulting_syscall_handlers_are_unloaded",
         run: faulting_syscall_handlers_are_unloaded,
     },
+    Test {
+        name: "spin::looping_process_is_preempted_and_killed",
+        run: looping_process_is_preempted_and_killed,
+    },
 ];
 
 fn kernel_key_is_claimed_once() -> Result<(), String> {
@@ -301,5 +305,23 @@ fn faulting_syscall_handlers_are_unloaded() -> Result<(), String> {
         Domain::named("syscall-panic").is_err() && Domain::named("syscall-loop").is_err(),
         "still loaded"
     );
+    Ok(())
+}
+
+fn looping_process_is_preempted_and_killed() -> Result<(), String> {
+    use crate::process::{self, KILLED_BY_KERNEL};
+    let frames = phys::free_pages();
+    let looper = process::spawn("spin-usertests", [6, 0]).map_err(|e| alloc::format!("{e:?}"))?;
+    // The looper never yields; the timer preempts it, so we run again.
+    let start = shared_hal::apic::ticks();
+    while shared_hal::apic::ticks() < start + 3 {
+        ensure_eq!(imports::YIELD.call(()), Ok(()));
+    }
+    // Other processes still get the CPU meanwhile.
+    ensure_eq!(process::run("spin-usertests", [5, 0]), Ok(0));
+    ensure!(process::kill(looper), "the looper vanished");
+    ensure_eq!(process::wait(looper), Some(KILLED_BY_KERNEL));
+    ensure!(process::reap(looper), "could not reap the looper");
+    ensure_eq!(phys::free_pages(), frames);
     Ok(())
 }

@@ -33,6 +33,8 @@ struct Proc {
     /// Live threads whose home is this process.
     threads: u32,
     exit_code: Option<i64>,
+    /// Asked to die: its threads end at their next timer tick in user mode.
+    killed: bool,
 }
 
 static PROCS: Mutex<Vec<Option<Proc>>> = Mutex::new(Vec::new());
@@ -78,6 +80,8 @@ static RAMDISK: spin::Once<&'static [u8]> = spin::Once::new();
 static TRAP_FRAME: AtomicPtr<TrapFrame> = AtomicPtr::new(core::ptr::null_mut());
 /// Exit code of a thread killed by a fault nobody handled: this minus the vector.
 pub const KILLED: i64 = -1000;
+/// Exit code of a process ended by [`kill`].
+pub const KILLED_BY_KERNEL: i64 = -2000;
 
 /// Why a program could not be started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +178,7 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
         if slot == procs.len() {
             procs.push(None);
         }
-        procs[slot] = Some(Proc { ctx: ctx.id(), root, threads: 0, exit_code: None });
+        procs[slot] = Some(Proc { ctx: ctx.id(), root, threads: 0, exit_code: None, killed: false });
         let generation = GENS[slot].load(Ordering::Relaxed).wrapping_add(1) & 0x00ff_ffff;
         GENS[slot].store(generation, Ordering::Release);
         CONTEXTS[slot].store(ctx.id(), Ordering::Release);
@@ -246,6 +250,27 @@ fn exit_current(code: Option<i64>) -> ! {
     }
     let _ = imports::EXIT.call(());
     unreachable!("the thread package resumed a finished thread");
+}
+
+/// Ask process `pid` to end: each of its threads exits with
+/// [`KILLED_BY_KERNEL`] at its next timer tick in user mode. Returns
+/// whether the process exists.
+pub fn kill(pid: Pid) -> bool {
+    with_proc(pid, |p| p.killed = true).is_some()
+}
+
+/// The timer interrupted user code: end the thread if its process was
+/// killed, otherwise give the CPU to the next runnable strand (time
+/// slicing; user code holds no kernel locks, so switching here is safe).
+pub fn on_user_tick() {
+    let killed = || current_pid().and_then(|p| with_proc(p, |p| p.killed)).unwrap_or(false);
+    if killed() {
+        exit_current(Some(KILLED_BY_KERNEL));
+    }
+    let _ = imports::YIELD.call(());
+    if killed() {
+        exit_current(Some(KILLED_BY_KERNEL));
+    }
 }
 
 /// Wait until every thread of `pid` has ended; returns its exit code.

@@ -9,7 +9,8 @@
 //! misbehaving system calls 22 (panics) and 23 (loops), exit code = the
 //! number of unexpected answers; 4 = create a semaphore and exit with its
 //! handle; 5 = signal the handle given in RSI (a dead process's: must be
-//! refused), exit code 0 if refused.
+//! refused), exit code 0 if refused; 6 = loop forever in user mode (the
+//! kernel must preempt and kill it).
 #![no_std]
 #![no_main]
 
@@ -321,6 +322,11 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
             wrong += 1;
         }
         spin_user::exit(wrong);
+    }
+    if mode == 6 {
+        loop {
+            core::hint::spin_loop();
+        }
     }
     if mode == 4 {
         spin_user::exit(spin_user::sem_create().map_or(-1, |h| h as i64));
