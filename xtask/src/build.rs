@@ -20,7 +20,9 @@ fn user_programs(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
             ("exo-user", "exo-hostile"),
             ("exo-user", "exo-bench"),
         ],
-        Kernel::Spin => &[],
+        Kernel::Spin => {
+            &[("spin-user", "spin-usertests"), ("spin-user", "spin-server"), ("spin-user", "spin-ubench")]
+        }
     }
 }
 

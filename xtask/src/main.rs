@@ -3,6 +3,7 @@
 
 mod bench;
 mod build;
+mod checks;
 mod cpio;
 mod env;
 mod linux;

@@ -9,7 +9,16 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// Crates with host unit tests (pure logic, `no_std` but testable on the host).
-const HOST_TESTED: &[&str] = &["hal-logic", "benchmarks", "xtask", "exo-abi", "exo-logic"];
+const HOST_TESTED: &[&str] = &[
+    "hal-logic",
+    "benchmarks",
+    "xtask",
+    "exo-abi",
+    "exo-logic",
+    "spin-trusted",
+    "spin-abi",
+    "spin-interface",
+];
 
 /// Pass/fail bookkeeping with the evidence for each failure.
 #[derive(Default)]
@@ -44,6 +53,9 @@ pub fn run(filter: Option<&str>, machine: MachineArgs) -> Result<ExitCode> {
 
     println!("== host unit tests ({})", HOST_TESTED.join(", "));
     host_unit_tests(&mut report, filter);
+
+    println!("== build checks (SPIN extensions: safe Rust, interface only)");
+    crate::checks::run(&mut report, filter);
 
     for kernel in Kernel::ALL {
         let image = build::image(kernel)?;

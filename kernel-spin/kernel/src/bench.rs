@@ -1,19 +1,94 @@
 //! Benchmark glue: runs the shared suite (`benchmarks`) with this kernel's
 //! mechanisms and prints the result lines xtask collects.
+//!
+//! In-kernel rows are measured here on the boot strand: the protected
+//! in-kernel call (a call through an import resolved against the bench
+//! extension's domain), event raises with 1–50 handlers installed by that
+//! extension, and kernel-thread fork-join and ping-pong through the thread
+//! package's exported interface.
 
-use benchmarks::Settings;
+use crate::imports::{self, BENCH_NULL};
+use crate::kdomain::BENCH_EVENTS;
+use crate::process;
+use benchmarks::measure::Sample;
 use benchmarks::suite::{self, Outcome};
+use benchmarks::{Op, Settings, measure};
 use hal_logic::cmdline::Cmdline;
 use shared_hal::{println, qemu};
 
 /// Run the selected benchmarks (`quick`, `only=<table or operation>`) and exit.
 pub fn run(cmdline: &Cmdline, tsc_hz: u64) -> ! {
+    // No timer interrupts inside the timed loops.
+    shared_hal::apic::stop_timer();
     let settings = Settings { quick: cmdline.has("quick"), only: cmdline.get("only") };
     suite::run("spin", tsc_hz, &settings, &mut |line| println!("{line}"), |op, settings| {
         if let Some(outcome) = suite::baseline(op, settings) {
             return outcome;
         }
-        Outcome::NotApplicable("not implemented yet in kernel-spin")
+        in_kernel(op, settings)
     });
     qemu::exit(qemu::ExitCode::Success)
 }
+
+fn in_kernel(op: &Op, settings: &Settings) -> Outcome {
+    let (iters, runs) = (settings.iterations(op), settings.runs());
+    let raise = |i: usize| {
+        let event = &BENCH_EVENTS[i];
+        Outcome::Measured(measure(iters, runs, || event.raise(())))
+    };
+    match op.name {
+        // A call into another domain through its resolved import.
+        "protected in-kernel call" => Outcome::Measured(measure(iters, runs, || {
+            let _ = BENCH_NULL.call(());
+        })),
+        "raise 1 handler" => raise(0),
+        "raise 5 handlers" => raise(1),
+        "raise 10 handlers" => raise(2),
+        "raise 50 handlers" => raise(3),
+        "50 guards false" => raise(4),
+        "fork-join kernel" => Outcome::Measured(measure(iters, runs, || {
+            if let Ok(t) = imports::fork(null_thread, 0) {
+                let _ = imports::join(t);
+            }
+        })),
+        "ping-pong kernel" => match crate::pingpong::start() {
+            Ok(t) => {
+                let sample = measure(iters, runs, crate::pingpong::round);
+                let _ = crate::pingpong::stop(t);
+                Outcome::Measured(sample)
+            }
+            Err(_) => Outcome::NotApplicable("could not fork the pong thread"),
+        },
+        _ => in_user(op, iters, runs),
+    }
+}
+
+/// A row that starts in ring 3: run `spin-ubench` for it (with a
+/// cross-address-space server when needed) and take its report.
+fn in_user(op: &Op, iters: u32, runs: u32) -> Outcome {
+    let Some(index) = benchmarks::OPS.iter().position(|o| o.name == op.name) else {
+        return Outcome::NotApplicable("unknown operation");
+    };
+    let server = if op.name == "cross-address-space call" {
+        match process::spawn("spin-server", [0, 0]).ok().and_then(|p| Some((p, process::wait(p)?))) {
+            Some((pid, handle)) if handle > 0 => Some((pid, handle as u64)),
+            _ => return Outcome::NotApplicable("the cross-address-space server did not start"),
+        }
+    } else {
+        None
+    };
+    let spec = index as u64 | (iters as u64) << 8 | (runs as u64) << 40;
+    let code = process::run("spin-ubench", [spec, server.map_or(0, |s| s.1)]);
+    if let Some((pid, _)) = server {
+        process::reap(pid);
+    }
+    match (code, imports::BENCH_TAKE.call(())) {
+        (Ok(0), Ok(Some([runs, iterations, min, median, max]))) => {
+            Outcome::Measured(Sample { runs: runs as u32, iterations: iterations as u32, min, median, max })
+        }
+        (Ok(1), _) => Outcome::NotApplicable("not measured by the user benchmark program"),
+        _ => Outcome::NotApplicable("the user benchmark program failed"),
+    }
+}
+
+fn null_thread(_: usize) {}

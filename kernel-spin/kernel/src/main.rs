@@ -1,10 +1,18 @@
 //! kernel-spin: a SPIN-style kernel whose extensions run in ring 0 (ring 0).
 //!
 //! Extensions are safe-Rust crates linked into the kernel; protection comes
-//! from the language, not the MMU. This file is
-//! the boot path: bring up the HAL, print the banner, then do what the
-//! command line asks (`mode=test` runs the self-tests, `scenario=...` runs a
-//! deliberate-failure scenario, anything else boots and halts cleanly).
+//! from the language, not the MMU. This file is the boot path: bring up the
+//! HAL, claim the kernel key, install the trusted implementations behind
+//! the extension interface, define the core events and the kernel domain,
+//! load the boot extensions (scheduler, thread package, system calls, ...),
+//! then do what the command line asks (`mode=test` runs the self-tests,
+//! `mode=bench` the benchmarks, `scenario=...` a deliberate-failure
+//! scenario, anything else boots and halts cleanly).
+//!
+//! Modules: [`services`] (PhysAddr, Translation), [`strands`] (stacks and
+//! the context switch), [`contain`] (fault containment), [`loader`] and
+//! [`kdomain`] (extensions and the kernel's exports), [`imports`] (what the
+//! core itself imports from extensions), [`ktests`] (in-kernel tests).
 #![no_std]
 #![no_main]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -12,12 +20,30 @@
 extern crate alloc;
 
 mod bench;
+mod contain;
+mod imports;
+mod kdomain;
+mod ktests;
+mod loader;
+mod pingpong;
+mod process;
+mod services;
+mod strands;
+mod sysentry;
 
 use bootloader_api::{BootInfo, entry_point};
 use hal_logic::cmdline::Cmdline;
 use shared_hal::{println, qemu, testing};
+use spin_interface::KernelKey;
 
 entry_point!(kernel_main, config = &shared_hal::boot::BOOTLOADER_CONFIG);
+
+static KEY: spin::Once<&'static KernelKey> = spin::Once::new();
+
+/// The kernel key (claimed at boot; never given to extensions).
+pub fn key() -> &'static KernelKey {
+    KEY.get().expect("claimed at boot")
+}
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let platform = shared_hal::init(boot_info, 100);
@@ -33,11 +59,15 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     if let Some(scenario) = cmdline.get("scenario") {
         shared_hal::selftest::fault_scenario(scenario);
     }
+    boot(platform.ramdisk);
     match cmdline.get("mode") {
         Some("test") => {
             let filter = cmdline.get("filter");
-            let (p, f) = testing::run(shared_hal::selftest::TESTS, filter);
-            testing::finish(p, f)
+            let (p1, f1) = testing::run(shared_hal::selftest::TESTS, filter);
+            // The HAL's timer test stops the timer; containment needs it.
+            shared_hal::apic::start_timer();
+            let (p2, f2) = testing::run(ktests::TESTS, filter);
+            testing::finish(p1 + p2, f1 + f2)
         }
         Some("bench") => bench::run(&cmdline, platform.tsc_hz),
         _ => {
@@ -47,7 +77,27 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     }
 }
 
+/// Everything between the HAL and the first extension.
+fn boot(ramdisk: Option<&'static [u8]>) {
+    // First claim wins: no extension has run yet, so the key is ours.
+    let key = KernelKey::claim().expect("the kernel claims its key before any extension runs");
+    KEY.call_once(|| key);
+    services::install(key);
+    strands::install(key);
+    process::install(key, ramdisk);
+    contain::install(key);
+    kdomain::init(key);
+    for ext in loader::BOOT_EXTENSIONS {
+        if let Err(e) = loader::load(key, ext) {
+            panic!("boot extension {:?} failed to load: {e:?}", ext.name);
+        }
+    }
+    imports::resolve(key);
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    // A panic in an extension's contained code unloads it and resumes the kernel.
+    contain::on_panic(info);
     shared_hal::panic::report(info)
 }

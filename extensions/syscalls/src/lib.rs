@@ -1,0 +1,193 @@
+//! The basic system calls of user processes (ring 0, safe Rust): null,
+//! exit, write, yield, and the kernel threads and semaphores that the
+//! "layered" user-thread package is built on.
+//!
+//! Each call is a handler installed on its member of the SystemCall event
+//! family. Every argument is an allegation from user space: pointers are
+//! range-checked and copied through `UserServices` (which checks the
+//! mapping), handles are looked up in tables that record the owning
+//! process, so another process's handle is refused with `BadHandle`.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use spin_interface::abi::{Error, Return, nr};
+use spin_interface::sync::{Condition, Mutex, Once, SpinLock};
+use spin_interface::threads::{ThreadError, ThreadId};
+use spin_interface::user::{Process, SYSTEM_CALLS, SyscallArgs, UserServices};
+use spin_interface::{ExportTable, Extension, Import, InitContext, InitError};
+
+/// The extension's descriptor.
+pub static EXTENSION: Extension = Extension { name: "syscalls", init };
+
+static USER: Once<&'static UserServices> = Once::new();
+static JOIN: Import<ThreadId, Result<(), ThreadError>> = Import::new("Threads", "join");
+static YIELD: Import<(), ()> = Import::new("Threads", "yield");
+
+fn user() -> &'static UserServices {
+    USER.get().expect("set in init")
+}
+
+fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    let services: &'static UserServices = ctx.lookup("kernel", "Trusted.User", "services")?;
+    USER.call_once(|| services);
+    ctx.resolve("threads", &[&JOIN, &YIELD])?;
+    let me = ctx.identity();
+    let calls: [(u64, Handler); 10] = [
+        (nr::NULL, null),
+        (nr::EXIT, exit),
+        (nr::WRITE, write),
+        (nr::YIELD, yield_now),
+        (nr::THREAD_SPAWN, thread_spawn),
+        (nr::THREAD_JOIN, thread_join),
+        (nr::THREAD_EXIT, thread_exit),
+        (nr::SEM_CREATE, sem_create),
+        (nr::SEM_SIGNAL, sem_signal),
+        (nr::SEM_WAIT, sem_wait),
+    ];
+    for (n, handler) in calls {
+        SYSTEM_CALLS[n as usize].install(me, handler, None)?;
+    }
+    Ok(ExportTable::new())
+}
+
+/// A system-call handler.
+type Handler = fn(SyscallArgs) -> Return;
+
+fn current() -> Result<Process, Error> {
+    user().current_process().ok_or(Error::BadState)
+}
+
+/// `null()`: the cheapest possible system call.
+fn null(_: SyscallArgs) -> Return {
+    Return::ok(0)
+}
+
+fn exit(a: SyscallArgs) -> Return {
+    user().exit_current(Some(a.0[0] as i64))
+}
+
+fn thread_exit(_: SyscallArgs) -> Return {
+    user().exit_current(None)
+}
+
+/// Most bytes one `write` may print.
+const MAX_WRITE: u64 = 4096;
+
+fn write(a: SyscallArgs) -> Return {
+    let [ptr, len, ..] = a.0;
+    if len > MAX_WRITE {
+        return Return::err(Error::BadLength);
+    }
+    if let Err(e) = spin_interface::user::check_user_range(ptr, len.max(1)) {
+        return Return::err(e);
+    }
+    let mut buf = [0u8; 256];
+    let mut done = 0;
+    while done < len {
+        let n = (len - done).min(buf.len() as u64) as usize;
+        if let Err(e) = user().copy_from_user(ptr + done, &mut buf[..n]) {
+            return Return::err(e);
+        }
+        user().console_write(&buf[..n]);
+        done += n as u64;
+    }
+    Return::ok(len)
+}
+
+fn yield_now(_: SyscallArgs) -> Return {
+    let _ = YIELD.call(());
+    Return::ok(0)
+}
+
+/// Threads spawned by processes: (thread, owner).
+static THREADS: SpinLock<Vec<(ThreadId, Process)>> = SpinLock::new(Vec::new());
+
+fn thread_spawn(a: SyscallArgs) -> Return {
+    let [entry, stack_top, arg, ..] = a.0;
+    let run = || {
+        let p = current()?;
+        let t = user().spawn_thread(p, entry, stack_top, arg)?;
+        THREADS.lock().push((t, p));
+        Ok(t.0)
+    };
+    run().into()
+}
+
+fn thread_join(a: SyscallArgs) -> Return {
+    let run = || {
+        let p = current()?;
+        let t = ThreadId(a.0[0]);
+        if !THREADS.lock().iter().any(|(x, o)| *x == t && *o == p) {
+            return Err(Error::BadHandle);
+        }
+        match JOIN.call(t) {
+            Ok(Ok(())) => {}
+            Ok(Err(ThreadError::SelfJoin)) => return Err(Error::BadState),
+            _ => return Err(Error::BadHandle),
+        }
+        THREADS.lock().retain(|(x, _)| *x != t);
+        Ok(0)
+    };
+    run().into()
+}
+
+/// A counting semaphore: a lock and a condition variable.
+struct Semaphore {
+    count: Mutex<u64>,
+    nonzero: Condition,
+}
+
+/// Semaphores by handle − 1: (owner, semaphore).
+static SEMAPHORES: SpinLock<Vec<(Process, Arc<Semaphore>)>> = SpinLock::new(Vec::new());
+/// Most semaphores in the system.
+const MAX_SEMAPHORES: usize = 1024;
+
+fn sem_create(_: SyscallArgs) -> Return {
+    let run = || {
+        let p = current()?;
+        let mut s = SEMAPHORES.lock();
+        if s.len() >= MAX_SEMAPHORES {
+            return Err(Error::NoMemory);
+        }
+        s.push((p, Arc::new(Semaphore { count: Mutex::new(0), nonzero: Condition::new() })));
+        Ok(s.len() as u64)
+    };
+    run().into()
+}
+
+fn semaphore(handle: u64) -> Result<Arc<Semaphore>, Error> {
+    let p = current()?;
+    let s = SEMAPHORES.lock();
+    let i = handle.checked_sub(1).ok_or(Error::BadHandle)? as usize;
+    match s.get(i) {
+        Some((owner, sem)) if *owner == p => Ok(sem.clone()),
+        _ => Err(Error::BadHandle),
+    }
+}
+
+fn sem_signal(a: SyscallArgs) -> Return {
+    let run = || {
+        let sem = semaphore(a.0[0])?;
+        *sem.count.lock() += 1;
+        sem.nonzero.signal();
+        Ok(0)
+    };
+    run().into()
+}
+
+fn sem_wait(a: SyscallArgs) -> Return {
+    let run = || {
+        let sem = semaphore(a.0[0])?;
+        let mut c = sem.count.lock();
+        while *c == 0 {
+            c = sem.nonzero.wait(c);
+        }
+        *c -= 1;
+        Ok(0)
+    };
+    run().into()
+}

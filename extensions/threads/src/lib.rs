@@ -1,0 +1,180 @@
+//! The kernel-thread package (ring 0, safe Rust): threads on strands.
+//!
+//! It handles `Checkpoint` (nothing to save for kernel threads) and
+//! `Resume` (switch to the given strand with the `StrandCore` capability,
+//! which the kernel grants only to thread packages), and exports the
+//! `Threads` interface (see `spin_interface::threads`): `fork`, `join`,
+//! `exit`, `yield`. A finished thread's stack is reclaimed by the next
+//! `fork` (it cannot be freed while the thread still runs on it).
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin_interface::strand::{self, Strand, StrandCore};
+use spin_interface::sync::{Once, SpinLock};
+use spin_interface::threads::{ForkArgs, INTERFACE, ThreadError, ThreadId};
+use spin_interface::{ExportTable, Extension, InitContext, InitError};
+
+/// The extension's descriptor.
+pub static EXTENSION: Extension = Extension { name: "threads", init };
+
+static CORE: Once<&'static StrandCore> = Once::new();
+
+/// One thread, indexed by its strand.
+#[derive(Clone, Copy)]
+struct Thread {
+    generation: u32,
+    entry: fn(usize),
+    arg: usize,
+    done: bool,
+    joiner: Option<Strand>,
+}
+
+static THREADS: SpinLock<Vec<Option<Thread>>> = SpinLock::new(Vec::new());
+/// Finished strands whose stacks can be freed once someone else runs.
+static ZOMBIES: SpinLock<Vec<Strand>> = SpinLock::new(Vec::new());
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+fn core() -> &'static StrandCore {
+    CORE.get().expect("set in init")
+}
+
+fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    let core: &'static StrandCore = ctx.lookup("kernel", "Trusted.Strand", "core")?;
+    CORE.call_once(|| core);
+    // The code running now (the boot thread) becomes the first strand.
+    let boot = core.adopt_current();
+    {
+        let mut t = THREADS.lock();
+        t.resize(boot.index() + 1, None);
+        t[boot.index()] = Some(Thread { generation: 0, entry: noop, arg: 0, done: false, joiner: None });
+    }
+    ZOMBIES.lock().reserve(16);
+    strand::CHECKPOINT.install(ctx.identity(), on_checkpoint, None)?;
+    strand::RESUME.install(ctx.identity(), on_resume, None)?;
+    Ok(ExportTable::new()
+        .procedure(INTERFACE, "fork", fork)
+        .procedure(INTERFACE, "join", join)
+        .procedure(INTERFACE, "exit", exit)
+        .procedure(INTERFACE, "yield", yield_now))
+}
+
+fn noop(_: usize) {}
+
+/// Nothing to save for a kernel thread: the context switch in `Resume`
+/// saves its registers on its own stack.
+fn on_checkpoint(_: Strand) {}
+
+/// Switch from the running strand (the scheduler raises `Resume` while
+/// still on it, right after `Checkpoint`) to `next`.
+fn on_resume(next: Strand) {
+    let from = strand::current();
+    let core = core();
+    core.set_current(next);
+    core.switch(from, next);
+}
+
+/// Free the stacks of finished threads (never the running one).
+fn reap() {
+    let me = strand::current();
+    loop {
+        // One at a time, without allocating: the lock is not held while
+        // the core frees the stack.
+        let dead = {
+            let mut z = ZOMBIES.lock();
+            match z.iter().position(|s| *s != me) {
+                Some(i) => z.swap_remove(i),
+                None => return,
+            }
+        };
+        core().destroy(dead);
+    }
+}
+
+fn thread_main(_: usize) {
+    let me = strand::current();
+    let (entry, arg) = {
+        let t = THREADS.lock();
+        let th = t[me.index()].expect("a thread record for every forked strand");
+        (th.entry, th.arg)
+    };
+    entry(arg);
+    exit(());
+}
+
+fn fork((entry, arg): ForkArgs) -> Result<ThreadId, ThreadError> {
+    if !ZOMBIES.lock().is_empty() {
+        reap();
+    }
+    let s = core().create(thread_main, 0).map_err(|_| ThreadError::NoResources)?;
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed) as u32;
+    {
+        let mut t = THREADS.lock();
+        if t.len() <= s.index() {
+            t.resize(s.index() + 1, None);
+        }
+        t[s.index()] = Some(Thread { generation, entry, arg, done: false, joiner: None });
+    }
+    strand::UNBLOCK.raise(s);
+    Ok(ThreadId(((generation as u64) << 32) | s.index() as u64))
+}
+
+fn join(id: ThreadId) -> Result<(), ThreadError> {
+    let index = (id.0 & 0xffff_ffff) as usize;
+    let generation = (id.0 >> 32) as u32;
+    let me = strand::current();
+    if index == me.index() {
+        return Err(ThreadError::SelfJoin);
+    }
+    loop {
+        let done = {
+            let mut t = THREADS.lock();
+            match t.get_mut(index).and_then(|x| x.as_mut()) {
+                Some(th) if th.generation == generation && generation != 0 => {
+                    if th.done {
+                        t[index] = None;
+                        true
+                    } else {
+                        th.joiner = Some(me);
+                        false
+                    }
+                }
+                _ => return Err(ThreadError::NoSuchThread),
+            }
+        };
+        if done {
+            return Ok(());
+        }
+        strand::block_current();
+    }
+}
+
+fn exit(_: ()) {
+    let me = strand::current();
+    let joiner = {
+        let mut t = THREADS.lock();
+        match t.get_mut(me.index()).and_then(|x| x.as_mut()) {
+            Some(th) => {
+                th.done = true;
+                th.joiner.take()
+            }
+            None => None,
+        }
+    };
+    ZOMBIES.lock().push(me);
+    if let Some(j) = joiner {
+        strand::UNBLOCK.raise(j);
+    }
+    // Leave the CPU for good: nobody unblocks a finished strand.
+    strand::block_current();
+    unreachable!("a finished thread was resumed");
+}
+
+fn yield_now(_: ()) {
+    let me = strand::current();
+    strand::UNBLOCK.raise(me);
+    strand::block_current();
+}

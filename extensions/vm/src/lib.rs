@@ -1,0 +1,161 @@
+//! Virtual memory for user processes (ring 0, safe Rust): the operations
+//! the SPIN VM benchmarks need, as system calls, and fault reflection.
+//!
+//! `vm_map` backs a range with fresh zeroed pages, `vm_protect` changes
+//! protections (none / read / read-write), `vm_dirty` reads a page's dirty
+//! bit, `vm_handler` registers where faults go. The extension handles the
+//! Translation events (PageNotPresent, ProtectionFault, BadAddress) and
+//! the user Exception event: if the faulting process registered a handler
+//! the fault is reflected to it (`UserServices::reflect`: the interrupted
+//! registers go to the process's `TrapInfo` area and the process continues
+//! in its handler, which resumes the faulting context itself); otherwise
+//! the default handler kills it.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+use spin_interface::abi::{self, Error, Return, nr};
+use spin_interface::phys::{self, MemError};
+use spin_interface::sync::{Once, SpinLock};
+use spin_interface::translation::{self, Context, FaultAction, FaultInfo, Prot, VirtRange};
+use spin_interface::user::{self, Process, SYSTEM_CALLS, SyscallArgs, UserServices};
+use spin_interface::{ExportTable, Extension, InitContext, InitError};
+
+/// The extension's descriptor.
+pub static EXTENSION: Extension = Extension { name: "vm", init };
+
+static USER: Once<&'static UserServices> = Once::new();
+
+/// Most pages one `vm_map` may create.
+const MAX_MAP_PAGES: u64 = 1024;
+
+/// A process's registered fault handler.
+#[derive(Clone, Copy)]
+struct Handler {
+    process: Process,
+    entry: u64,
+    stack_top: u64,
+    info: u64,
+}
+
+static HANDLERS: SpinLock<Vec<Handler>> = SpinLock::new(Vec::new());
+
+fn user() -> &'static UserServices {
+    USER.get().expect("set in init")
+}
+
+fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    let services: &'static UserServices = ctx.lookup("kernel", "Trusted.User", "services")?;
+    USER.call_once(|| services);
+    let me = ctx.identity();
+    SYSTEM_CALLS[nr::VM_MAP as usize].install(me, vm_map, None)?;
+    SYSTEM_CALLS[nr::VM_PROTECT as usize].install(me, vm_protect, None)?;
+    SYSTEM_CALLS[nr::VM_DIRTY as usize].install(me, vm_dirty, None)?;
+    SYSTEM_CALLS[nr::VM_HANDLER as usize].install(me, vm_handler, None)?;
+    for event in [
+        &translation::PAGE_NOT_PRESENT,
+        &translation::PROTECTION_FAULT,
+        &translation::BAD_ADDRESS,
+        &user::EXCEPTION,
+    ] {
+        event.install(me, reflect, None)?;
+    }
+    Ok(ExportTable::new())
+}
+
+fn mem_error(e: MemError) -> Error {
+    match e {
+        MemError::OutOfMemory => Error::NoMemory,
+        MemError::Unaligned => Error::Unaligned,
+        MemError::NotUser => Error::BadAddress,
+        MemError::BadLength | MemError::OutOfRange => Error::BadLength,
+        MemError::AlreadyMapped => Error::Busy,
+        MemError::NotMapped => Error::NotMapped,
+        MemError::NoContext => Error::BadState,
+    }
+}
+
+fn prot(p: u64) -> Result<Prot, Error> {
+    match p {
+        abi::prot::NONE => Ok(Prot::None),
+        abi::prot::READ => Ok(Prot::Read),
+        abi::prot::READ_WRITE => Ok(Prot::ReadWrite),
+        _ => Err(Error::BadArgument),
+    }
+}
+
+fn current_context() -> Result<Context, Error> {
+    user().current_context().ok_or(Error::BadState)
+}
+
+fn vm_map(a: SyscallArgs) -> Return {
+    let [start, pages, p, ..] = a.0;
+    let run = || {
+        let range = VirtRange::new(start, pages).map_err(mem_error)?;
+        let prot = prot(p)?;
+        if pages > MAX_MAP_PAGES {
+            return Err(Error::BadLength);
+        }
+        let ctx = current_context()?;
+        for (i, va) in range.iter().enumerate() {
+            let mapped = phys::allocate()
+                .map_err(mem_error)
+                .and_then(|page| ctx.map(va, page, prot).map_err(|(e, _)| mem_error(e)));
+            if let Err(e) = mapped {
+                // Undo the pages this call mapped.
+                for undo in range.iter().take(i) {
+                    let _ = ctx.unmap(undo);
+                }
+                return Err(e);
+            }
+        }
+        Ok(0)
+    };
+    run().into()
+}
+
+fn vm_protect(a: SyscallArgs) -> Return {
+    let [start, pages, p, ..] = a.0;
+    let run = || {
+        let range = VirtRange::new(start, pages).map_err(mem_error)?;
+        let prot = prot(p)?;
+        current_context()?.protect(range, prot).map_err(mem_error)?;
+        Ok(0)
+    };
+    run().into()
+}
+
+fn vm_dirty(a: SyscallArgs) -> Return {
+    let run = || {
+        user::check_user_range(a.0[0], 1)?;
+        let m = current_context()?.examine(a.0[0]).map_err(mem_error)?;
+        Ok(m.dirty as u64)
+    };
+    run().into()
+}
+
+fn vm_handler(a: SyscallArgs) -> Return {
+    let [entry, stack_top, info, ..] = a.0;
+    let run = || {
+        user::check_user_range(entry, 1)?;
+        user::check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
+        user::check_trap_area(info)?;
+        let process = user().current_process().ok_or(Error::BadState)?;
+        let mut h = HANDLERS.lock();
+        h.retain(|x| x.process != process);
+        h.push(Handler { process, entry, stack_top, info });
+        Ok(0)
+    };
+    run().into()
+}
+
+/// The fault events' handler: send the fault to the process's handler.
+fn reflect(f: FaultInfo) -> FaultAction {
+    let h = HANDLERS.lock().iter().find(|h| h.process == f.process).copied();
+    match h {
+        Some(h) if user().reflect(h.entry, h.stack_top, h.info).is_ok() => FaultAction::Handled,
+        _ => FaultAction::Kill,
+    }
+}

@@ -1,0 +1,184 @@
+//! Locks and condition variables for strands (blocking), plus the
+//! spinning primitives extensions use for their own small state.
+//!
+//! [`Mutex`] and [`Condition`] block through the strand events: a waiter
+//! queues itself and raises [`crate::strand::BLOCK`]; a releaser raises
+//! [`crate::strand::UNBLOCK`] for the first waiter. The kernel is a
+//! uniprocessor that does not preempt kernel code, so nothing runs between
+//! a waiter queueing itself and blocking: no wakeup is lost.
+
+use crate::strand::{self, Strand};
+use alloc::collections::VecDeque;
+use core::ops::{Deref, DerefMut};
+use core::sync::atomic::{AtomicUsize, Ordering};
+/// Once-cell and lazy value for an extension's own statics.
+pub use spin::{Lazy, Once};
+
+/// A spinning lock for an extension's own small state. While it is held the
+/// kernel does not abort an overrunning extension (the abort waits until
+/// the lock is released), so a lock is never left held by an aborted
+/// handler. An extension that loops forever *while holding* one cannot be
+/// stopped: keep critical sections short.
+pub struct SpinLock<T> {
+    inner: spin::Mutex<T>,
+}
+
+impl<T> SpinLock<T> {
+    pub const fn new(value: T) -> Self {
+        Self { inner: spin::Mutex::new(value) }
+    }
+
+    /// Take the lock (spinning).
+    #[inline]
+    pub fn lock(&self) -> SpinGuard<'_, T> {
+        crate::contain::enter_critical();
+        SpinGuard { inner: Some(self.inner.lock()) }
+    }
+
+    /// Take the lock if it is free.
+    #[inline]
+    pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
+        crate::contain::enter_critical();
+        match self.inner.try_lock() {
+            Some(inner) => Some(SpinGuard { inner: Some(inner) }),
+            None => {
+                crate::contain::exit_critical();
+                None
+            }
+        }
+    }
+}
+
+/// Access to a [`SpinLock`]'s value.
+pub struct SpinGuard<'a, T> {
+    /// `Some` until dropped: released before the critical section ends.
+    inner: Option<spin::MutexGuard<'a, T>>,
+}
+
+impl<T> Deref for SpinGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("held until dropped")
+    }
+}
+
+impl<T> DerefMut for SpinGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("held until dropped")
+    }
+}
+
+impl<T> Drop for SpinGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        crate::contain::exit_critical();
+    }
+}
+
+/// A blocking lock.
+pub struct Mutex<T> {
+    data: spin::Mutex<T>,
+    waiters: SpinLock<VecDeque<Strand>>,
+    /// How many strands are queued (read without the lock to skip it when none are).
+    waiting: AtomicUsize,
+}
+
+impl<T> Mutex<T> {
+    pub const fn new(value: T) -> Self {
+        Self {
+            data: spin::Mutex::new(value),
+            waiters: SpinLock::new(VecDeque::new()),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
+    /// Take the lock, blocking while another strand holds it.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        loop {
+            if let Some(g) = self.data.try_lock() {
+                return MutexGuard { mutex: self, inner: Some(g) };
+            }
+            self.waiters.lock().push_back(strand::current());
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            strand::block_current();
+        }
+    }
+
+    fn wake_one(&self) {
+        // Nothing runs between a waiter queueing itself and blocking (no
+        // kernel preemption), so a zero count means nobody to wake.
+        if self.waiting.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        if let Some(s) = self.waiters.lock().pop_front() {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            strand::UNBLOCK.raise(s);
+        }
+    }
+}
+
+/// Access to a [`Mutex`]'s value; releases (and wakes a waiter) when dropped.
+pub struct MutexGuard<'a, T> {
+    mutex: &'a Mutex<T>,
+    inner: Option<spin::MutexGuard<'a, T>>,
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.inner.as_ref().expect("guard holds the lock until dropped")
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.inner.as_mut().expect("guard holds the lock until dropped")
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        drop(self.inner.take());
+        self.mutex.wake_one();
+    }
+}
+
+/// A condition variable (Mesa semantics: re-check the condition after waking).
+pub struct Condition {
+    waiters: SpinLock<VecDeque<Strand>>,
+}
+
+impl Default for Condition {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Condition {
+    pub const fn new() -> Self {
+        Self { waiters: SpinLock::new(VecDeque::new()) }
+    }
+
+    /// Release the lock, wait for a signal, take the lock again.
+    pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        let mutex = guard.mutex;
+        self.waiters.lock().push_back(strand::current());
+        drop(guard);
+        strand::block_current();
+        mutex.lock()
+    }
+
+    /// Wake one waiter.
+    pub fn signal(&self) {
+        if let Some(s) = self.waiters.lock().pop_front() {
+            strand::UNBLOCK.raise(s);
+        }
+    }
+
+    /// Wake every waiter.
+    pub fn broadcast(&self) {
+        while let Some(s) = self.waiters.lock().pop_front() {
+            strand::UNBLOCK.raise(s);
+        }
+    }
+}

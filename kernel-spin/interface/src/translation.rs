@@ -1,0 +1,224 @@
+//! Translation and VirtAddr: address spaces (contexts), virtual ranges, and
+//! the events the MMU raises.
+//!
+//! A [`Context`] names one address space; it is a handle with a private
+//! field, made only by [`Context::create`] or by the kernel (a process's
+//! context). Mappings take ownership of a [`PhysPage`] and give it back on
+//! removal; destroying a context frees every page still mapped in it.
+//! [`VirtRange`] is a checked range of user virtual pages (VirtAddr).
+//!
+//! Page faults in user processes raise [`PAGE_NOT_PRESENT`],
+//! [`PROTECTION_FAULT`] or [`BAD_ADDRESS`]; a handler returns
+//! [`FaultAction::Handled`] after repairing the mapping or redirecting the
+//! process (e.g. to its own fault handler), otherwise the default kills the
+//! process.
+
+use crate::event::{Combine, Event};
+use crate::key::KernelKey;
+use crate::phys::{MemError, PhysPage};
+use crate::user::Process;
+use spin::Once;
+
+/// Page protection as user code sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prot {
+    /// No user access (the page stays mapped for the kernel).
+    None,
+    /// Read and execute.
+    Read,
+    /// Read and write, no execute.
+    ReadWrite,
+}
+
+/// What [`Context::examine`] reports for a mapped page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    pub frame: u64,
+    pub prot: Prot,
+    pub dirty: bool,
+    pub accessed: bool,
+}
+
+/// What the kernel core provides for address spaces.
+pub trait Backend: Sync {
+    fn create(&self) -> Result<u64, MemError>;
+    fn destroy(&self, ctx: u64) -> Result<(), MemError>;
+    fn map(&self, ctx: u64, va: u64, frame: u64, prot: Prot) -> Result<(), MemError>;
+    fn unmap(&self, ctx: u64, va: u64) -> Result<u64, MemError>;
+    fn protect(&self, ctx: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError>;
+    fn examine(&self, ctx: u64, va: u64) -> Result<Mapping, MemError>;
+}
+
+static BACKEND: Once<&'static dyn Backend> = Once::new();
+
+/// Install the kernel's implementation (once).
+pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
+    BACKEND.call_once(|| backend);
+}
+
+fn backend() -> &'static dyn Backend {
+    *BACKEND.get().expect("Translation backend installed at boot")
+}
+
+/// First and last user addresses (the kernel's split, see `hal-logic::addr`).
+pub const USER_START: u64 = 0x1000;
+pub const USER_END: u64 = 0x0000_7f80_0000_0000;
+
+/// A checked, page-aligned, non-empty range of user virtual pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VirtRange {
+    start: u64,
+    pages: u64,
+}
+
+/// Most pages one range may span (bounds the work of one call).
+pub const MAX_RANGE_PAGES: u64 = 1 << 20;
+
+impl VirtRange {
+    /// Check an untrusted `(start, pages)` pair.
+    pub fn new(start: u64, pages: u64) -> Result<VirtRange, MemError> {
+        if !start.is_multiple_of(4096) {
+            return Err(MemError::Unaligned);
+        }
+        if pages == 0 || pages > MAX_RANGE_PAGES {
+            return Err(MemError::BadLength);
+        }
+        let end = start.checked_add(pages * 4096).ok_or(MemError::NotUser)?;
+        if start < USER_START || end > USER_END {
+            return Err(MemError::NotUser);
+        }
+        Ok(VirtRange { start, pages })
+    }
+
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    pub fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The page addresses, in order.
+    pub fn iter(&self) -> impl Iterator<Item = u64> + use<> {
+        let s = self.start;
+        (0..self.pages).map(move |i| s + i * 4096)
+    }
+}
+
+/// An address space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    id: u64,
+}
+
+impl Context {
+    /// A new, empty user address space (the kernel half is always mapped).
+    pub fn create() -> Result<Context, MemError> {
+        Ok(Context { id: backend().create()? })
+    }
+
+    /// Wrap a kernel context number as a capability.
+    pub fn from_id(_key: &KernelKey, id: u64) -> Context {
+        Context { id }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn from_id_internal(id: u64) -> Context {
+        Context { id }
+    }
+
+    /// Destroy the context and free every page still mapped in it.
+    pub fn destroy(self) -> Result<(), MemError> {
+        backend().destroy(self.id)
+    }
+
+    /// Map `page` at `va` (page aligned, user space) with `prot`. On
+    /// failure the page comes back with the error.
+    pub fn map(&self, va: u64, page: PhysPage, prot: Prot) -> Result<(), (MemError, PhysPage)> {
+        if let Err(e) = VirtRange::new(va, 1) {
+            return Err((e, page));
+        }
+        let frame = page.addr();
+        match backend().map(self.id, va, frame, prot) {
+            Ok(()) => {
+                // The page table owns the frame now.
+                core::mem::forget(page);
+                Ok(())
+            }
+            Err(e) => Err((e, page)),
+        }
+    }
+
+    /// Remove the mapping at `va` and return its page.
+    pub fn unmap(&self, va: u64) -> Result<PhysPage, MemError> {
+        VirtRange::new(va, 1)?;
+        let frame = backend().unmap(self.id, va)?;
+        Ok(PhysPage::from_owned_frame(frame))
+    }
+
+    /// Change the protection of every page of `range` (all must be mapped).
+    pub fn protect(&self, range: VirtRange, prot: Prot) -> Result<(), MemError> {
+        backend().protect(self.id, range.start, range.pages, prot)
+    }
+
+    /// The mapping at `va`.
+    pub fn examine(&self, va: u64) -> Result<Mapping, MemError> {
+        VirtRange::new(va & !4095, 1)?;
+        backend().examine(self.id, va & !4095)
+    }
+}
+
+impl PhysPage {
+    /// A frame the translation backend handed back from a page table.
+    fn from_owned_frame(pa: u64) -> PhysPage {
+        PhysPage::from_frame_internal(pa)
+    }
+}
+
+/// A fault or exception in a user process, as the events see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultInfo {
+    pub process: Process,
+    pub context: Context,
+    /// Exception vector (14 for page faults).
+    pub vector: u64,
+    /// The CPU's error code.
+    pub error: u64,
+    /// The faulting address (page faults), else 0.
+    pub addr: u64,
+    /// Where the process was.
+    pub rip: u64,
+}
+
+impl FaultInfo {
+    /// A page fault caused by a write.
+    pub fn is_write(&self) -> bool {
+        self.error & 2 != 0
+    }
+}
+
+/// What a fault handler decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Repaired or redirected: resume the process.
+    Handled,
+    /// Kill the process.
+    Kill,
+}
+
+fn kill(_: FaultInfo) -> FaultAction {
+    FaultAction::Kill
+}
+
+/// A user access to an unmapped user page.
+pub static PAGE_NOT_PRESENT: Event<FaultInfo, FaultAction> =
+    Event::new("Translation.PageNotPresent", kill, Combine::Last);
+/// A user access a present page's protection forbids.
+pub static PROTECTION_FAULT: Event<FaultInfo, FaultAction> =
+    Event::new("Translation.ProtectionFault", kill, Combine::Last);
+/// A user access outside user space (kernel half, non-canonical).
+pub static BAD_ADDRESS: Event<FaultInfo, FaultAction> =
+    Event::new("Translation.BadAddress", kill, Combine::Last);

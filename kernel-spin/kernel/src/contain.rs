@@ -1,0 +1,264 @@
+//! Fault containment (ring 0, trusted): recovery points for contained
+//! calls, the panic path that unloads a faulting extension and returns to
+//! the recovery point, and the timer check that does the same for an
+//! extension past its time budget.
+//!
+//! A contained call ([`Recovery`] on the current strand's stack, linked per
+//! strand) saves the callee-saved registers, RSP and the return address
+//! (a `setjmp`), enables interrupts and runs the extension's code. A panic
+//! while a recovery point is active and no critical section is open unloads
+//! the culprit and restores the saved registers with a non-zero code (a
+//! `longjmp`); the timer rewrites the interrupted frame so that its `iretq`
+//! lands at the same point. See `spin_interface::contain` for what an
+//! aborted handler leaks.
+
+use core::arch::naked_asm;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use shared_hal::trap::TrapFrame;
+use shared_hal::{apic, cpu, serial};
+use spin_interface::contain::{self, Containment, Fault};
+use spin_interface::domain::{self, DomainId};
+use spin_interface::{KernelKey, strand};
+
+use crate::strands::MAX_STRANDS;
+
+/// Registers saved at a recovery point (offsets used by the assembly).
+#[derive(Default)]
+#[repr(C)]
+struct Jmp {
+    rbx: u64,
+    rbp: u64,
+    r12: u64,
+    r13: u64,
+    r14: u64,
+    r15: u64,
+    rsp: u64,
+    rip: u64,
+}
+
+/// One active contained call.
+#[repr(C)]
+struct Recovery {
+    jmp: Jmp,
+    culprit: DomainId,
+    /// Timer tick after which the call is aborted.
+    deadline: u64,
+    prev: *mut Recovery,
+}
+
+/// Innermost recovery point of each strand (null: none).
+static TOP: [AtomicPtr<Recovery>; MAX_STRANDS] = [const { AtomicPtr::new(null_mut()) }; MAX_STRANDS];
+
+/// Ticks a contained call may run (at 100 Hz: 250 ms).
+pub static BUDGET_TICKS: AtomicU64 = AtomicU64::new(25);
+
+const PANICKED: u64 = 1;
+const TIMED_OUT: u64 = 2;
+
+/// Save the recovery registers in `*jmp`, then call `body(arg)`. Returns 0
+/// when `body` returns, or the code passed to [`recover`].
+///
+/// # Safety
+/// `jmp` must stay valid until this returns; `body` must be safe to call with `arg`.
+#[unsafe(naked)]
+unsafe extern "C" fn protected_call(jmp: *mut Jmp, body: extern "C" fn(*mut u8), arg: *mut u8) -> u64 {
+    naked_asm!(
+        "mov [rdi + 0], rbx",
+        "mov [rdi + 8], rbp",
+        "mov [rdi + 16], r12",
+        "mov [rdi + 24], r13",
+        "mov [rdi + 32], r14",
+        "mov [rdi + 40], r15",
+        "lea rax, [rsp + 8]", // RSP after our `ret`
+        "mov [rdi + 48], rax",
+        "mov rax, [rsp]", // our return address
+        "mov [rdi + 56], rax",
+        "sub rsp, 8", // realign to 16 for the call
+        "mov rdi, rdx",
+        "call rsi",
+        "add rsp, 8",
+        // Interrupts off before the point is popped: the timer cannot abort
+        // a call that has already returned.
+        "cli",
+        "xor eax, eax",
+        "ret",
+    )
+}
+
+/// Return from the `protected_call` that saved `jmp`, with `code`.
+///
+/// # Safety
+/// `jmp` must belong to a `protected_call` still active on this stack; the
+/// frames above it are abandoned.
+unsafe fn recover(jmp: *const Jmp, code: u64) -> ! {
+    // SAFETY: restores exactly the registers `protected_call` saved and
+    // returns to its caller with RSP as it was after that call.
+    unsafe {
+        core::arch::asm!(
+            "mov rbx, [rdi + 0]",
+            "mov rbp, [rdi + 8]",
+            "mov r12, [rdi + 16]",
+            "mov r13, [rdi + 24]",
+            "mov r14, [rdi + 32]",
+            "mov r15, [rdi + 40]",
+            "mov rsp, [rdi + 48]",
+            "mov rax, rsi",
+            "jmp qword ptr [rdi + 56]",
+            in("rdi") jmp,
+            in("rsi") code,
+            options(noreturn)
+        )
+    }
+}
+
+extern "C" fn run_body(arg: *mut u8) {
+    // SAFETY: `arg` is the `&mut &mut dyn FnMut()` that `Contain::run` passed.
+    let f = unsafe { &mut *(arg as *mut &mut dyn FnMut()) };
+    f();
+}
+
+struct Contain;
+
+static KEY: spin::Once<&'static KernelKey> = spin::Once::new();
+
+impl Containment for Contain {
+    fn run(&self, culprit: DomainId, f: &mut dyn FnMut()) -> Result<(), Fault> {
+        let s = strand::current().index();
+        let mut rec = Recovery {
+            jmp: Jmp::default(),
+            culprit,
+            deadline: apic::ticks() + BUDGET_TICKS.load(Ordering::Relaxed),
+            prev: TOP[s].load(Ordering::Relaxed),
+        };
+        TOP[s].store(&mut rec, Ordering::SeqCst);
+        let interrupts = cpu::interrupts_enabled();
+        cpu::enable_interrupts();
+        let mut body: &mut dyn FnMut() = f;
+        // SAFETY: `rec` lives until after this call returns (normally or
+        // through `recover`, which only ever targets the innermost point).
+        let code = unsafe { protected_call(&mut rec.jmp, run_body, &mut body as *mut _ as *mut u8) };
+        // Interrupts are off here (on every path back); pop, then restore.
+        TOP[s].store(rec.prev, Ordering::SeqCst);
+        if interrupts {
+            cpu::enable_interrupts();
+        }
+        match code {
+            0 => Ok(()),
+            PANICKED => Err(Fault::Panicked(culprit)),
+            _ => Err(Fault::TimedOut(culprit)),
+        }
+    }
+}
+
+fn innermost() -> Option<&'static Recovery> {
+    let p = TOP[strand::current().index()].load(Ordering::SeqCst);
+    // SAFETY: a non-null TOP entry points at a `Recovery` on the current
+    // strand's stack, live until its `run` returns (which clears the entry).
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+fn unload(culprit: DomainId, why: &str) {
+    let key = KEY.get().expect("containment installed");
+    let (imports, events) = domain::unload(key, culprit);
+    serial::emergency_write(format_args!(
+        "[contain] extension domain {} {why}: unloaded ({imports} imports revoked, handlers removed from {events} events)\n",
+        culprit.number()
+    ));
+}
+
+/// Called by the panic handler: if a contained call of an extension is
+/// active, unload the culprit and resume at its recovery point; if a
+/// process's system call is in progress, unload the extension handling it
+/// and return `ExtensionFault` to the process.
+pub fn on_panic(info: &core::panic::PanicInfo) {
+    if contain::in_critical() {
+        return;
+    }
+    let Some(rec) = innermost() else {
+        if let Some(top) = crate::process::in_syscall() {
+            let culprit = crate::sysentry::culprit(top);
+            if culprit != DomainId::KERNEL {
+                serial::emergency_write(format_args!("[contain] panic in a system-call handler: {info}\n"));
+                unload(culprit, "panicked");
+                cpu::disable_interrupts();
+                // SAFETY: a system call is in progress on this strand's stack.
+                unsafe { crate::sysentry::abort_from_here(top) }
+            }
+        }
+        return;
+    };
+    if rec.culprit == DomainId::KERNEL {
+        return;
+    }
+    serial::emergency_write(format_args!("[contain] panic in extension code: {info}\n"));
+    unload(rec.culprit, "panicked");
+    cpu::disable_interrupts();
+    // SAFETY: `rec` is the innermost active recovery point on this stack.
+    unsafe { recover(&rec.jmp, PANICKED) }
+}
+
+/// System-call count at the last tick, and ticks seen since it changed.
+static LAST_CALLS: AtomicU64 = AtomicU64::new(0);
+static STUCK_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Timer check for system calls: the same call has been running (not
+/// blocked, not idle) for more than the budget.
+fn syscall_overrun(frame: &mut TrapFrame) {
+    let calls = crate::sysentry::calls();
+    let running = !crate::services::IDLE.load(Ordering::Relaxed);
+    let top = crate::process::in_syscall();
+    if !running || top.is_none() || LAST_CALLS.swap(calls, Ordering::Relaxed) != calls {
+        STUCK_TICKS.store(0, Ordering::Relaxed);
+        return;
+    }
+    let stuck = STUCK_TICKS.fetch_add(1, Ordering::Relaxed) + 1;
+    let Some(top) = top else { return };
+    let culprit = crate::sysentry::culprit(top);
+    if stuck <= BUDGET_TICKS.load(Ordering::Relaxed) || contain::in_critical() || culprit == DomainId::KERNEL
+    {
+        return;
+    }
+    STUCK_TICKS.store(0, Ordering::Relaxed);
+    unload(culprit, "ran past its time budget in a system call");
+    crate::sysentry::abort_frame(frame, top);
+}
+
+/// Timer hook: abort a contained call (or a system call) that has run past
+/// its deadline; preempt user code.
+pub fn on_tick(frame: &mut TrapFrame) {
+    if frame.from_user() {
+        STUCK_TICKS.store(0, Ordering::Relaxed);
+        // Time slicing, and ending killed processes.
+        crate::process::on_user_tick();
+        return;
+    }
+    let Some(rec) = innermost() else {
+        syscall_overrun(frame);
+        return;
+    };
+    if apic::ticks() < rec.deadline || contain::in_critical() || rec.culprit == DomainId::KERNEL {
+        return;
+    }
+    unload(rec.culprit, "ran past its time budget");
+    // Resume at the recovery point: the registers `protected_call` saved,
+    // its return address, and the code in RAX, with interrupts off as on
+    // the normal path back.
+    frame.rbx = rec.jmp.rbx;
+    frame.rbp = rec.jmp.rbp;
+    frame.r12 = rec.jmp.r12;
+    frame.r13 = rec.jmp.r13;
+    frame.r14 = rec.jmp.r14;
+    frame.r15 = rec.jmp.r15;
+    frame.rsp = rec.jmp.rsp;
+    frame.rip = rec.jmp.rip;
+    frame.rax = TIMED_OUT;
+    frame.rflags &= !shared_hal::trap::RFLAGS_IF;
+}
+
+/// Install the containment and the timer check.
+pub fn install(key: &'static KernelKey) {
+    KEY.call_once(|| key);
+    contain::install(key, &Contain);
+    apic::set_timer_hook(on_tick);
+}

@@ -1,0 +1,36 @@
+//! What the kernel core itself imports from extensions: the thread
+//! package's interface (processes and tests need threads) and the bench
+//! extension's null procedure. Bound at boot by Resolve, like any importer.
+
+use spin_interface::domain::ImportSlot;
+use spin_interface::threads::{ForkArgs, ThreadError, ThreadId};
+use spin_interface::{Domain, Identity, Import, KernelKey};
+
+pub static FORK: Import<ForkArgs, Result<ThreadId, ThreadError>> = Import::new("Threads", "fork");
+pub static JOIN: Import<ThreadId, Result<(), ThreadError>> = Import::new("Threads", "join");
+pub static EXIT: Import<(), ()> = Import::new("Threads", "exit");
+pub static YIELD: Import<(), ()> = Import::new("Threads", "yield");
+/// The far side of the "protected in-kernel call" benchmark.
+pub static BENCH_NULL: Import<(), ()> = Import::new("Bench", "null");
+/// What the last user benchmark program reported (runs, iterations, min, median, max).
+pub static BENCH_TAKE: Import<(), Option<[u64; 5]>> = Import::new("Bench", "take_report");
+
+/// Bind the imports (the boot extensions are loaded).
+pub fn resolve(key: &KernelKey) {
+    let me = Identity::kernel(key);
+    let threads: &[&'static dyn ImportSlot] = &[&FORK, &JOIN, &EXIT, &YIELD];
+    for (domain, slots) in [("threads", threads), ("bench", &[&BENCH_NULL, &BENCH_TAKE])] {
+        let bound = Domain::named(domain).and_then(|d| d.resolve(me, slots));
+        assert_eq!(bound, Ok(slots.len()), "resolving the kernel's imports from {domain}");
+    }
+}
+
+/// Fork a kernel thread running `entry(arg)`.
+pub fn fork(entry: fn(usize), arg: usize) -> Result<ThreadId, ThreadError> {
+    FORK.call((entry, arg)).unwrap_or(Err(ThreadError::NoResources))
+}
+
+/// Wait for a thread to finish.
+pub fn join(t: ThreadId) -> Result<(), ThreadError> {
+    JOIN.call(t).unwrap_or(Err(ThreadError::NoSuchThread))
+}

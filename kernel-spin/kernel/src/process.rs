@@ -1,0 +1,552 @@
+//! User processes (ring 0, trusted): loading programs from the ramdisk into
+//! new address spaces, their threads, exit and reaping, and the trusted
+//! operations behind `spin_interface::user::UserServices` (copying user
+//! memory, redirecting a system call's return, reflecting faults).
+
+use crate::imports;
+use crate::strands::{self, MAX_STRANDS};
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use hal_logic::elfplan;
+use shared_hal::memory::phys_to_virt;
+use shared_hal::paging::{self, pte};
+use shared_hal::trap::TrapFrame;
+use spin::Mutex;
+use spin_interface::KernelKey;
+use spin_interface::abi::{self, Error, TrapInfo};
+use spin_interface::phys;
+use spin_interface::strand;
+use spin_interface::sync::{Condition, Mutex as BlockingMutex};
+use spin_interface::threads::ThreadId;
+use spin_interface::translation::{self, Context, FaultAction, FaultInfo, Prot};
+use spin_interface::user::{self, Process, UserResume};
+
+/// A process number: table slot in the low 8 bits, the slot's generation
+/// above, so a number is never reused for a later process (extensions key
+/// their per-process tables by it).
+pub type Pid = u32;
+
+struct Proc {
+    /// Translation context number.
+    ctx: u64,
+    root: u64,
+    /// Live threads whose home is this process.
+    threads: u32,
+    exit_code: Option<i64>,
+    /// Asked to die: its threads end at their next timer tick in user mode.
+    killed: bool,
+}
+
+static PROCS: Mutex<Vec<Option<Proc>>> = Mutex::new(Vec::new());
+/// Most processes at once.
+const MAX_PROCS: usize = 256;
+/// Each live process's page-table root (0: no such process), readable
+/// without the lock on the cross-address-space path.
+static ROOTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
+/// Each slot's generation (the high bits of its current Pid).
+static GENS: [AtomicU32; MAX_PROCS] = [const { AtomicU32::new(0) }; MAX_PROCS];
+
+/// The table slot of `pid`, if that process is the slot's current one.
+#[inline]
+fn slot(pid: Pid) -> Option<usize> {
+    let s = (pid & 0xff) as usize;
+    (GENS.get(s)?.load(Ordering::Acquire) == pid >> 8).then_some(s)
+}
+
+/// Each live process's Translation context number (valid while ROOTS is non-zero).
+static CONTEXTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
+/// Per strand: 1 + the pid whose address space it runs in (0: none) ...
+static CURRENT: [AtomicU32; MAX_STRANDS] = [const { AtomicU32::new(0) }; MAX_STRANDS];
+/// ... and 1 + the pid it belongs to (a cross-address-space call moves
+/// the former, never the latter).
+static HOME: [AtomicU32; MAX_STRANDS] = [const { AtomicU32::new(0) }; MAX_STRANDS];
+
+/// Signalled whenever a process's last thread ends.
+static FINISHED: BlockingMutex<u64> = BlockingMutex::new(0);
+static FINISHED_CV: Condition = Condition::new();
+
+/// How a new user thread starts.
+#[derive(Clone, Copy)]
+struct Start {
+    pid: Pid,
+    entry: u64,
+    stack_top: u64,
+    args: [u64; 2],
+}
+
+static STARTS: Mutex<Vec<Option<Start>>> = Mutex::new(Vec::new());
+static RAMDISK: spin::Once<&'static [u8]> = spin::Once::new();
+/// The frame of the user exception being handled (for `reflect`).
+static TRAP_FRAME: AtomicPtr<TrapFrame> = AtomicPtr::new(core::ptr::null_mut());
+/// Exit code of a thread killed by a fault nobody handled: this minus the vector.
+pub const KILLED: i64 = -1000;
+/// Exit code of a process ended by [`kill`].
+pub const KILLED_BY_KERNEL: i64 = -2000;
+
+/// Why a program could not be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    NoRamdisk,
+    NoSuchProgram,
+    BadElf(elfplan::ElfError),
+    Memory(phys::MemError),
+    NoThread,
+}
+
+fn current_strand() -> usize {
+    strand::current().index()
+}
+
+/// The process the current strand runs in.
+pub fn current_pid() -> Option<Pid> {
+    CURRENT[current_strand()].load(Ordering::Relaxed).checked_sub(1)
+}
+
+fn with_proc<R>(pid: Pid, f: impl FnOnce(&mut Proc) -> R) -> Option<R> {
+    let s = slot(pid)?;
+    PROCS.lock().get_mut(s).and_then(Option::as_mut).map(f)
+}
+
+fn key() -> &'static KernelKey {
+    crate::key()
+}
+
+/// If the current strand is executing a system call of a process, the top
+/// of its kernel stack (where the entry stub saved the user state).
+pub fn in_syscall() -> Option<u64> {
+    let me = current_strand();
+    // A strand with a process runs kernel code only in system calls, in a
+    // fault event (TRAP_FRAME set) or briefly while entering/leaving.
+    if CURRENT[me].load(Ordering::Relaxed) == 0 || !TRAP_FRAME.load(Ordering::Relaxed).is_null() {
+        return None;
+    }
+    Some(strands::stack_top(me))
+}
+
+/// Remember the ramdisk (at boot).
+pub fn set_ramdisk(r: Option<&'static [u8]>) {
+    if let Some(r) = r {
+        RAMDISK.call_once(|| r);
+    }
+}
+
+/// Load `name` from the ramdisk into a new process and start its main
+/// thread with RDI, RSI = `args`.
+pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
+    crate::sysentry::install();
+    let disk = RAMDISK.get().ok_or(SpawnError::NoRamdisk)?;
+    let archive = hal_logic::ramdisk::Archive::parse(disk).map_err(|_| SpawnError::NoRamdisk)?;
+    let file = archive.get(name).ok_or(SpawnError::NoSuchProgram)?;
+    let plan = elfplan::plan(file).map_err(SpawnError::BadElf)?;
+    let ctx = Context::create().map_err(SpawnError::Memory)?;
+    let load = || -> Result<(), phys::MemError> {
+        for seg in &plan.segments {
+            let prot = if seg.writable { Prot::ReadWrite } else { Prot::Read };
+            for i in 0..seg.pages {
+                let va = seg.page_start + i * 4096;
+                let page = phys::allocate()?;
+                // The part of the file that lands on this page.
+                let lo = seg.copy_to.max(va);
+                let hi = (seg.copy_to + seg.file_len).min(va + 4096);
+                if lo < hi {
+                    let from = (seg.file_offset + (lo - seg.copy_to)) as usize;
+                    page.write((lo - va) as usize, &file[from..from + (hi - lo) as usize])?;
+                }
+                ctx.map(va, page, prot).map_err(|(e, _)| e)?;
+            }
+        }
+        let stack_pages = abi::layout::STACK_PAGES;
+        for i in 0..stack_pages {
+            let va = abi::layout::STACK_TOP - (stack_pages - i) * 4096;
+            ctx.map(va, phys::allocate()?, Prot::ReadWrite).map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    };
+    if let Err(e) = load() {
+        let _ = ctx.destroy();
+        return Err(SpawnError::Memory(e));
+    }
+    let root = crate::services::root_of(ctx.id()).map_err(SpawnError::Memory)?;
+    let pid = {
+        let mut procs = PROCS.lock();
+        let slot = procs.iter().position(Option::is_none).unwrap_or(procs.len());
+        if slot >= MAX_PROCS {
+            drop(procs);
+            let _ = ctx.destroy();
+            return Err(SpawnError::Memory(phys::MemError::OutOfMemory));
+        }
+        if slot == procs.len() {
+            procs.push(None);
+        }
+        procs[slot] = Some(Proc { ctx: ctx.id(), root, threads: 0, exit_code: None, killed: false });
+        let generation = GENS[slot].load(Ordering::Relaxed).wrapping_add(1) & 0x00ff_ffff;
+        GENS[slot].store(generation, Ordering::Release);
+        CONTEXTS[slot].store(ctx.id(), Ordering::Release);
+        ROOTS[slot].store(root, Ordering::Release);
+        slot as Pid | generation << 8
+    };
+    if start_thread(pid, plan.entry, abi::layout::STACK_TOP, args).is_err() {
+        reap(pid);
+        return Err(SpawnError::NoThread);
+    }
+    Ok(pid)
+}
+
+fn start_thread(pid: Pid, entry: u64, stack_top: u64, args: [u64; 2]) -> Result<ThreadId, Error> {
+    let idx = {
+        let mut starts = STARTS.lock();
+        let slot = starts.iter().position(Option::is_none).unwrap_or_else(|| {
+            starts.push(None);
+            starts.len() - 1
+        });
+        starts[slot] = Some(Start { pid, entry, stack_top, args });
+        slot
+    };
+    with_proc(pid, |p| p.threads += 1).ok_or(Error::BadHandle)?;
+    imports::fork(user_main, idx).map_err(|_| {
+        STARTS.lock()[idx] = None;
+        with_proc(pid, |p| p.threads -= 1);
+        Error::NoMemory
+    })
+}
+
+/// A user thread's first kernel code: enter ring 3.
+fn user_main(start: usize) {
+    let s = STARTS.lock()[start].take().expect("a start record for every user thread");
+    let me = current_strand();
+    let Some(root) = with_proc(s.pid, |p| p.root) else {
+        return; // the process was reaped before the thread ran
+    };
+    CURRENT[me].store(s.pid + 1, Ordering::Relaxed);
+    HOME[me].store(s.pid + 1, Ordering::Relaxed);
+    strands::set_root(me, root, true);
+    let mut frame = TrapFrame::new_user(s.entry, s.stack_top - 8);
+    frame.rdi = s.args[0];
+    frame.rsi = s.args[1];
+    shared_hal::cpu::disable_interrupts();
+    // SAFETY: a ring-3 frame at a user entry point, in the address space
+    // just loaded; the strand's kernel stack is TSS.RSP0.
+    unsafe { shared_hal::trap::enter(&frame) }
+}
+
+/// End the current thread (see `UserServices::exit_current`).
+fn exit_current(code: Option<i64>) -> ! {
+    let me = current_strand();
+    if let Some(pid) = HOME[me].load(Ordering::Relaxed).checked_sub(1) {
+        let last = with_proc(pid, |p| {
+            if p.exit_code.is_none() {
+                p.exit_code = code;
+            }
+            p.threads -= 1;
+            p.threads == 0
+        });
+        HOME[me].store(0, Ordering::Relaxed);
+        CURRENT[me].store(0, Ordering::Relaxed);
+        strands::set_root(me, paging::kernel_root(), true);
+        if last == Some(true) {
+            *FINISHED.lock() += 1;
+            FINISHED_CV.broadcast();
+        }
+    }
+    let _ = imports::EXIT.call(());
+    unreachable!("the thread package resumed a finished thread");
+}
+
+/// Ask process `pid` to end: each of its threads exits with
+/// [`KILLED_BY_KERNEL`] at its next timer tick in user mode. Returns
+/// whether the process exists.
+pub fn kill(pid: Pid) -> bool {
+    with_proc(pid, |p| p.killed = true).is_some()
+}
+
+/// The timer interrupted user code: end the thread if its process was
+/// killed, otherwise give the CPU to the next runnable strand (time
+/// slicing; user code holds no kernel locks, so switching here is safe).
+pub fn on_user_tick() {
+    let killed = || current_pid().and_then(|p| with_proc(p, |p| p.killed)).unwrap_or(false);
+    if killed() {
+        exit_current(Some(KILLED_BY_KERNEL));
+    }
+    let _ = imports::YIELD.call(());
+    if killed() {
+        exit_current(Some(KILLED_BY_KERNEL));
+    }
+}
+
+/// Wait until every thread of `pid` has ended; returns its exit code.
+pub fn wait(pid: Pid) -> Option<i64> {
+    let mut g = FINISHED.lock();
+    loop {
+        match with_proc(pid, |p| (p.threads, p.exit_code)) {
+            None => return None,
+            Some((0, code)) => return Some(code.unwrap_or(0)),
+            Some(_) => g = FINISHED_CV.wait(g),
+        }
+    }
+}
+
+/// Free a finished process's address space and everything mapped in it.
+pub fn reap(pid: Pid) -> bool {
+    let Some(s) = slot(pid) else { return false };
+    let p = {
+        let mut procs = PROCS.lock();
+        match procs.get_mut(s) {
+            Some(slot @ Some(_)) if slot.as_ref().is_some_and(|p| p.threads == 0) => slot.take(),
+            _ => None,
+        }
+    };
+    match p {
+        Some(p) => {
+            ROOTS[s].store(0, Ordering::Release);
+            let _ = Context::from_id(key(), p.ctx).destroy();
+            true
+        }
+        None => false,
+    }
+}
+
+/// Spawn, wait, reap: run a program to completion and return its exit code.
+pub fn run(name: &str, args: [u64; 2]) -> Result<i64, SpawnError> {
+    let pid = spawn(name, args)?;
+    let code = wait(pid).unwrap_or(i64::MIN);
+    reap(pid);
+    Ok(code)
+}
+
+/// Check that `[va, va+len)` is mapped with user access (and writable if
+/// `write`), then call `f(kernel pointer, chunk length)` page by page.
+fn each_user_chunk(va: u64, len: usize, write: bool, mut f: impl FnMut(*mut u8, usize)) -> Result<(), Error> {
+    let pid = current_pid().ok_or(Error::BadState)?;
+    let root = with_proc(pid, |p| p.root).ok_or(Error::BadState)?;
+    let need = pte::USER | if write { pte::WRITABLE } else { 0 };
+    // Check every page first, so a failure copies nothing.
+    let end = va + len as u64;
+    let mut page = va & !4095;
+    while page < end {
+        let e = paging::entry(root, page).ok_or(Error::NotMapped)?;
+        if e & need != need {
+            return Err(Error::BadAddress);
+        }
+        page += 4096;
+    }
+    let mut at = va;
+    while at < end {
+        let e = paging::entry(root, at & !4095).ok_or(Error::NotMapped)?;
+        let chunk = ((4096 - (at & 4095)).min(end - at)) as usize;
+        f((phys_to_virt(e & pte::ADDR) + (at & 4095)) as *mut u8, chunk);
+        at += chunk as u64;
+    }
+    Ok(())
+}
+
+/// Where the current system call's saved user RSP, RIP and RFLAGS are.
+fn saved_resume() -> *mut u64 {
+    (strands::stack_top(current_strand()) - 24) as *mut u64
+}
+
+struct Users;
+
+impl user::Backend for Users {
+    fn current_process(&self) -> Option<u32> {
+        current_pid()
+    }
+
+    fn current_context(&self) -> Option<u64> {
+        let p = current_pid()?;
+        self.context_of(p)
+    }
+
+    fn context_of(&self, p: u32) -> Option<u64> {
+        let s = slot(p)?;
+        let live = ROOTS[s].load(Ordering::Acquire) != 0;
+        live.then(|| CONTEXTS[s].load(Ordering::Acquire))
+    }
+
+    fn exit_current(&self, code: Option<i64>) -> ! {
+        exit_current(code)
+    }
+
+    fn copy_from_user(&self, va: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let mut done = 0;
+        each_user_chunk(va, buf.len(), false, |p, n| {
+            // SAFETY: `p` is `n` mapped bytes of a user page seen through the
+            // physical window; `buf[done..done + n]` is ours.
+            unsafe { core::ptr::copy_nonoverlapping(p, buf[done..].as_mut_ptr(), n) };
+            done += n;
+        })
+    }
+
+    fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), Error> {
+        let mut done = 0;
+        each_user_chunk(va, data.len(), true, |p, n| {
+            // SAFETY: as in `copy_from_user`, in the other direction.
+            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), p, n) };
+            done += n;
+        })
+    }
+
+    fn syscall_resume(&self) -> UserResume {
+        let s = saved_resume();
+        // SAFETY: during a system call the entry stub saved RFLAGS, RIP and
+        // RSP (upward) at the top of the current strand's kernel stack.
+        unsafe { UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() } }
+    }
+
+    fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
+        current_pid().ok_or(Error::BadState)?;
+        let s = saved_resume();
+        // SAFETY: as in `syscall_resume`; the interface checked RIP and RSP
+        // are user addresses, and RFLAGS is forced to a plain user value.
+        unsafe {
+            s.write((r.rflags & 0xcd5) | 0x202);
+            s.add(1).write(r.rip);
+            s.add(2).write(r.rsp);
+        }
+        Ok(())
+    }
+
+    fn switch_process(&self, p: u32) -> Result<(), Error> {
+        let root = with_proc(p, |x| x.root).ok_or(Error::BadHandle)?;
+        let me = current_strand();
+        CURRENT[me].store(p + 1, Ordering::Relaxed);
+        strands::set_root(me, root, true);
+        Ok(())
+    }
+
+    fn transfer(&self, p: u32, rip: u64, rsp: u64) -> Result<(UserResume, u32), Error> {
+        let root = slot(p).map_or(0, |s| ROOTS[s].load(Ordering::Acquire));
+        if root == 0 {
+            return Err(Error::BadHandle);
+        }
+        let me = current_strand();
+        let Some(old_pid) = CURRENT[me].load(Ordering::Relaxed).checked_sub(1) else {
+            return Err(Error::BadState);
+        };
+        let s = (strands::stack_top(me) - 24) as *mut u64;
+        // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
+        // interface checked that `rip` and `rsp` are user addresses.
+        let old = unsafe {
+            let old = UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() };
+            s.add(1).write(rip);
+            s.add(2).write(rsp);
+            old
+        };
+        CURRENT[me].store(p + 1, Ordering::Relaxed);
+        strands::set_root(me, root, true);
+        Ok((old, old_pid))
+    }
+
+    fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
+        let f = TRAP_FRAME.load(Ordering::Relaxed);
+        if f.is_null() {
+            return Err(Error::BadState);
+        }
+        // SAFETY: `user_trap` published its frame for the duration of the
+        // fault event, on this strand's stack; we are inside that event.
+        let frame = unsafe { &mut *f };
+        // The area lies in one page (the interface checked): find it once
+        // and store the interrupted registers straight into it.
+        let pid = current_pid().ok_or(Error::BadState)?;
+        let root = slot(pid).map_or(0, |s| ROOTS[s].load(Ordering::Acquire));
+        if root == 0 {
+            return Err(Error::BadState);
+        }
+        let e = crate::services::leaf_entry(root, info).ok_or(Error::NotMapped)?;
+        if e & (pte::USER | pte::WRITABLE) != pte::USER | pte::WRITABLE {
+            return Err(Error::BadAddress);
+        }
+        let t = TrapInfo {
+            vector: frame.vector,
+            error: frame.error_code,
+            addr: if frame.vector == 14 { shared_hal::cpu::cr2() } else { 0 },
+            rip: frame.rip,
+            rsp: frame.rsp,
+            rflags: frame.rflags,
+            rax: frame.rax,
+            rbx: frame.rbx,
+            rcx: frame.rcx,
+            rdx: frame.rdx,
+            rsi: frame.rsi,
+            rdi: frame.rdi,
+            rbp: frame.rbp,
+            r8: frame.r8,
+            r9: frame.r9,
+            r10: frame.r10,
+            r11: frame.r11,
+            r12: frame.r12,
+            r13: frame.r13,
+            r14: frame.r14,
+            r15: frame.r15,
+        };
+        let dst = (phys_to_virt(e & pte::ADDR) + (info & 4095)) as *mut TrapInfo;
+        // SAFETY: `dst` is `size_of::<TrapInfo>()` bytes of a user-writable
+        // page of the current process (the interface checked the area is
+        // 8-aligned and does not cross a page), seen through the physical window.
+        unsafe { dst.write(t) };
+        frame.rip = entry;
+        frame.rsp = stack_top - 8;
+        frame.rdi = info;
+        frame.rflags = 0x202;
+        Ok(())
+    }
+
+    fn spawn_thread(&self, p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error> {
+        start_thread(p, entry, stack_top, [arg, 0])
+    }
+
+    fn console_write(&self, bytes: &[u8]) {
+        shared_hal::serial::write_fmt(format_args!("{}", alloc::string::String::from_utf8_lossy(bytes)));
+    }
+}
+
+/// The HAL calls this for #DE, #BP, #UD, #GP and #PF.
+pub fn user_trap(frame: &mut TrapFrame) {
+    if !frame.from_user() {
+        panic!(
+            "{} in kernel mode: rip={:#x} error={:#x} cr2={:#x}",
+            shared_hal::trap::exception_name(frame.vector),
+            frame.rip,
+            frame.error_code,
+            shared_hal::cpu::cr2()
+        );
+    }
+    let Some(pid) = current_pid() else { panic!("a user-mode trap on a strand without a process") };
+    let ctx = slot(pid).map_or(0, |s| CONTEXTS[s].load(Ordering::Acquire));
+    let addr = if frame.vector == 14 { shared_hal::cpu::cr2() } else { 0 };
+    let info = FaultInfo {
+        process: Process::from_number(key(), pid),
+        context: Context::from_id(key(), ctx),
+        vector: frame.vector,
+        error: frame.error_code,
+        addr,
+        rip: frame.rip,
+    };
+    TRAP_FRAME.store(frame, Ordering::Relaxed);
+    let event = match frame.vector {
+        14 if user::check_user_range(addr, 1).is_err() => &translation::BAD_ADDRESS,
+        14 if frame.error_code & 1 != 0 => &translation::PROTECTION_FAULT,
+        14 => &translation::PAGE_NOT_PRESENT,
+        _ => &user::EXCEPTION,
+    };
+    let action = event.raise(info);
+    TRAP_FRAME.store(core::ptr::null_mut(), Ordering::Relaxed);
+    if action == FaultAction::Kill {
+        log::warn!(
+            "kernel-spin: process {pid} killed by unhandled {} at rip {:#x} (addr {addr:#x})",
+            shared_hal::trap::exception_name(frame.vector),
+            frame.rip
+        );
+        exit_current(Some(KILLED - frame.vector as i64));
+    }
+}
+
+/// Install the process implementation.
+pub fn install(key: &KernelKey, ramdisk: Option<&'static [u8]>) {
+    set_ramdisk(ramdisk);
+    user::install(key, &Users);
+}
+
+/// Processes that still exist (for leak checks).
+pub fn live() -> usize {
+    PROCS.lock().iter().filter(|p| p.is_some()).count()
+}

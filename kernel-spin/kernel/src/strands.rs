@@ -1,0 +1,165 @@
+//! Strand contexts (ring 0, trusted): kernel stacks, the context switch,
+//! and which address space and kernel entry stack go with each strand.
+//! Thread packages reach this through `spin_interface::strand::StrandCore`.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use shared_hal::{context, gdt, paging};
+use spin::Mutex;
+use spin_interface::KernelKey;
+use spin_interface::phys::MemError;
+use spin_interface::strand;
+
+/// Most strands alive at once.
+pub const MAX_STRANDS: usize = 128;
+/// Kernel stack per strand.
+const STACK_SIZE: usize = 16 * 1024;
+
+#[repr(C, align(16))]
+struct Stack([u8; STACK_SIZE]);
+
+/// Per-strand state the switch needs; each field is written only by the
+/// owner of the slot (create/destroy) or by `switch` (`rsp`).
+struct Slot {
+    used: AtomicBool,
+    /// Saved RSP while the strand is not running.
+    rsp: AtomicU64,
+    /// Top of the kernel stack (TSS.RSP0 and SYSCALL stack); 0 for the boot strand.
+    top: AtomicU64,
+    /// Page-table root to run with.
+    root: AtomicU64,
+    entry: AtomicUsize,
+    arg: AtomicUsize,
+}
+
+static SLOTS: [Slot; MAX_STRANDS] = [const {
+    Slot {
+        used: AtomicBool::new(false),
+        rsp: AtomicU64::new(0),
+        top: AtomicU64::new(0),
+        root: AtomicU64::new(0),
+        entry: AtomicUsize::new(0),
+        arg: AtomicUsize::new(0),
+    }
+}; MAX_STRANDS];
+
+/// The stacks of live strands, and a pool of free ones (reused, so creating
+/// a strand does not go to the heap in steady state).
+struct Stacks {
+    owned: Vec<Option<Box<Stack>>>,
+    pool: Vec<Box<Stack>>,
+}
+
+static STACKS: Mutex<Stacks> = Mutex::new(Stacks { owned: Vec::new(), pool: Vec::new() });
+
+/// The root currently in CR3 (saves reading CR3 on every switch).
+static LOADED_ROOT: AtomicU64 = AtomicU64::new(0);
+
+fn claim_slot() -> Option<usize> {
+    SLOTS
+        .iter()
+        .position(|s| s.used.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok())
+}
+
+/// First code a new strand runs: call its entry function.
+extern "C" fn strand_start(slot: usize) -> ! {
+    let s = &SLOTS[slot];
+    let entry = s.entry.load(Ordering::Acquire);
+    // SAFETY: `create` stored a `fn(usize)` here before the strand could run.
+    let entry: fn(usize) = unsafe { core::mem::transmute::<usize, fn(usize)>(entry) };
+    entry(s.arg.load(Ordering::Acquire));
+    panic!("strand {slot} returned from its entry function (a thread package must end it)");
+}
+
+/// Run strand `s` with address space `root` from now on (and load it now
+/// if `s` is the running strand, which `running` says).
+pub fn set_root(s: usize, root: u64, running: bool) {
+    SLOTS[s].root.store(root, Ordering::Relaxed);
+    if running && LOADED_ROOT.load(Ordering::Relaxed) != root {
+        LOADED_ROOT.store(root, Ordering::Relaxed);
+        // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
+        unsafe { shared_hal::cpu::set_cr3(root) };
+    }
+}
+
+/// Top of strand `s`'s kernel stack.
+pub fn stack_top(s: usize) -> u64 {
+    SLOTS[s].top.load(Ordering::Relaxed)
+}
+
+struct Strands;
+
+impl strand::Backend for Strands {
+    fn create(&self, entry: fn(usize), arg: usize) -> Result<u32, MemError> {
+        let slot = claim_slot().ok_or(MemError::OutOfMemory)?;
+        let stack = {
+            let mut st = STACKS.lock();
+            let stack = st.pool.pop().unwrap_or_else(|| Box::new(Stack([0; STACK_SIZE])));
+            let top = (&*stack as *const Stack as u64) + STACK_SIZE as u64;
+            if st.owned.len() <= slot {
+                st.owned.resize_with(slot + 1, || None);
+            }
+            st.owned[slot] = Some(stack);
+            top
+        };
+        let s = &SLOTS[slot];
+        s.entry.store(entry as usize, Ordering::Release);
+        s.arg.store(arg, Ordering::Release);
+        s.top.store(stack, Ordering::Relaxed);
+        s.root.store(paging::kernel_root(), Ordering::Relaxed);
+        // SAFETY: `stack` is the 16-byte aligned top of a 16 KiB stack owned
+        // by this slot until `destroy`.
+        let rsp = unsafe { context::prepare_stack(stack, strand_start, slot) };
+        s.rsp.store(rsp, Ordering::Release);
+        Ok(slot as u32)
+    }
+
+    fn adopt_current(&self) -> u32 {
+        let slot = claim_slot().expect("a free strand slot at boot");
+        let root = shared_hal::cpu::cr3() & paging::pte::ADDR;
+        SLOTS[slot].root.store(root, Ordering::Relaxed);
+        LOADED_ROOT.store(root, Ordering::Relaxed);
+        slot as u32
+    }
+
+    #[inline]
+    fn switch(&self, from: u32, to: u32) {
+        let next = &SLOTS[to as usize];
+        let top = next.top.load(Ordering::Relaxed);
+        if top != 0 {
+            // Traps and system calls from ring 3 land on the strand's own stack.
+            gdt::set_kernel_stack(top);
+        }
+        let root = next.root.load(Ordering::Relaxed);
+        if LOADED_ROOT.load(Ordering::Relaxed) != root {
+            LOADED_ROOT.store(root, Ordering::Relaxed);
+            // SAFETY: every root shares the kernel half with the boot root.
+            unsafe { shared_hal::cpu::set_cr3(root) };
+        }
+        // SAFETY: `from` is the running strand (its slot receives the RSP);
+        // `to` holds an RSP saved by `switch` or made by `prepare_stack`, on
+        // a stack its slot owns.
+        unsafe { context::switch(SLOTS[from as usize].rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
+    }
+
+    fn destroy(&self, s: u32) {
+        let slot = s as usize;
+        let mut st = STACKS.lock();
+        if let Some(stack) = st.owned.get_mut(slot).and_then(Option::take) {
+            st.pool.push(stack);
+        }
+        SLOTS[slot].top.store(0, Ordering::Relaxed);
+        SLOTS[slot].used.store(false, Ordering::Release);
+    }
+}
+
+/// Install the strand implementation.
+pub fn install(key: &KernelKey) {
+    strand::install(key, &Strands);
+}
+
+/// Live strands (for leak checks in tests).
+pub fn live() -> usize {
+    SLOTS.iter().filter(|s| s.used.load(Ordering::Relaxed)).count()
+}

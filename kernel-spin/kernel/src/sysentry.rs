@@ -1,0 +1,167 @@
+//! The user/kernel boundary of kernel-spin (ring 0, trusted): the SYSCALL
+//! entry stub that raises the SystemCall event for the call number, and
+//! the routing of user exceptions to the fault events.
+//!
+//! # The system-call path, instruction by instruction
+//!
+//! The stub saves only what the return needs (user RSP, RIP, RFLAGS) plus
+//! the call number (so fault handling can find the event), enables
+//! interrupts (so the timer can stop a runaway handler), bounds-checks the
+//! number and calls [`dispatch`] with the six argument registers in the
+//! System V order; callee-saved registers are preserved by the Rust code
+//! itself, so the stub never touches them. [`dispatch`] raises
+//! `SYSTEM_CALLS[nr]`: with one installed handler that is a load, a test
+//! and an indirect call. The handler's `Return { status, value }` comes
+//! back in RAX:RDX, exactly the user ABI, so nothing is moved on return.
+//! The scratch registers that could hold kernel values are cleared before
+//! `sysretq`.
+
+use core::arch::naked_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+use shared_hal::gdt::{USER_CS, USER_DS};
+use shared_hal::idt::{self, Dpl};
+use shared_hal::syscall::{ENTRY_STACK, USER_RSP};
+use shared_hal::trap::{self, vector};
+use spin_interface::abi::{self, Return};
+use spin_interface::user::{SYSTEM_CALLS, SyscallArgs};
+
+const _: () = assert!(USER_CS == USER_DS + 8, "SYSRET needs user CS right after user DS");
+
+/// Raise the SystemCall event for `nr` (checked `< COUNT` by the stub).
+extern "sysv64" fn dispatch(a0: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64, nr: u64) -> Return {
+    // SAFETY: the entry stub jumps around this call unless nr < COUNT,
+    // the length of SYSTEM_CALLS.
+    let event = unsafe { SYSTEM_CALLS.get_unchecked(nr as usize) };
+    event.raise(SyscallArgs([a0, a1, a2, a3, a4, a5]))
+}
+
+/// The SYSCALL entry (LSTAR).
+#[unsafe(naked)]
+extern "C" fn syscall_entry() {
+    naked_asm!(
+        "mov [rip + {user_rsp}], rsp",      // park the user stack pointer
+        "mov rsp, [rip + {stack}]",         // this strand's kernel stack
+        "push qword ptr [rip + {user_rsp}]", // saved: user RSP,
+        "push rcx",                         //        user RIP,
+        "push r11",                         //        user RFLAGS,
+        "push rax",                         //        call number (7th argument)
+        "inc qword ptr [rip + {calls}]",    // lets the timer tell a stuck call from many short ones
+        "sti",                              // the timer may stop a runaway handler from here
+        "cmp rax, {count}",
+        "jae 2f",
+        "mov rcx, r10",                     // 4th argument: R10 (SYSCALL took RCX)
+        "call {dispatch}",                  // RAX:RDX = Return
+        "1:",
+        "cli",
+        "add rsp, 8",
+        "pop r11",
+        "pop rcx",
+        "pop rsp",
+        "xor edi, edi",                     // no kernel values leak to user mode
+        "xor esi, esi",
+        "xor r8d, r8d",
+        "xor r9d, r9d",
+        "xor r10d, r10d",
+        "sysretq",
+        "2:",
+        "mov eax, {unknown}",
+        "xor edx, edx",
+        "jmp 1b",
+        user_rsp = sym USER_RSP,
+        stack = sym ENTRY_STACK,
+        count = const abi::nr::COUNT,
+        dispatch = sym dispatch,
+        unknown = const abi::Error::UnknownCall as u64,
+        calls = sym SYSCALLS,
+    )
+}
+
+/// System calls entered since boot.
+pub static SYSCALLS: AtomicU64 = AtomicU64::new(0);
+
+/// Leave a system call whose handler was abandoned: RSP points at the
+/// saved call number (the stack top − 32), RAX:RDX hold the result.
+#[unsafe(naked)]
+extern "C" fn syscall_abort() {
+    naked_asm!(
+        "cli",
+        "add rsp, 8",
+        "pop r11",
+        "pop rcx",
+        "pop rsp",
+        "xor edi, edi",
+        "xor esi, esi",
+        "xor r8d, r8d",
+        "xor r9d, r9d",
+        "xor r10d, r10d",
+        "sysretq",
+    )
+}
+
+/// The extension whose handler the system call saved at `top` runs
+/// (system-call events are one-to-one, so it is the lone handler's owner).
+pub fn culprit(top: u64) -> spin_interface::domain::DomainId {
+    // SAFETY: `top` is the current strand's stack top and a system call is
+    // in progress on it: the stub saved the (checked) call number at top − 32.
+    let nr = unsafe { ((top - 32) as *const u64).read() };
+    SYSTEM_CALLS[(nr % abi::nr::COUNT) as usize].lone_owner()
+}
+
+/// Abandon the system call in progress on the stack whose top is `top`
+/// and return `ExtensionFault` to the process.
+///
+/// # Safety
+/// A system call must be in progress on the current strand, whose kernel
+/// stack top is `top`; every frame above the stub's is abandoned.
+pub unsafe fn abort_from_here(top: u64) -> ! {
+    // SAFETY: the stub's saved words sit at top − 32 .. top; the abort tail
+    // pops them exactly as the normal return does.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {sp}",
+            "jmp {tail}",
+            sp = in(reg) top - 32,
+            tail = sym syscall_abort,
+            in("rax") abi::Error::ExtensionFault as u64,
+            in("rdx") 0u64,
+            options(noreturn)
+        )
+    }
+}
+
+/// Make an interrupted system call's frame return `ExtensionFault` to the
+/// process when the interrupt returns.
+pub fn abort_frame(frame: &mut shared_hal::trap::TrapFrame, top: u64) {
+    frame.rsp = top - 32;
+    frame.rip = syscall_abort as *const () as u64;
+    frame.rax = abi::Error::ExtensionFault as u64;
+    frame.rdx = 0;
+    frame.rflags &= !shared_hal::trap::RFLAGS_IF;
+}
+
+/// The number of system calls entered so far.
+pub fn calls() -> u64 {
+    SYSCALLS.load(Ordering::Relaxed)
+}
+
+static INSTALLED: spin::Once<()> = spin::Once::new();
+
+/// Point SYSCALL and the user exception vectors at kernel-spin's paths
+/// (once, when the first process starts: the HAL's own self-tests use the
+/// generic paths before that).
+pub fn install() {
+    INSTALLED.call_once(|| {
+        shared_hal::syscall::set_entry(syscall_entry as *const () as u64);
+        for v in [
+            vector::DIVIDE_ERROR,
+            vector::BREAKPOINT,
+            vector::INVALID_OPCODE,
+            vector::GENERAL_PROTECTION,
+            vector::PAGE_FAULT,
+        ] {
+            trap::set_handler(v, crate::process::user_trap);
+        }
+        // SAFETY: the generic stub for #BP; ring 3 may execute int3.
+        unsafe { idt::set_gate(vector::BREAKPOINT, trap::stub_address(vector::BREAKPOINT), Dpl::User, 0) };
+    });
+}

@@ -1,0 +1,257 @@
+//! The ring-3 half of kernel-spin's benchmarks: rows that start in a user
+//! process (system call, cross-address-space call, virtual memory,
+//! exceptions, layered user threads). The kernel's benchmark glue starts
+//! this program once per operation with RDI = operation index (bits 0–7),
+//! iterations (bits 8–39) and runs (bits 40–47), RSI = a server handle; the
+//! program measures with the shared `benchmarks::measure` loop and hands
+//! the sample back with `bench_report`. Exit code 0 = measured, 1 = this
+//! operation is not one of ours.
+#![no_std]
+#![no_main]
+
+use benchmarks::measure::{Sample, measure, measure_runs, rdtsc};
+use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin_user::trap::{self, raise};
+use spin_user::uthread;
+use spin_user::{TrapInfo, exit, nr, prot, syscall};
+
+const PAGES: u64 = 0x1000_0000;
+const PAGE: u64 = 4096;
+
+/// What the fault handler does (one of the `MODE_*`).
+static MODE: AtomicU64 = AtomicU64::new(0);
+const MODE_SKIP: u64 = 0;
+const MODE_TRAP: u64 = 1;
+const MODE_UNPROTECT: u64 = 2;
+const MODE_APPEL1: u64 = 3;
+/// TSC when the fault was raised ("trap"), and the sum of trap latencies.
+static T0: AtomicU64 = AtomicU64::new(0);
+static TRAP_TICKS: AtomicU64 = AtomicU64::new(0);
+
+fn handler(t: &mut TrapInfo) {
+    match MODE.load(Ordering::Relaxed) {
+        MODE_TRAP => {
+            // The timer stops as the handler starts.
+            TRAP_TICKS.fetch_add(rdtsc() - T0.load(Ordering::Relaxed), Ordering::Relaxed);
+            t.rip += 2; // skip the 2-byte read
+        }
+        MODE_UNPROTECT => {
+            let _ = spin_user::vm_protect(t.addr & !4095, 1, prot::READ_WRITE);
+        }
+        MODE_APPEL1 => {
+            // Resolve this page and protect the other of the pair.
+            let page = t.addr & !4095;
+            let other = if page == PAGES { PAGES + PAGE } else { PAGES };
+            let _ = spin_user::vm_protect(page, 1, prot::READ_WRITE);
+            let _ = spin_user::vm_protect(other, 1, prot::NONE);
+        }
+        _ => {
+            t.rip += match t.vector {
+                6 => 2,  // ud2
+                0 => 3,  // div rcx
+                14 => 3, // mov byte ptr [rax], 1
+                _ => 0,  // int3: already past
+            }
+        }
+    }
+}
+
+fn map(pages: u64, p: u64) {
+    if spin_user::vm_map(PAGES, pages, p).is_err() {
+        exit(2);
+    }
+}
+
+const STACK_SIZE: usize = 16 * 1024;
+#[allow(dead_code)] // only its address is used
+#[repr(align(16))]
+struct Stack([u8; STACK_SIZE]);
+static mut STACK: Stack = Stack([0; STACK_SIZE]);
+
+fn stack_top() -> u64 {
+    addr_of_mut!(STACK) as u64 + STACK_SIZE as u64
+}
+
+extern "C" fn null_thread(_: u64) -> ! {
+    spin_user::thread_exit()
+}
+
+extern "C" fn ut_null(_: u64) -> ! {
+    uthread::exit(None)
+}
+
+extern "C" fn ut_ponger(_: u64) -> ! {
+    while STOP.load(Ordering::Relaxed) == 0 {
+        let _ = uthread::signal_wait(0);
+    }
+    uthread::exit(Some(0))
+}
+
+static PING: AtomicU64 = AtomicU64::new(0);
+static PONG: AtomicU64 = AtomicU64::new(0);
+static STOP: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn ponger(_: u64) -> ! {
+    loop {
+        let _ = spin_user::sem_wait(PING.load(Ordering::Relaxed));
+        if STOP.load(Ordering::Relaxed) != 0 {
+            spin_user::thread_exit();
+        }
+        let _ = spin_user::sem_signal(PONG.load(Ordering::Relaxed));
+    }
+}
+
+fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> {
+    let install = || {
+        if trap::install(handler).is_err() {
+            exit(3);
+        }
+    };
+    Some(match name {
+        "system call" => measure(iters, runs, || {
+            let _ = spin_user::null();
+        }),
+        "cross-address-space call" => measure(iters, runs, || {
+            let _ = spin_user::xas_call(server, 0);
+        }),
+        "dirty" => {
+            map(1, prot::READ_WRITE);
+            raise::write_byte(PAGES);
+            measure(iters, runs, || {
+                let _ = spin_user::vm_dirty(PAGES);
+            })
+        }
+        "prot1" => {
+            map(1, prot::READ_WRITE);
+            measure(iters, runs, || {
+                let _ = spin_user::vm_protect(PAGES, 1, prot::READ);
+            })
+        }
+        "prot100" => {
+            map(100, prot::READ_WRITE);
+            measure(iters, runs, || {
+                let _ = spin_user::vm_protect(PAGES, 100, prot::READ);
+            })
+        }
+        "unprot100" => {
+            map(100, prot::READ);
+            measure(iters, runs, || {
+                let _ = spin_user::vm_protect(PAGES, 100, prot::READ_WRITE);
+            })
+        }
+        "trap" => {
+            install();
+            map(1, prot::NONE);
+            MODE.store(MODE_TRAP, Ordering::Relaxed);
+            measure_runs(iters, runs, || {
+                TRAP_TICKS.store(0, Ordering::Relaxed);
+                for _ in 0..iters {
+                    T0.store(rdtsc(), Ordering::Relaxed);
+                    raise::read_byte(PAGES);
+                }
+                TRAP_TICKS.load(Ordering::Relaxed)
+            })
+        }
+        "fault" => {
+            install();
+            map(1, prot::NONE);
+            MODE.store(MODE_UNPROTECT, Ordering::Relaxed);
+            measure_runs(iters, runs, || {
+                let mut total = 0;
+                for _ in 0..iters {
+                    let t0 = rdtsc();
+                    raise::read_byte(PAGES);
+                    total += rdtsc() - t0;
+                    let _ = spin_user::vm_protect(PAGES, 1, prot::NONE);
+                }
+                total
+            })
+        }
+        "appel1" => {
+            install();
+            map(2, prot::READ_WRITE);
+            let _ = spin_user::vm_protect(PAGES, 1, prot::NONE);
+            MODE.store(MODE_APPEL1, Ordering::Relaxed);
+            let mut next = PAGES;
+            measure(iters, runs, || {
+                raise::read_byte(next);
+                next ^= PAGES ^ (PAGES + PAGE);
+            })
+        }
+        "appel2" => {
+            install();
+            map(100, prot::READ_WRITE);
+            MODE.store(MODE_UNPROTECT, Ordering::Relaxed);
+            let s = measure(iters, runs, || {
+                let _ = spin_user::vm_protect(PAGES, 100, prot::NONE);
+                for i in 0..100 {
+                    raise::read_byte(PAGES + i * PAGE);
+                }
+            });
+            // Per page: each iteration protected and faulted on 100 pages.
+            Sample { iterations: s.iterations * 100, ..s }
+        }
+        "exception #ud" | "exception #bp" | "exception #de" | "exception #pf" => {
+            install();
+            map(1, prot::READ);
+            MODE.store(MODE_SKIP, Ordering::Relaxed);
+            match name {
+                "exception #ud" => measure(iters, runs, raise::invalid_opcode),
+                "exception #bp" => measure(iters, runs, raise::breakpoint),
+                "exception #de" => measure(iters, runs, raise::divide_error),
+                _ => measure(iters, runs, || raise::write_byte(PAGES)),
+            }
+        }
+        "fork-join user layered" => measure(iters, runs, || {
+            if let Ok(t) = spin_user::thread_spawn(null_thread, stack_top(), 0) {
+                let _ = spin_user::thread_join(t);
+            }
+        }),
+        "ping-pong user layered" => {
+            let (Ok(ping), Ok(pong)) = (spin_user::sem_create(), spin_user::sem_create()) else { exit(4) };
+            PING.store(ping, Ordering::Relaxed);
+            PONG.store(pong, Ordering::Relaxed);
+            let Ok(t) = spin_user::thread_spawn(ponger, stack_top(), 0) else { exit(4) };
+            let s = measure(iters, runs, || {
+                let _ = spin_user::sem_signal(ping);
+                let _ = spin_user::sem_wait(pong);
+            });
+            STOP.store(1, Ordering::Relaxed);
+            let _ = spin_user::sem_signal(ping);
+            let _ = spin_user::thread_join(t);
+            s
+        }
+        "fork-join user integrated" => measure(iters, runs, || {
+            if let Ok(t) = uthread::fork(ut_null, stack_top(), 0) {
+                let _ = uthread::join(t);
+            }
+        }),
+        "ping-pong user integrated" => {
+            let Ok(b) = uthread::fork(ut_ponger, stack_top(), 0) else { exit(4) };
+            let s = measure(iters, runs, || {
+                let _ = uthread::signal_wait(b);
+            });
+            STOP.store(1, Ordering::Relaxed);
+            let _ = uthread::signal_wait(b);
+            let _ = uthread::join(b);
+            s
+        }
+        _ => return None,
+    })
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn _start(spec: u64, server: u64) -> ! {
+    let Some(op) = benchmarks::OPS.get((spec & 0xff) as usize) else { exit(1) };
+    let iters = ((spec >> 8) & 0xffff_ffff) as u32;
+    let runs = ((spec >> 40) & 0xff) as u32;
+    match measure_op(op.name, iters, runs, server) {
+        Some(s) => {
+            let a = [s.runs as u64, s.iterations as u64, s.min, s.median, s.max, 0];
+            let _ = syscall(nr::BENCH_REPORT, a);
+            exit(0)
+        }
+        None => exit(1),
+    }
+}

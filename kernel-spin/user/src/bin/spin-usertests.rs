@@ -1,0 +1,359 @@
+//! kernel-spin's ring-3 self-tests, hostile calls included: every system
+//! call must validate every argument and answer a typed error, and nothing
+//! this process does may crash the kernel. Prints `[test]` lines (the host
+//! counts them); exits with the number of failures.
+//!
+//! Modes (RDI): 0 = the test suite (RSI = a cross-address-space server
+//! handle, or 0); 1 = touch kernel memory with no handler (must be killed);
+//! 2 = execute `ud2` with no handler (must be killed); 3 = call the
+//! misbehaving system calls 22 (panics) and 23 (loops), exit code = the
+//! number of unexpected answers; 4 = create a semaphore and exit with its
+//! handle; 5 = signal the handle given in RSI (a dead process's: must be
+//! refused), exit code 0 if refused; 6 = loop forever in user mode (the
+//! kernel must preempt and kill it).
+#![no_std]
+#![no_main]
+
+use core::ptr::addr_of_mut;
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin_user::trap::{self, raise};
+use spin_user::{Error, TrapInfo, nr, println, prot, syscall};
+
+type TestResult = Result<(), &'static str>;
+type Test = fn() -> TestResult;
+
+macro_rules! check {
+    ($cond:expr, $why:expr) => {
+        if !$cond {
+            return Err($why);
+        }
+    };
+}
+
+const KERNEL_ADDR: u64 = 0xffff_8000_0000_1000;
+const NON_CANONICAL: u64 = 0x0000_8000_0000_0000;
+const UNMAPPED: u64 = 0x3000_0000;
+const PAGES: u64 = 0x1000_0000;
+
+static mut SERVER: u64 = 0;
+
+fn null_call() -> TestResult {
+    check!(spin_user::null() == Ok(0), "null() did not return Ok(0)");
+    Ok(())
+}
+
+fn unknown_call_numbers() -> TestResult {
+    for n in [22, 23, nr::COUNT, nr::COUNT + 1, 1000, 1 << 63, u64::MAX] {
+        check!(
+            syscall(n, [1, 2, 3, 4, 5, 6]) == Err(Error::UnknownCall),
+            "an unknown call number was accepted"
+        );
+    }
+    Ok(())
+}
+
+fn write_validates_pointers() -> TestResult {
+    let msg = b"spin-usertests: hello from ring 3\n";
+    check!(spin_user::write(msg) == Ok(msg.len() as u64), "valid write failed");
+    let w = |p: u64, n: u64| syscall(nr::WRITE, [p, n, 0, 0, 0, 0]);
+    check!(w(0, 5) == Err(Error::BadAddress), "null pointer accepted");
+    check!(w(KERNEL_ADDR, 8) == Err(Error::BadAddress), "kernel pointer accepted");
+    check!(w(NON_CANONICAL, 8) == Err(Error::BadAddress), "non-canonical pointer accepted");
+    check!(w(u64::MAX - 3, 8) == Err(Error::BadAddress), "wrapping range accepted");
+    check!(w(UNMAPPED, 8) == Err(Error::NotMapped), "unmapped pointer accepted");
+    check!(w(msg.as_ptr() as u64, 1 << 40) == Err(Error::BadLength), "huge length accepted");
+    check!(w(msg.as_ptr() as u64, 0) == Ok(0), "empty write failed");
+    Ok(())
+}
+
+fn vm_validates_arguments() -> TestResult {
+    check!(
+        spin_user::vm_map(PAGES + 1, 1, prot::READ_WRITE) == Err(Error::Unaligned),
+        "unaligned map accepted"
+    );
+    check!(spin_user::vm_map(PAGES, 0, prot::READ_WRITE) == Err(Error::BadLength), "zero pages accepted");
+    check!(
+        spin_user::vm_map(PAGES, 1 << 40, prot::READ_WRITE) == Err(Error::BadLength),
+        "huge count accepted"
+    );
+    check!(
+        spin_user::vm_map(PAGES, 5000, prot::READ_WRITE) == Err(Error::BadLength),
+        "over-limit count accepted"
+    );
+    check!(
+        spin_user::vm_map(KERNEL_ADDR & !4095, 1, prot::READ_WRITE) == Err(Error::BadAddress),
+        "kernel range accepted"
+    );
+    check!(
+        spin_user::vm_map(NON_CANONICAL, 1, prot::READ_WRITE) == Err(Error::BadAddress),
+        "non-canonical range accepted"
+    );
+    check!(spin_user::vm_map(PAGES, 1, 77) == Err(Error::BadArgument), "unknown protection accepted");
+    check!(
+        spin_user::vm_protect(UNMAPPED, 1, prot::READ) == Err(Error::NotMapped),
+        "protecting unmapped pages accepted"
+    );
+    check!(
+        spin_user::vm_dirty(KERNEL_ADDR) == Err(Error::BadAddress),
+        "dirty query of a kernel page accepted"
+    );
+    check!(
+        spin_user::vm_dirty(UNMAPPED) == Err(Error::NotMapped),
+        "dirty query of an unmapped page accepted"
+    );
+    check!(
+        syscall(nr::VM_HANDLER, [0, 0x10_0000, 0x10_0000, 0, 0, 0]) == Err(Error::BadAddress),
+        "null handler accepted"
+    );
+    check!(
+        syscall(nr::VM_HANDLER, [0x20_0000, 0x10_0000, KERNEL_ADDR, 0, 0, 0]) == Err(Error::BadAddress),
+        "kernel info area accepted"
+    );
+    Ok(())
+}
+
+fn vm_map_dirty_protect() -> TestResult {
+    check!(spin_user::vm_map(PAGES, 2, prot::READ_WRITE) == Ok(0), "map failed");
+    check!(spin_user::vm_map(PAGES + 4096, 1, prot::READ_WRITE) == Err(Error::Busy), "double map accepted");
+    check!(spin_user::vm_dirty(PAGES) == Ok(0), "fresh page is dirty");
+    raise::write_byte(PAGES + 10);
+    check!(spin_user::vm_dirty(PAGES + 10) == Ok(1), "written page is not dirty");
+    check!(spin_user::vm_dirty(PAGES + 4096) == Ok(0), "untouched page is dirty");
+    check!(spin_user::vm_protect(PAGES, 2, prot::READ) == Ok(0), "protect failed");
+    check!(raise::read_byte(PAGES + 10) == 1, "read back after protect");
+    check!(spin_user::vm_protect(PAGES, 2, prot::READ_WRITE) == Ok(0), "unprotect failed");
+    Ok(())
+}
+
+/// What the handler saw last, and how it should resolve the fault.
+static LAST_VECTOR: AtomicU64 = AtomicU64::new(u64::MAX);
+static LAST_ADDR: AtomicU64 = AtomicU64::new(0);
+static FAULTS: AtomicU64 = AtomicU64::new(0);
+
+fn handler(t: &mut TrapInfo) {
+    FAULTS.fetch_add(1, Ordering::SeqCst);
+    LAST_VECTOR.store(t.vector, Ordering::SeqCst);
+    LAST_ADDR.store(t.addr, Ordering::SeqCst);
+    match t.vector {
+        6 => t.rip += 2, // ud2
+        0 => t.rip += 3, // div rcx
+        3 => {}          // int3: RIP is already past it
+        14 if t.addr >= PAGES && t.addr < PAGES + 2 * 4096 => {
+            // Resolve: give access back and retry the instruction.
+            let _ = spin_user::vm_protect(t.addr & !4095, 1, prot::READ_WRITE);
+        }
+        _ => t.rip += 3, // the 3-byte write of raise::write_byte elsewhere
+    }
+}
+
+fn faults_are_reflected_and_resumed() -> TestResult {
+    check!(trap::install(handler) == Ok(0), "handler registration failed");
+    check!(spin_user::vm_protect(PAGES, 1, prot::NONE) == Ok(0), "protect none failed");
+    let before = FAULTS.load(Ordering::SeqCst);
+    let v = raise::read_byte(PAGES + 10);
+    check!(FAULTS.load(Ordering::SeqCst) == before + 1, "no fault was reflected");
+    check!(
+        LAST_VECTOR.load(Ordering::SeqCst) == 14 && LAST_ADDR.load(Ordering::SeqCst) == PAGES + 10,
+        "wrong fault info"
+    );
+    check!(v == 1, "the faulting read did not complete after the handler resolved it");
+    Ok(())
+}
+
+fn exceptions_reach_the_handler_and_resume() -> TestResult {
+    let cases: [(u64, fn()); 4] = [
+        (6, raise::invalid_opcode),
+        (3, raise::breakpoint),
+        (0, raise::divide_error),
+        (14, || raise::write_byte(0x20_0000)), // our own code page: present, read-only
+    ];
+    for (vector, f) in cases {
+        let before = FAULTS.load(Ordering::SeqCst);
+        f();
+        check!(FAULTS.load(Ordering::SeqCst) == before + 1, "exception not delivered exactly once");
+        check!(LAST_VECTOR.load(Ordering::SeqCst) == vector, "wrong vector delivered");
+    }
+    Ok(())
+}
+
+fn foreign_and_bogus_handles() -> TestResult {
+    check!(spin_user::xas_call(999, 0) == Err(Error::BadHandle), "bogus server accepted");
+    check!(spin_user::xas_call(0, 0) == Err(Error::BadHandle), "server 0 accepted");
+    check!(syscall(nr::XAS_RETURN, [0; 6]) == Err(Error::BadState), "return outside a call accepted");
+    check!(
+        syscall(nr::XAS_REGISTER, [KERNEL_ADDR, 0x10_0000, 0, 0, 0, 0]) == Err(Error::BadAddress),
+        "kernel entry accepted"
+    );
+    check!(spin_user::thread_join(12345) == Err(Error::BadHandle), "bogus thread accepted");
+    check!(spin_user::sem_signal(777) == Err(Error::BadHandle), "bogus semaphore accepted");
+    check!(spin_user::sem_wait(0) == Err(Error::BadHandle), "semaphore 0 accepted");
+    check!(
+        syscall(nr::THREAD_SPAWN, [KERNEL_ADDR, 0x10_0000, 0, 0, 0, 0]) == Err(Error::BadAddress),
+        "kernel thread entry accepted"
+    );
+    Ok(())
+}
+
+static SEM: AtomicU64 = AtomicU64::new(0);
+static WORK: AtomicU64 = AtomicU64::new(0);
+const THREAD_STACK: usize = 16 * 1024;
+#[allow(dead_code)] // only its address is used
+#[repr(align(16))]
+struct Stack([u8; THREAD_STACK]);
+static mut THREAD_STACK_MEM: Stack = Stack([0; THREAD_STACK]);
+
+extern "C" fn worker(arg: u64) -> ! {
+    WORK.fetch_add(arg, Ordering::SeqCst);
+    let _ = spin_user::sem_signal(SEM.load(Ordering::SeqCst));
+    spin_user::thread_exit()
+}
+
+fn layered_threads_and_semaphores() -> TestResult {
+    let s = spin_user::sem_create().map_err(|_| "sem_create failed")?;
+    SEM.store(s, Ordering::SeqCst);
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let t = spin_user::thread_spawn(worker, top, 42).map_err(|_| "thread_spawn failed")?;
+    check!(spin_user::sem_wait(s) == Ok(0), "sem_wait failed");
+    check!(WORK.load(Ordering::SeqCst) == 42, "the thread did not run");
+    check!(spin_user::thread_join(t) == Ok(0), "join failed");
+    check!(spin_user::thread_join(t) == Err(Error::BadHandle), "second join accepted");
+    Ok(())
+}
+
+static UT_LOG: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn ut_worker(arg: u64) -> ! {
+    // Runs on its own stack, inside this process, without a kernel thread.
+    UT_LOG.fetch_add(arg, Ordering::SeqCst);
+    let _ = spin_user::uthread::signal_wait(0); // back to the main thread
+    UT_LOG.fetch_add(100, Ordering::SeqCst);
+    spin_user::uthread::exit(Some(0)) // signal the main thread
+}
+
+fn integrated_user_threads() -> TestResult {
+    use spin_user::uthread;
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let t = uthread::fork(ut_worker, top, 5).map_err(|_| "ut_fork failed")?;
+    // Switch to the worker and back with values in two callee-saved
+    // registers: the wrapper must hand them back intact.
+    let (status, r12, r13): (u64, u64, u64);
+    // SAFETY: calls the wrapper like a C function (all caller-saved
+    // registers clobbered) with R12/R13 set, and reads them afterwards.
+    unsafe {
+        core::arch::asm!(
+            "mov r12, 0x1212",
+            "mov r13, 0x1313",
+            "call {f}",
+            "mov r14, r12",
+            "mov r15, r13",
+            f = sym uthread::blocking,
+            out("r14") r12,
+            out("r15") r13,
+            inout("rdi") nr::UT_SIGNAL_WAIT => _,
+            inout("rsi") t => _,
+            out("rax") status,
+            out("r12") _,
+            out("r13") _,
+            clobber_abi("C"),
+        )
+    };
+    check!(status == 0, "signal_wait failed");
+    check!((r12, r13) == (0x1212, 0x1313), "callee-saved registers were not preserved across the switch");
+    check!(UT_LOG.load(Ordering::SeqCst) == 5, "the user thread did not run first half");
+    check!(uthread::signal_wait(t) == Ok(0), "second signal_wait failed");
+    check!(UT_LOG.load(Ordering::SeqCst) == 105, "the user thread did not finish");
+    check!(uthread::join(t) == Ok(0), "ut_join of a finished thread failed");
+    check!(uthread::join(t) == Err(Error::BadHandle), "joined a consumed thread");
+    check!(uthread::join(9999) == Err(Error::BadHandle), "bogus thread accepted");
+    check!(uthread::signal_wait(0) == Err(Error::BadState), "waiting alone must not block");
+    check!(syscall(nr::UT_EXIT, [0; 6]) == Err(Error::BadState), "the main thread cannot ut_exit");
+    Ok(())
+}
+
+fn cross_address_space_call() -> TestResult {
+    // SAFETY: written once at start, before the tests run.
+    let server = unsafe { SERVER };
+    check!(server != 0, "no server handle was passed");
+    let mine = 7u64;
+    for i in 0..10 {
+        check!(spin_user::xas_call(server, i) == Ok(2 * i + 1), "wrong result from the server");
+    }
+    check!(mine == 7, "our memory changed");
+    Ok(())
+}
+
+fn run(name: &str, t: fn() -> TestResult) -> u32 {
+    println!("[test] start spin-user::{name}");
+    match t() {
+        Ok(()) => {
+            println!("[test] ok spin-user::{name}");
+            0
+        }
+        Err(why) => {
+            println!("[test] FAIL spin-user::{name}: {why}");
+            1
+        }
+    }
+}
+
+#[unsafe(no_mangle)]
+extern "C" fn _start(mode: u64, server: u64) -> ! {
+    match mode {
+        1 => {
+            // SAFETY: a deliberate access to kernel memory, with no handler.
+            let _ = unsafe { core::ptr::read_volatile(KERNEL_ADDR as *const u64) };
+        }
+        2 => raise::invalid_opcode(),
+        _ => {}
+    };
+    if mode == 3 {
+        let want = [Err(Error::ExtensionFault), Err(Error::UnknownCall)];
+        let mut wrong = 0;
+        for n in [22, 23] {
+            for w in want {
+                let got = syscall(n, [1, 2, 3, 4, 5, 6]);
+                if got != w {
+                    println!("spin-usertests: call {n} answered {got:?}, expected {w:?}");
+                    wrong += 1;
+                }
+            }
+        }
+        if spin_user::null() != Ok(0) {
+            wrong += 1;
+        }
+        spin_user::exit(wrong);
+    }
+    if mode == 6 {
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    if mode == 4 {
+        spin_user::exit(spin_user::sem_create().map_or(-1, |h| h as i64));
+    }
+    if mode == 5 {
+        let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
+        spin_user::exit(if refused { 0 } else { 1 });
+    }
+    if mode != 0 {
+        println!("spin-usertests: survived a fault that should have killed it");
+        spin_user::exit(-5);
+    }
+    // SAFETY: single-threaded at this point.
+    unsafe { SERVER = server };
+    let tests: [(&str, Test); 11] = [
+        ("null_call", null_call),
+        ("unknown_call_numbers", unknown_call_numbers),
+        ("write_validates_pointers", write_validates_pointers),
+        ("vm_validates_arguments", vm_validates_arguments),
+        ("vm_map_dirty_protect", vm_map_dirty_protect),
+        ("faults_are_reflected_and_resumed", faults_are_reflected_and_resumed),
+        ("exceptions_reach_the_handler_and_resume", exceptions_reach_the_handler_and_resume),
+        ("foreign_and_bogus_handles", foreign_and_bogus_handles),
+        ("layered_threads_and_semaphores", layered_threads_and_semaphores),
+        ("integrated_user_threads", integrated_user_threads),
+        ("cross_address_space_call", cross_address_space_call),
+    ];
+    let failed: u32 = tests.iter().map(|(n, t)| run(n, *t)).sum();
+    spin_user::exit(failed as i64)
+}
