@@ -178,14 +178,14 @@ pub fn evaluate(r: &Results) -> Vec<Claim> {
         .map(|op| r.median("spin", op))
         .collect();
     let (verdict, evidence) = match (raises[0], raises[1], raises[2]) {
-        (Some(r1), Some(r10), Some(r50)) => {
-            let (early, late) = ((r10 - r1) / 9.0, (r50 - r10) / 40.0);
+        (Some(r5), Some(r10), Some(r50)) => {
+            let (early, late) = ((r10 - r5) / 5.0, (r50 - r10) / 40.0);
             let k = if early > 0.0 { late / early } else { f64::INFINITY };
             let v = if (0.5..=2.0).contains(&k) { Verdict::Reproduced } else { Verdict::NotReproduced };
             (
                 v,
                 format!(
-                    "per added handler: {early:.1} (1→10) and {late:.1} (10→50) {}; ratio {k:.2} (linear if within 0.5–2)",
+                    "per added handler: {early:.1} (5→10) and {late:.1} (10→50) {}; ratio {k:.2} (linear if within 0.5–2)",
                     r.file.unit
                 ),
             )
@@ -195,7 +195,8 @@ pub fn evaluate(r: &Results) -> Vec<Claim> {
     claims.push(Claim {
         paper: "SPIN (OSDI'96)",
         claim: "Raising an event costs a small constant plus a per-handler cost: it scales linearly with the number of handlers.",
-        test: "spin's raise with 1, 10 and 50 handlers: the per-handler increment from 1→10 and 10→50 must agree within 2×.",
+        test: "spin's raise with 5, 10 and 50 handlers: the per-handler increment from 5→10 and 10→50 must agree within 2× \
+               (one handler is a separate fast path — a direct indirect call — as in SPIN, so it is not on the line).",
         verdict,
         evidence,
     });
