@@ -191,12 +191,18 @@ pub mod layout {
     pub const STACK_PAGES: u64 = 16;
 }
 
-/// What the kernel writes at the registered `info` address before it
-/// starts the user's fault/exception handler (with RDI = that address and
-/// RSP = the registered stack top). Every general register of the
-/// interrupted context is here, so the handler can resume it exactly:
-/// load them back and jump to `rip` (after fixing `rip` to skip the
-/// faulting instruction if it wants to). `#[repr(C)]`, 8-byte fields.
+/// The interrupted context of a reflected fault, at the `info` address a
+/// process registered with `vm_handler`. `#[repr(C)]`, 8-byte fields.
+///
+/// The kernel writes `vector`, `error`, `addr` and the registers the
+/// reflection itself changes (`rip`, `rsp`, `rflags`, `rdi`), then starts
+/// the handler entry with RSP = the registered stack top − 8 (as if
+/// called) and RDI = `info`. **Every other general register still holds
+/// the interrupted value when the entry starts**: the entry stores the
+/// ones it needs here (the `spin-user` runtime stores them all, so its
+/// handlers see a complete record). To resume, load the registers back
+/// and jump to `rip` (after fixing `rip` to skip the faulting instruction
+/// if the handler wants to); no system call is needed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct TrapInfo {

@@ -365,6 +365,20 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
         }
     }
 
+    /// Raise, containing faults where that costs nothing extra: with one
+    /// unguarded handler (or none) this is the direct call of [`Event::raise`]
+    /// and the *caller* must attribute a panic or overrun to
+    /// [`Event::lone_owner`] (the kernel's system-call and fault paths do,
+    /// from their own recovery code); otherwise it is
+    /// [`Event::raise_contained`].
+    #[inline(always)]
+    pub fn raise_attributed(&self, a: A) -> Result<R, Fault> {
+        match self.entry.get() {
+            Some(handler) => Ok(handler(a)),
+            None => self.raise_contained(a),
+        }
+    }
+
     /// Raise with fault containment: each guard and handler runs as code of
     /// the domain that installed it; if one panics or overruns its budget,
     /// that domain is unloaded and the raise returns the fault.

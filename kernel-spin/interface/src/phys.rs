@@ -30,6 +30,8 @@ pub enum MemError {
     OutOfRange,
     /// The context handle is stale (destroyed) or not a context.
     NoContext,
+    /// The context belongs to a process: only the kernel may destroy it.
+    InUse,
 }
 
 /// What the kernel core provides for physical memory.

@@ -9,9 +9,9 @@
 //!
 //! Page faults in user processes raise [`PAGE_NOT_PRESENT`],
 //! [`PROTECTION_FAULT`] or [`BAD_ADDRESS`]; a handler returns
-//! [`FaultAction::Handled`] after repairing the mapping or redirecting the
-//! process (e.g. to its own fault handler), otherwise the default kills the
-//! process.
+//! [`FaultAction::Handled`] after repairing the mapping, or
+//! [`FaultAction::Reflect`] to send the fault to the process's own
+//! handler; otherwise the default kills the process.
 
 use crate::event::{Combine, Event};
 use crate::key::KernelKey;
@@ -203,8 +203,12 @@ impl FaultInfo {
 /// What a fault handler decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultAction {
-    /// Repaired or redirected: resume the process.
+    /// Repaired: resume the process at the faulting instruction.
     Handled,
+    /// Continue the process in the handler it registered with
+    /// [`crate::user::UserServices::set_fault_handler`] (the kernel kills
+    /// it if it registered none, or its `TrapInfo` area is not writable).
+    Reflect,
     /// Kill the process.
     Kill,
 }

@@ -12,7 +12,7 @@
 //! [`UserServices`] is the trusted capability through which system-call
 //! extensions act on processes: validate and copy user memory, redirect
 //! the return from the current system call (the cross-address-space call),
-//! reflect a fault to the process's handler, spawn threads. The kernel
+//! register where the process's faults are reflected, spawn threads. The kernel
 //! grants it only to the extensions that implement system calls.
 
 use crate::abi::{self, Error, Return};
@@ -110,7 +110,7 @@ pub trait Backend: Sync {
     fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error>;
     fn switch_process(&self, p: u32) -> Result<(), Error>;
     fn transfer(&self, p: u32, rip: u64, rsp: u64) -> Result<(UserResume, u32), Error>;
-    fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error>;
+    fn set_fault_handler(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error>;
     fn spawn_thread(&self, p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error>;
     fn console_write(&self, bytes: &[u8]);
 }
@@ -222,14 +222,18 @@ impl UserServices {
         self.b().transfer(p.0, rip, rsp).map(|(r, old)| (r, Process(old)))
     }
 
-    /// During a fault or exception event: save the interrupted registers
-    /// as an [`abi::TrapInfo`] at `info` and resume the process at `entry`
-    /// with RSP = `stack_top`, RDI = `info`.
-    pub fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
+    /// Register where the current process's faults go when a fault
+    /// handler answers [`crate::translation::FaultAction::Reflect`]: the
+    /// kernel fills the [`abi::TrapInfo`] at `info` (see its docs for which
+    /// registers) and continues the process at `entry` with RSP =
+    /// `stack_top` − 8 and RDI = `info`. The area must be mapped
+    /// user-writable now (`NotMapped` / `BadAddress` otherwise); if it is
+    /// not when a fault comes, the process is killed instead.
+    pub fn set_fault_handler(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
         check_user_range(entry, 1)?;
-        check_user_range(stack_top.saturating_sub(8), 8)?;
+        check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
         check_trap_area(info)?;
-        self.b().reflect(entry, stack_top, info)
+        self.b().set_fault_handler(entry, stack_top, info)
     }
 
     /// A new kernel thread in process `p` that enters user mode at `entry`

@@ -43,6 +43,7 @@ pub const TESTS: &[Test] = &[
         name: "spin::looping_process_is_preempted_and_killed",
         run: looping_process_is_preempted_and_killed,
     },
+    Test { name: "spin::faulting_fault_handlers_are_unloaded", run: faulting_fault_handlers_are_unloaded },
 ];
 
 fn kernel_key_is_claimed_once() -> Result<(), String> {
@@ -322,6 +323,41 @@ fn looping_process_is_preempted_and_killed() -> Result<(), String> {
     ensure!(process::kill(looper), "the looper vanished");
     ensure_eq!(process::wait(looper), Some(KILLED_BY_KERNEL));
     ensure!(process::reap(looper), "could not reap the looper");
+    ensure_eq!(phys::free_pages(), frames);
+    Ok(())
+}
+
+/// A fault handler that panics or loops kills only the faulting thread and
+/// is unloaded, alone (a direct call, attributed by the kernel) or next to
+/// another handler (a contained raise). The VM extension is unloaded for
+/// the first two cases and loaded again at the end.
+fn faulting_fault_handlers_are_unloaded() -> Result<(), String> {
+    use crate::process;
+    use crate::uexc::KILLED_HANDLER_FAULT;
+    use spin_interface::user::EXCEPTION;
+    let frames = phys::free_pages();
+    let key = crate::key();
+    let vm = EXCEPTION.lone_owner();
+    ensure!(Domain::named("vm").is_ok() && vm != spin_interface::DomainId::KERNEL, "vm handles exceptions");
+    spin_interface::domain::unload(key, vm);
+    ensure_eq!(EXCEPTION.handler_count(), 0);
+    // spin-usertests mode 2 executes ud2 (vector 6).
+    for ext in [&bad::FAULT_PANIC, &bad::FAULT_LOOP] {
+        loader::load(key, ext).map_err(|e| alloc::format!("{e:?}"))?;
+        ensure!(EXCEPTION.is_direct(), "a lone handler is called directly");
+        ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(KILLED_HANDLER_FAULT - 6));
+        ensure!(Domain::named(ext.name).is_err(), "{} is still loaded", ext.name);
+        ensure_eq!(EXCEPTION.handler_count(), 0);
+    }
+    loader::load(key, &spin_ext_vm::EXTENSION).map_err(|e| alloc::format!("{e:?}"))?;
+    loader::load(key, &bad::FAULT_PANIC).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(EXCEPTION.handler_count(), 2);
+    ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(KILLED_HANDLER_FAULT - 6));
+    ensure!(Domain::named("fault-panic").is_err(), "fault-panic is still loaded");
+    // The VM extension is back, alone, and processes still run.
+    ensure!(EXCEPTION.is_direct() && Domain::named("vm").is_ok(), "vm is not back");
+    ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(process::KILLED - 6));
+    ensure_eq!(process::run("spin-usertests", [5, 0]), Ok(0));
     ensure_eq!(phys::free_pages(), frames);
     Ok(())
 }

@@ -30,6 +30,7 @@ mod process;
 mod services;
 mod strands;
 mod sysentry;
+mod uexc;
 
 use bootloader_api::{BootInfo, entry_point};
 use hal_logic::cmdline::Cmdline;
@@ -41,8 +42,12 @@ entry_point!(kernel_main, config = &shared_hal::boot::BOOTLOADER_CONFIG);
 static KEY: spin::Once<&'static KernelKey> = spin::Once::new();
 
 /// The kernel key (claimed at boot; never given to extensions).
+#[inline(always)]
 pub fn key() -> &'static KernelKey {
-    KEY.get().expect("claimed at boot")
+    debug_assert!(KEY.is_completed());
+    // SAFETY: `boot` sets KEY before anything else that could call this
+    // runs (no extension, process or interrupt handler of ours exists yet).
+    unsafe { KEY.get_unchecked() }
 }
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {

@@ -2,7 +2,7 @@
 //! interfaces (ring 0): frames from the HAL's allocator, page tables through
 //! the HAL, address spaces named by generation-checked context numbers.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use shared_hal::memory::{self, phys_to_virt};
 use shared_hal::paging::{self, MapError, pte};
 use spin::Mutex;
@@ -69,6 +69,9 @@ const MAX_SPACES: usize = 512;
 static SPACE_LOCK: Mutex<()> = Mutex::new(());
 static SPACE_ROOT: [AtomicU64; MAX_SPACES] = [const { AtomicU64::new(0) }; MAX_SPACES];
 static SPACE_GEN: [AtomicU32; MAX_SPACES] = [const { AtomicU32::new(0) }; MAX_SPACES];
+/// Spaces of processes: extensions reach them through `UserServices` but
+/// may not destroy them (the kernel does, when it reaps the process).
+static SPACE_PINNED: [AtomicBool; MAX_SPACES] = [const { AtomicBool::new(false) }; MAX_SPACES];
 
 /// The page-table root of context `id`.
 #[inline]
@@ -95,6 +98,56 @@ pub fn create_space() -> Result<u64, MemError> {
     Ok(((generation as u64) << 32) | slot as u64)
 }
 
+/// Reserve context `id` for the kernel: `Context::destroy` refuses it.
+pub fn pin(id: u64) {
+    SPACE_PINNED[(id & 0xffff_ffff) as usize % MAX_SPACES].store(true, Ordering::Relaxed);
+}
+
+/// Destroy a pinned context (a reaped process's).
+pub fn destroy_pinned(id: u64) {
+    if root_of(id).is_ok() {
+        SPACE_PINNED[(id & 0xffff_ffff) as usize].store(false, Ordering::Relaxed);
+        let _ = destroy_space(id);
+    }
+}
+
+fn destroy_space(ctx: u64) -> Result<(), MemError> {
+    let root = {
+        let _g = SPACE_LOCK.lock();
+        let root = root_of(ctx)?;
+        let slot = (ctx & 0xffff_ffff) as usize;
+        if SPACE_PINNED[slot].load(Ordering::Relaxed) {
+            return Err(MemError::InUse);
+        }
+        SPACE_ROOT[slot].store(0, Ordering::Release);
+        root
+    };
+    if active(root) {
+        // SAFETY: the kernel root maps the whole kernel half, like every root.
+        unsafe { shared_hal::cpu::set_cr3(paging::kernel_root()) };
+    }
+    let mut frames = alloc::vec::Vec::new();
+    paging::for_each_user_leaf(root, |_, e| frames.push(e & pte::ADDR));
+    for f in frames {
+        memory::free_frame(f).expect("mapped frames are owned by the context");
+    }
+    paging::free_user_root(root);
+    Ok(())
+}
+
+/// The address of the last-level entry for user page `va` in `root`, if
+/// its table exists (the entry itself may be empty). Tables are freed only
+/// with their address space.
+pub fn pte_slot(root: u64, va: u64) -> Option<*mut u64> {
+    let mut slot = None;
+    leaf_run(root, va & !4095, 1, |_, e| {
+        slot = Some(e as *mut u64);
+        Ok(())
+    })
+    .ok()?;
+    slot
+}
+
 fn flags(prot: Prot) -> u64 {
     match prot {
         // Present but supervisor-only: ring 3 faults with a protection violation.
@@ -119,17 +172,6 @@ fn map_error(e: MapError) -> MemError {
         MapError::NotMapped | MapError::HugePage => MemError::NotMapped,
         MapError::BadAddress => MemError::NotUser,
     }
-}
-
-/// The leaf entry mapping user page `va` in `root`, if it is present.
-pub fn leaf_entry(root: u64, va: u64) -> Option<u64> {
-    let mut e = 0;
-    leaf_run(root, va & !4095, 1, |_, entry| {
-        e = *entry;
-        Ok(())
-    })
-    .ok()?;
-    (e & pte::PRESENT != 0).then_some(e)
 }
 
 /// Visit the leaf entries of `pages` pages from `va` (user space, page
@@ -177,23 +219,7 @@ impl translation::Backend for Translation {
     }
 
     fn destroy(&self, ctx: u64) -> Result<(), MemError> {
-        let root = {
-            let _g = SPACE_LOCK.lock();
-            let root = root_of(ctx)?;
-            SPACE_ROOT[(ctx & 0xffff_ffff) as usize].store(0, Ordering::Release);
-            root
-        };
-        if active(root) {
-            // SAFETY: the kernel root maps the whole kernel half, like every root.
-            unsafe { shared_hal::cpu::set_cr3(paging::kernel_root()) };
-        }
-        let mut frames = alloc::vec::Vec::new();
-        paging::for_each_user_leaf(root, |_, e| frames.push(e & pte::ADDR));
-        for f in frames {
-            memory::free_frame(f).expect("mapped frames are owned by the context");
-        }
-        paging::free_user_root(root);
-        Ok(())
+        destroy_space(ctx)
     }
 
     fn map(&self, ctx: u64, va: u64, frame: u64, prot: Prot) -> Result<(), MemError> {

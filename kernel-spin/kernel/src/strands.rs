@@ -29,6 +29,10 @@ struct Slot {
     top: AtomicU64,
     /// Page-table root to run with.
     root: AtomicU64,
+    /// What runs in that address space, for the process module (1 + the
+    /// process number; 0: the kernel's own), published in [`TAG`] while
+    /// the strand runs.
+    tag: AtomicU64,
     entry: AtomicUsize,
     arg: AtomicUsize,
 }
@@ -39,6 +43,7 @@ static SLOTS: [Slot; MAX_STRANDS] = [const {
         rsp: AtomicU64::new(0),
         top: AtomicU64::new(0),
         root: AtomicU64::new(0),
+        tag: AtomicU64::new(0),
         entry: AtomicUsize::new(0),
         arg: AtomicUsize::new(0),
     }
@@ -55,6 +60,15 @@ static STACKS: Mutex<Stacks> = Mutex::new(Stacks { owned: Vec::new(), pool: Vec:
 
 /// The root currently in CR3 (saves reading CR3 on every switch).
 static LOADED_ROOT: AtomicU64 = AtomicU64::new(0);
+/// The running strand's tag (see `Slot::tag`): one load tells the fast
+/// paths which process is running, without indexing per-strand tables.
+static TAG: AtomicU64 = AtomicU64::new(0);
+
+/// The running strand's tag (1 + its process number, or 0).
+#[inline(always)]
+pub fn current_tag() -> u64 {
+    TAG.load(Ordering::Relaxed)
+}
 
 fn claim_slot() -> Option<usize> {
     SLOTS
@@ -72,14 +86,18 @@ extern "C" fn strand_start(slot: usize) -> ! {
     panic!("strand {slot} returned from its entry function (a thread package must end it)");
 }
 
-/// Run strand `s` with address space `root` from now on (and load it now
-/// if `s` is the running strand, which `running` says).
-pub fn set_root(s: usize, root: u64, running: bool) {
+/// Run strand `s` with address space `root`, tagged `tag`, from now on
+/// (and load both now if `s` is the running strand, which `running` says).
+pub fn set_space(s: usize, root: u64, tag: u64, running: bool) {
     SLOTS[s].root.store(root, Ordering::Relaxed);
-    if running && LOADED_ROOT.load(Ordering::Relaxed) != root {
-        LOADED_ROOT.store(root, Ordering::Relaxed);
-        // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
-        unsafe { shared_hal::cpu::set_cr3(root) };
+    SLOTS[s].tag.store(tag, Ordering::Relaxed);
+    if running {
+        TAG.store(tag, Ordering::Relaxed);
+        if LOADED_ROOT.load(Ordering::Relaxed) != root {
+            LOADED_ROOT.store(root, Ordering::Relaxed);
+            // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
+            unsafe { shared_hal::cpu::set_cr3(root) };
+        }
     }
 }
 
@@ -108,6 +126,7 @@ impl strand::Backend for Strands {
         s.arg.store(arg, Ordering::Release);
         s.top.store(stack, Ordering::Relaxed);
         s.root.store(paging::kernel_root(), Ordering::Relaxed);
+        s.tag.store(0, Ordering::Relaxed);
         // SAFETY: `stack` is the 16-byte aligned top of a 16 KiB stack owned
         // by this slot until `destroy`.
         let rsp = unsafe { context::prepare_stack(stack, strand_start, slot) };
@@ -131,6 +150,7 @@ impl strand::Backend for Strands {
             // Traps and system calls from ring 3 land on the strand's own stack.
             gdt::set_kernel_stack(top);
         }
+        TAG.store(next.tag.load(Ordering::Relaxed), Ordering::Relaxed);
         let root = next.root.load(Ordering::Relaxed);
         if LOADED_ROOT.load(Ordering::Relaxed) != root {
             LOADED_ROOT.store(root, Ordering::Relaxed);

@@ -19,42 +19,37 @@ use spin_user::{TrapInfo, exit, nr, prot, syscall};
 const PAGES: u64 = 0x1000_0000;
 const PAGE: u64 = 4096;
 
-/// What the fault handler does (one of the `MODE_*`).
-static MODE: AtomicU64 = AtomicU64::new(0);
-const MODE_SKIP: u64 = 0;
-const MODE_TRAP: u64 = 1;
-const MODE_UNPROTECT: u64 = 2;
-const MODE_APPEL1: u64 = 3;
 /// TSC when the fault was raised ("trap"), and the sum of trap latencies.
 static T0: AtomicU64 = AtomicU64::new(0);
 static TRAP_TICKS: AtomicU64 = AtomicU64::new(0);
 
-fn handler(t: &mut TrapInfo) {
-    match MODE.load(Ordering::Relaxed) {
-        MODE_TRAP => {
-            // The timer stops as the handler starts.
-            TRAP_TICKS.fetch_add(rdtsc() - T0.load(Ordering::Relaxed), Ordering::Relaxed);
-            t.rip += 2; // skip the 2-byte read
-        }
-        MODE_UNPROTECT => {
-            let _ = spin_user::vm_protect(t.addr & !4095, 1, prot::READ_WRITE);
-        }
-        MODE_APPEL1 => {
-            // Resolve this page and protect the other of the pair.
-            let page = t.addr & !4095;
-            let other = if page == PAGES { PAGES + PAGE } else { PAGES };
-            let _ = spin_user::vm_protect(page, 1, prot::READ_WRITE);
-            let _ = spin_user::vm_protect(other, 1, prot::NONE);
-        }
-        _ => {
-            t.rip += match t.vector {
-                6 => 2,  // ud2
-                0 => 3,  // div rcx
-                14 => 3, // mov byte ptr [rax], 1
-                _ => 0,  // int3: already past
-            }
-        }
-    }
+/// The "trap" handler: the timer stops as it starts.
+fn trap_handler(t: &mut TrapInfo) {
+    TRAP_TICKS.fetch_add(rdtsc() - T0.load(Ordering::Relaxed), Ordering::Relaxed);
+    t.rip += 2; // skip the 2-byte read
+}
+
+/// Length of the instruction each exception row raises (`raise::*`), by
+/// vector: `div rcx` 3, `int3` 0 (a trap: RIP is already past it), `ud2`
+/// 2, the 3-byte write for #PF.
+const SKIP: [u64; 16] = [3, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0];
+
+/// The exception rows' handler: skip the instruction and resume.
+fn skip_handler(t: &mut TrapInfo) {
+    t.rip += SKIP[(t.vector & 15) as usize];
+}
+
+/// "fault" and "appel2": give access back and retry the instruction.
+fn unprotect_handler(t: &mut TrapInfo) {
+    let _ = spin_user::vm_protect(t.addr & !4095, 1, prot::READ_WRITE);
+}
+
+/// "appel1": resolve this page and protect the other of the pair.
+fn appel1_handler(t: &mut TrapInfo) {
+    let page = t.addr & !4095;
+    let other = if page == PAGES { PAGES + PAGE } else { PAGES };
+    let _ = spin_user::vm_protect(page, 1, prot::READ_WRITE);
+    let _ = spin_user::vm_protect(other, 1, prot::NONE);
 }
 
 fn map(pages: u64, p: u64) {
@@ -103,8 +98,8 @@ extern "C" fn ponger(_: u64) -> ! {
 }
 
 fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> {
-    let install = || {
-        if trap::install(handler).is_err() {
+    let install_handler = |h: trap::Handler| {
+        if trap::install(h).is_err() {
             exit(3);
         }
     };
@@ -141,9 +136,8 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "trap" => {
-            install();
+            install_handler(trap_handler);
             map(1, prot::NONE);
-            MODE.store(MODE_TRAP, Ordering::Relaxed);
             measure_runs(iters, runs, || {
                 TRAP_TICKS.store(0, Ordering::Relaxed);
                 for _ in 0..iters {
@@ -154,9 +148,8 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "fault" => {
-            install();
+            install_handler(unprotect_handler);
             map(1, prot::NONE);
-            MODE.store(MODE_UNPROTECT, Ordering::Relaxed);
             measure_runs(iters, runs, || {
                 let mut total = 0;
                 for _ in 0..iters {
@@ -169,10 +162,9 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "appel1" => {
-            install();
+            install_handler(appel1_handler);
             map(2, prot::READ_WRITE);
             let _ = spin_user::vm_protect(PAGES, 1, prot::NONE);
-            MODE.store(MODE_APPEL1, Ordering::Relaxed);
             let mut next = PAGES;
             measure(iters, runs, || {
                 raise::read_byte(next);
@@ -180,9 +172,8 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "appel2" => {
-            install();
+            install_handler(unprotect_handler);
             map(100, prot::READ_WRITE);
-            MODE.store(MODE_UNPROTECT, Ordering::Relaxed);
             let s = measure(iters, runs, || {
                 let _ = spin_user::vm_protect(PAGES, 100, prot::NONE);
                 for i in 0..100 {
@@ -193,9 +184,8 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             Sample { iterations: s.iterations * 100, ..s }
         }
         "exception #ud" | "exception #bp" | "exception #de" | "exception #pf" => {
-            install();
+            install_handler(skip_handler);
             map(1, prot::READ);
-            MODE.store(MODE_SKIP, Ordering::Relaxed);
             match name {
                 "exception #ud" => measure(iters, runs, raise::invalid_opcode),
                 "exception #bp" => measure(iters, runs, raise::breakpoint),
