@@ -118,8 +118,8 @@ fn vm_protect(a: SyscallArgs) -> Return {
 fn vm_dirty(a: SyscallArgs) -> Return {
     let run = || {
         user::check_user_range(a.0[0], 1)?;
-        let m = current_context()?.examine(a.0[0]).map_err(mem_error)?;
-        Ok(m.dirty as u64)
+        let dirty = current_context()?.is_dirty(a.0[0]).map_err(mem_error)?;
+        Ok(dirty as u64)
     };
     run().into()
 }

@@ -140,25 +140,31 @@ pub struct Return {
 }
 
 impl Return {
+    #[inline(always)]
     pub const fn ok(value: u64) -> Self {
         Self { status: 0, value }
     }
 
+    #[inline(always)]
     pub const fn err(e: Error) -> Self {
         Self { status: e.code(), value: 0 }
     }
 
-    /// Decode on the user side.
+    /// Decode on the user side (inlined: a test and a branch on success).
+    #[inline(always)]
     pub fn into_result(self) -> Result<u64, Error> {
-        if self.status == 0 {
-            Ok(self.value)
-        } else {
-            Err(Error::from_code(self.status).unwrap_or(Error::UnknownCall))
-        }
+        if self.status == 0 { Ok(self.value) } else { Err(decode(self.status)) }
     }
 }
 
+#[cold]
+#[inline(never)]
+fn decode(status: u64) -> Error {
+    Error::from_code(status).unwrap_or(Error::UnknownCall)
+}
+
 impl From<Result<u64, Error>> for Return {
+    #[inline(always)]
     fn from(r: Result<u64, Error>) -> Self {
         match r {
             Ok(v) => Return::ok(v),

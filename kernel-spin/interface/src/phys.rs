@@ -50,8 +50,12 @@ pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
     BACKEND.call_once(|| backend);
 }
 
+#[inline(always)]
 fn backend() -> &'static dyn Backend {
-    *BACKEND.get().expect("PhysAddr backend installed at boot")
+    match BACKEND.get() {
+        Some(b) => *b,
+        None => crate::not_installed("PhysAddr"),
+    }
 }
 
 /// One physical page, owned. Zeroed when allocated.

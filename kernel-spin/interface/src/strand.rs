@@ -80,8 +80,12 @@ impl StrandCore {
         &CORE
     }
 
+    #[inline(always)]
     fn backend(&self) -> &'static dyn Backend {
-        *BACKEND.get().expect("Strand backend installed at boot")
+        match BACKEND.get() {
+            Some(b) => *b,
+            None => crate::not_installed("Strand"),
+        }
     }
 
     /// A new strand running `entry(arg)`; it runs once someone resumes it.

@@ -47,6 +47,7 @@ pub trait Backend: Sync {
     fn unmap(&self, ctx: u64, va: u64) -> Result<u64, MemError>;
     fn protect(&self, ctx: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError>;
     fn examine(&self, ctx: u64, va: u64) -> Result<Mapping, MemError>;
+    fn dirty(&self, ctx: u64, va: u64) -> Result<bool, MemError>;
 }
 
 static BACKEND: Once<&'static dyn Backend> = Once::new();
@@ -56,8 +57,12 @@ pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
     BACKEND.call_once(|| backend);
 }
 
+#[inline(always)]
 fn backend() -> &'static dyn Backend {
-    *BACKEND.get().expect("Translation backend installed at boot")
+    match BACKEND.get() {
+        Some(b) => *b,
+        None => crate::not_installed("Translation"),
+    }
 }
 
 /// First and last user addresses (the kernel's split, see `hal-logic::addr`).
@@ -168,6 +173,16 @@ impl Context {
     pub fn examine(&self, va: u64) -> Result<Mapping, MemError> {
         VirtRange::new(va & !4095, 1)?;
         backend().examine(self.id, va & !4095)
+    }
+
+    /// Whether the page mapped at `va` has been written (its dirty bit):
+    /// what [`Context::examine`] reports as `dirty`, without the rest.
+    #[inline]
+    pub fn is_dirty(&self, va: u64) -> Result<bool, MemError> {
+        if !(USER_START..USER_END).contains(&va) {
+            return Err(MemError::NotUser);
+        }
+        backend().dirty(self.id, va & !4095)
     }
 }
 

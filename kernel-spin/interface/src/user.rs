@@ -153,8 +153,12 @@ impl UserServices {
         &SERVICES
     }
 
+    #[inline(always)]
     fn b(&self) -> &'static dyn Backend {
-        *BACKEND.get().expect("User backend installed at boot")
+        match BACKEND.get() {
+            Some(b) => *b,
+            None => crate::not_installed("User"),
+        }
     }
 
     /// The process the current strand is running, if any.

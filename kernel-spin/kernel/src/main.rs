@@ -9,7 +9,7 @@
 //! `mode=bench` the benchmarks, `scenario=...` a deliberate-failure
 //! scenario, anything else boots and halts cleanly).
 //!
-//! Modules: [`services`] (PhysAddr, Translation), [`strands`] (stacks and
+//! Modules: [`services`] (PhysAddr, machine), [`spaces`] (Translation), [`strands`] (stacks and
 //! the context switch), [`contain`] (fault containment), [`loader`] and
 //! [`kdomain`] (extensions and the kernel's exports), [`imports`] (what the
 //! core itself imports from extensions), [`ktests`] (in-kernel tests).
@@ -28,6 +28,7 @@ mod loader;
 mod pingpong;
 mod process;
 mod services;
+mod spaces;
 mod strands;
 mod sysentry;
 mod uexc;
@@ -88,6 +89,7 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     let key = KernelKey::claim().expect("the kernel claims its key before any extension runs");
     KEY.call_once(|| key);
     services::install(key);
+    spaces::install(key);
     strands::install(key);
     process::install(key, ramdisk);
     contain::install(key);

@@ -113,12 +113,6 @@ pub fn context_of(pid: Pid) -> u64 {
     CONTEXTS[slot_index(pid)].load(Ordering::Relaxed)
 }
 
-/// The page-table root of a live process.
-pub fn root_of(pid: Pid) -> Option<u64> {
-    let root = ROOTS[slot(pid)?].load(Ordering::Acquire);
-    (root != 0).then_some(root)
-}
-
 fn with_proc<R>(pid: Pid, f: impl FnOnce(&mut Proc) -> R) -> Option<R> {
     let s = slot(pid)?;
     PROCS.lock().get_mut(s).and_then(Option::as_mut).map(f)
@@ -182,10 +176,10 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
         let _ = ctx.destroy();
         return Err(SpawnError::Memory(e));
     }
-    let root = crate::services::root_of(ctx.id()).map_err(SpawnError::Memory)?;
+    let root = crate::spaces::root_of(ctx.id()).map_err(SpawnError::Memory)?;
     // Extensions see this context through `UserServices`: only the kernel
     // may destroy it (when the process is reaped).
-    crate::services::pin(ctx.id());
+    crate::spaces::pin(ctx.id());
     let pid = {
         let mut procs = PROCS.lock();
         let slot = procs.iter().position(Option::is_none).unwrap_or(procs.len());
@@ -318,7 +312,7 @@ pub fn reap(pid: Pid) -> bool {
             // Nothing may point into the address space once it is gone.
             crate::uexc::forget(s);
             ROOTS[s].store(0, Ordering::Release);
-            crate::services::destroy_pinned(p.ctx);
+            crate::spaces::destroy_pinned(p.ctx);
             true
         }
         None => false,

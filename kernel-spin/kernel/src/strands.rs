@@ -64,6 +64,24 @@ static LOADED_ROOT: AtomicU64 = AtomicU64::new(0);
 /// paths which process is running, without indexing per-strand tables.
 static TAG: AtomicU64 = AtomicU64::new(0);
 
+/// The page-table root loaded now.
+#[inline(always)]
+pub fn loaded_root() -> u64 {
+    LOADED_ROOT.load(Ordering::Relaxed)
+}
+
+/// Load the kernel's own root now if `root` is loaded (an address space
+/// is about to be destroyed). Strands that still name `root` must never
+/// run in it again (the process module moves them first).
+pub fn unload_root(root: u64) {
+    if LOADED_ROOT.load(Ordering::Relaxed) == root {
+        let k = paging::kernel_root();
+        LOADED_ROOT.store(k, Ordering::Relaxed);
+        // SAFETY: the kernel root maps the whole kernel half, like every root.
+        unsafe { shared_hal::cpu::set_cr3(k) };
+    }
+}
+
 /// The running strand's tag (1 + its process number, or 0).
 #[inline(always)]
 pub fn current_tag() -> u64 {

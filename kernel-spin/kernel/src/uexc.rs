@@ -300,8 +300,7 @@ fn reflect(f: &mut ExcFrame, pid: Pid, addr: u64) -> bool {
 /// be mapped user-writable now.
 pub fn register(entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
     let pid = process::current_pid().ok_or(Error::BadState)?;
-    let root = process::root_of(pid).ok_or(Error::BadState)?;
-    let slot = crate::services::pte_slot(root, info).ok_or(Error::NotMapped)?;
+    let slot = crate::spaces::pte_slot(process::context_of(pid), info).ok_or(Error::NotMapped)?;
     // SAFETY: `pte_slot` returns an entry of a live table of this space.
     let e = unsafe { slot.read_volatile() };
     if e & pte::PRESENT == 0 {
