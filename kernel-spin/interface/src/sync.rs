@@ -2,15 +2,14 @@
 //! spinning primitives extensions use for their own small state.
 //!
 //! [`Mutex`] and [`Condition`] block through the strand events: a waiter
-//! queues itself and raises [`crate::strand::BLOCK`]; a releaser raises
-//! [`crate::strand::UNBLOCK`] for the first waiter. The kernel is a
-//! uniprocessor that does not preempt kernel code, so nothing runs between
-//! a waiter queueing itself and blocking: no wakeup is lost.
+//! queues itself (a [`StrandQueue`]: no lock, no allocation) and raises
+//! [`crate::strand::BLOCK`]; a releaser raises [`crate::strand::UNBLOCK`]
+//! for the first waiter. The kernel is a uniprocessor that does not
+//! preempt kernel code, so nothing runs between a waiter queueing itself
+//! and blocking: no wakeup is lost.
 
-use crate::strand::{self, Strand};
-use alloc::collections::VecDeque;
+use crate::strand::{self, StrandQueue};
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicUsize, Ordering};
 /// Once-cell and lazy value for an extension's own statics.
 pub use spin::{Lazy, Once};
 
@@ -78,40 +77,34 @@ impl<T> Drop for SpinGuard<'_, T> {
 /// A blocking lock.
 pub struct Mutex<T> {
     data: spin::Mutex<T>,
-    waiters: SpinLock<VecDeque<Strand>>,
-    /// How many strands are queued (read without the lock to skip it when none are).
-    waiting: AtomicUsize,
+    waiters: StrandQueue,
 }
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
-        Self {
-            data: spin::Mutex::new(value),
-            waiters: SpinLock::new(VecDeque::new()),
-            waiting: AtomicUsize::new(0),
-        }
+        Self { data: spin::Mutex::new(value), waiters: StrandQueue::new() }
     }
 
     /// Take the lock, blocking while another strand holds it.
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         loop {
             if let Some(g) = self.data.try_lock() {
                 return MutexGuard { mutex: self, inner: Some(g) };
             }
-            self.waiters.lock().push_back(strand::current());
-            self.waiting.fetch_add(1, Ordering::Relaxed);
+            self.waiters.push(strand::current());
             strand::block_current();
         }
     }
 
+    #[inline]
     fn wake_one(&self) {
         // Nothing runs between a waiter queueing itself and blocking (no
-        // kernel preemption), so a zero count means nobody to wake.
-        if self.waiting.load(Ordering::Relaxed) == 0 {
+        // kernel preemption), so an empty queue means nobody to wake.
+        if self.waiters.is_empty() {
             return;
         }
-        if let Some(s) = self.waiters.lock().pop_front() {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        if let Some(s) = self.waiters.pop() {
             strand::UNBLOCK.raise(s);
         }
     }
@@ -137,6 +130,7 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 }
 
 impl<T> Drop for MutexGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         drop(self.inner.take());
         self.mutex.wake_one();
@@ -145,7 +139,7 @@ impl<T> Drop for MutexGuard<'_, T> {
 
 /// A condition variable (Mesa semantics: re-check the condition after waking).
 pub struct Condition {
-    waiters: SpinLock<VecDeque<Strand>>,
+    waiters: StrandQueue,
 }
 
 impl Default for Condition {
@@ -156,28 +150,30 @@ impl Default for Condition {
 
 impl Condition {
     pub const fn new() -> Self {
-        Self { waiters: SpinLock::new(VecDeque::new()) }
+        Self { waiters: StrandQueue::new() }
     }
 
     /// Release the lock, wait for a signal, take the lock again.
+    #[inline]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         let mutex = guard.mutex;
-        self.waiters.lock().push_back(strand::current());
+        self.waiters.push(strand::current());
         drop(guard);
         strand::block_current();
         mutex.lock()
     }
 
     /// Wake one waiter.
+    #[inline]
     pub fn signal(&self) {
-        if let Some(s) = self.waiters.lock().pop_front() {
+        if let Some(s) = self.waiters.pop() {
             strand::UNBLOCK.raise(s);
         }
     }
 
     /// Wake every waiter.
     pub fn broadcast(&self) {
-        while let Some(s) = self.waiters.lock().pop_front() {
+        while let Some(s) = self.waiters.pop() {
             strand::UNBLOCK.raise(s);
         }
     }

@@ -3,16 +3,15 @@
 //! Thread packages reach this through `spin_interface::strand::StrandCore`.
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use shared_hal::{context, gdt, paging};
-use spin::Mutex;
 use spin_interface::KernelKey;
 use spin_interface::phys::MemError;
 use spin_interface::strand;
 
-/// Most strands alive at once.
-pub const MAX_STRANDS: usize = 128;
+/// Most strands alive at once (the interface's strand queues have a
+/// link per strand).
+pub const MAX_STRANDS: usize = spin_interface::strand::MAX_STRANDS;
 /// Kernel stack per strand.
 const STACK_SIZE: usize = 16 * 1024;
 
@@ -20,7 +19,9 @@ const STACK_SIZE: usize = 16 * 1024;
 struct Stack([u8; STACK_SIZE]);
 
 /// Per-strand state the switch needs; each field is written only by the
-/// owner of the slot (create/destroy) or by `switch` (`rsp`).
+/// owner of the slot (create/destroy) or by `switch` (`rsp`). 64 bytes,
+/// so indexing is a shift.
+#[repr(C, align(64))]
 struct Slot {
     used: AtomicBool,
     /// Saved RSP while the strand is not running.
@@ -35,6 +36,10 @@ struct Slot {
     tag: AtomicU64,
     entry: AtomicUsize,
     arg: AtomicUsize,
+    /// Top of the stack this slot owns (0: none yet). A slot keeps its
+    /// stack when its strand is destroyed, so creating a strand allocates
+    /// only the first time a slot is used (at most `MAX_STRANDS` stacks).
+    stack: AtomicU64,
 }
 
 static SLOTS: [Slot; MAX_STRANDS] = [const {
@@ -46,17 +51,11 @@ static SLOTS: [Slot; MAX_STRANDS] = [const {
         tag: AtomicU64::new(0),
         entry: AtomicUsize::new(0),
         arg: AtomicUsize::new(0),
+        stack: AtomicU64::new(0),
     }
 }; MAX_STRANDS];
 
-/// The stacks of live strands, and a pool of free ones (reused, so creating
-/// a strand does not go to the heap in steady state).
-struct Stacks {
-    owned: Vec<Option<Box<Stack>>>,
-    pool: Vec<Box<Stack>>,
-}
-
-static STACKS: Mutex<Stacks> = Mutex::new(Stacks { owned: Vec::new(), pool: Vec::new() });
+const _: () = assert!(size_of::<Slot>() == 64);
 
 /// The root currently in CR3 (saves reading CR3 on every switch).
 static LOADED_ROOT: AtomicU64 = AtomicU64::new(0);
@@ -110,7 +109,10 @@ pub fn set_space(s: usize, root: u64, tag: u64, running: bool) {
     SLOTS[s].root.store(root, Ordering::Relaxed);
     SLOTS[s].tag.store(tag, Ordering::Relaxed);
     if running {
-        TAG.store(tag, Ordering::Relaxed);
+        if TAG.swap(tag, Ordering::Relaxed) == 0 && tag != 0 {
+            // It may enter ring 3 from now on: see `switch`.
+            gdt::set_kernel_stack(SLOTS[s].top.load(Ordering::Relaxed));
+        }
         if LOADED_ROOT.load(Ordering::Relaxed) != root {
             LOADED_ROOT.store(root, Ordering::Relaxed);
             // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
@@ -129,17 +131,17 @@ struct Strands;
 impl strand::Backend for Strands {
     fn create(&self, entry: fn(usize), arg: usize) -> Result<u32, MemError> {
         let slot = claim_slot().ok_or(MemError::OutOfMemory)?;
-        let stack = {
-            let mut st = STACKS.lock();
-            let stack = st.pool.pop().unwrap_or_else(|| Box::new(Stack([0; STACK_SIZE])));
-            let top = (&*stack as *const Stack as u64) + STACK_SIZE as u64;
-            if st.owned.len() <= slot {
-                st.owned.resize_with(slot + 1, || None);
-            }
-            st.owned[slot] = Some(stack);
-            top
-        };
         let s = &SLOTS[slot];
+        let stack = match s.stack.load(Ordering::Relaxed) {
+            0 => {
+                // The slot's first strand: its stack lives as long as the kernel.
+                let stack: &'static mut Stack = Box::leak(Box::new(Stack([0; STACK_SIZE])));
+                let top = stack as *mut Stack as u64 + STACK_SIZE as u64;
+                s.stack.store(top, Ordering::Relaxed);
+                top
+            }
+            top => top,
+        };
         s.entry.store(entry as usize, Ordering::Release);
         s.arg.store(arg, Ordering::Release);
         s.top.store(stack, Ordering::Relaxed);
@@ -162,13 +164,18 @@ impl strand::Backend for Strands {
 
     #[inline]
     fn switch(&self, from: u32, to: u32) {
-        let next = &SLOTS[to as usize];
-        let top = next.top.load(Ordering::Relaxed);
-        if top != 0 {
-            // Traps and system calls from ring 3 land on the strand's own stack.
-            gdt::set_kernel_stack(top);
+        let (Some(prev), Some(next)) = (SLOTS.get(from as usize), SLOTS.get(to as usize)) else {
+            return;
+        };
+        let tag = next.tag.load(Ordering::Relaxed);
+        TAG.store(tag, Ordering::Relaxed);
+        if tag != 0 {
+            // Traps and system calls from ring 3 land on the strand's own
+            // stack. Only strands of processes enter ring 3 (and a strand
+            // that gets a process sets it in `set_space`), so kernel
+            // threads skip this.
+            gdt::set_kernel_stack(next.top.load(Ordering::Relaxed));
         }
-        TAG.store(next.tag.load(Ordering::Relaxed), Ordering::Relaxed);
         let root = next.root.load(Ordering::Relaxed);
         if LOADED_ROOT.load(Ordering::Relaxed) != root {
             LOADED_ROOT.store(root, Ordering::Relaxed);
@@ -178,17 +185,15 @@ impl strand::Backend for Strands {
         // SAFETY: `from` is the running strand (its slot receives the RSP);
         // `to` holds an RSP saved by `switch` or made by `prepare_stack`, on
         // a stack its slot owns.
-        unsafe { context::switch(SLOTS[from as usize].rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
+        unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
     }
 
     fn destroy(&self, s: u32) {
-        let slot = s as usize;
-        let mut st = STACKS.lock();
-        if let Some(stack) = st.owned.get_mut(slot).and_then(Option::take) {
-            st.pool.push(stack);
+        // The stack stays with the slot for its next strand.
+        if let Some(slot) = SLOTS.get(s as usize) {
+            slot.top.store(0, Ordering::Relaxed);
+            slot.used.store(false, Ordering::Release);
         }
-        SLOTS[slot].top.store(0, Ordering::Relaxed);
-        SLOTS[slot].used.store(false, Ordering::Release);
     }
 }
 
