@@ -39,8 +39,8 @@ fn on_block(s: Strand) {
 
 #[inline(always)]
 fn switch(from: Strand, to: Strand) {
-    strand::CHECKPOINT.raise(from);
-    strand::RESUME.raise(to);
+    strand::CHECKPOINT.raise_entry_first(from);
+    strand::RESUME.raise_entry_first(to);
 }
 
 /// Nothing is runnable: wait for an interrupt to make something so.

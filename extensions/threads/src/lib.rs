@@ -105,7 +105,7 @@ fn fork((entry, arg): ForkArgs) -> Result<ThreadId, ThreadError> {
             return Err(ThreadError::NoResources);
         }
     }
-    strand::UNBLOCK.raise(s);
+    strand::UNBLOCK.raise_entry_first(s);
     Ok(ThreadId(((generation as u64) << 32) | s.index() as u64))
 }
 
@@ -153,7 +153,7 @@ fn exit(_: ()) {
     };
     ZOMBIES.push(me);
     if let Some(j) = joiner {
-        strand::UNBLOCK.raise(j);
+        strand::UNBLOCK.raise_entry_first(j);
     }
     // Leave the CPU for good: nobody unblocks a finished strand.
     strand::block_current();
@@ -162,6 +162,6 @@ fn exit(_: ()) {
 
 fn yield_now(_: ()) {
     let me = strand::current();
-    strand::UNBLOCK.raise(me);
+    strand::UNBLOCK.raise_entry_first(me);
     strand::block_current();
 }

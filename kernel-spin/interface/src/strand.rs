@@ -50,7 +50,7 @@ pub fn current() -> Strand {
 
 /// Block the current strand until someone raises [`UNBLOCK`] for it.
 pub fn block_current() {
-    BLOCK.raise(current());
+    BLOCK.raise_entry_first(current());
 }
 
 /// "In no queue" (see [`StrandQueue`]).
@@ -237,7 +237,8 @@ mod tests {
         assert_eq!(q.pop(), Some(a));
         assert!(other.push(a), "a popped strand can be queued again");
         assert_eq!((q.pop(), q.pop(), q.pop()), (Some(b), Some(c), None));
-        assert!(q.is_empty() && q.len() == 0);
+        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
         assert!(q.push(c));
         assert_eq!((other.pop(), q.pop()), (Some(a), Some(c)));
         assert!(!q.push(Strand(MAX_STRANDS as u32)), "an out-of-range strand was queued");

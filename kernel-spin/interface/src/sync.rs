@@ -105,7 +105,7 @@ impl<T> Mutex<T> {
             return;
         }
         if let Some(s) = self.waiters.pop() {
-            strand::UNBLOCK.raise(s);
+            strand::UNBLOCK.raise_entry_first(s);
         }
     }
 }
@@ -167,14 +167,14 @@ impl Condition {
     #[inline]
     pub fn signal(&self) {
         if let Some(s) = self.waiters.pop() {
-            strand::UNBLOCK.raise(s);
+            strand::UNBLOCK.raise_entry_first(s);
         }
     }
 
     /// Wake every waiter.
     pub fn broadcast(&self) {
         while let Some(s) = self.waiters.pop() {
-            strand::UNBLOCK.raise(s);
+            strand::UNBLOCK.raise_entry_first(s);
         }
     }
 }

@@ -10,8 +10,8 @@
 //! number and calls [`dispatch`] with the six argument registers in the
 //! System V order; callee-saved registers are preserved by the Rust code
 //! itself, so the stub never touches them. [`dispatch`] raises
-//! `SYSTEM_CALLS[nr]`: with one installed handler that is a load, a test
-//! and an indirect call. The handler's `Return { status, value }` comes
+//! `SYSTEM_CALLS[nr]` entry first: with one installed handler that is a
+//! load, a test and an indirect call. The handler's `Return { status, value }` comes
 //! back in RAX:RDX, exactly the user ABI, so nothing is moved on return.
 //! The scratch registers that could hold kernel values are cleared before
 //! `sysretq`.
@@ -31,7 +31,7 @@ extern "sysv64" fn dispatch(a0: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64
     // SAFETY: the entry stub jumps around this call unless nr < COUNT,
     // the length of SYSTEM_CALLS.
     let event = unsafe { SYSTEM_CALLS.get_unchecked(nr as usize) };
-    event.raise(SyscallArgs([a0, a1, a2, a3, a4, a5]))
+    event.raise_entry_first(SyscallArgs([a0, a1, a2, a3, a4, a5]))
 }
 
 /// The SYSCALL entry (LSTAR).
