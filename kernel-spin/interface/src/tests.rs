@@ -229,3 +229,34 @@ fn virt_ranges_are_checked() {
     assert_eq!(r.iter().collect::<alloc::vec::Vec<_>>(), [0x40_0000, 0x40_1000, 0x40_2000]);
     assert_eq!(crate::user::check_user_range(u64::MAX - 4, 8), Err(crate::abi::Error::BadAddress));
 }
+
+#[test]
+fn user_resume_points_are_checked_like_ranges() {
+    use crate::translation::{USER_END, USER_START};
+    use crate::user::{check_user_range, check_user_resume};
+    let edges = [
+        0,
+        1,
+        8,
+        USER_START - 1,
+        USER_START,
+        USER_START + 7,
+        USER_START + 8,
+        USER_START + 9,
+        0x20_0000,
+        USER_END - 8,
+        USER_END - 1,
+        USER_END,
+        USER_END + 8,
+        0xffff_8000_0000_0000,
+        u64::MAX - 7,
+        u64::MAX,
+    ];
+    for rip in edges {
+        for rsp in edges {
+            let by_ranges =
+                check_user_range(rip, 1).is_ok() && rsp >= 8 && check_user_range(rsp - 8, 8).is_ok();
+            assert_eq!(check_user_resume(rip, rsp).is_ok(), by_ranges, "rip {rip:#x} rsp {rsp:#x}");
+        }
+    }
+}

@@ -82,6 +82,12 @@ fn fault_handlers(who: &Identity, e: &EventInfo) -> bool {
 /// Extensions that implement system calls and may act on processes.
 const USER_SERVICE_HOLDERS: &[&str] = &["syscalls", "xas", "vm", "uthreads"];
 
+/// Who learns that a process was reaped: the extensions that keep
+/// per-process state (the holders of `UserServices`).
+fn user_service_holders(who: &Identity, _: &EventInfo) -> bool {
+    USER_SERVICE_HOLDERS.contains(&who.name())
+}
+
 /// Define the core events and register the kernel domain.
 pub fn init(key: &'static KernelKey) {
     let me = Identity::kernel(key);
@@ -98,6 +104,7 @@ pub fn init(key: &'static KernelKey) {
     for e in &SYSTEM_CALLS {
         e.define(me, syscall_authorizer).expect("defined once");
     }
+    user::PROCESS_REAPED.define(me, user_service_holders).expect("defined once");
     for e in [
         &translation::PAGE_NOT_PRESENT,
         &translation::PROTECTION_FAULT,

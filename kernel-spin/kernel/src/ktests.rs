@@ -43,6 +43,10 @@ pub const TESTS: &[Test] = &[
         name: "spin::looping_process_is_preempted_and_killed",
         run: looping_process_is_preempted_and_killed,
     },
+    Test {
+        name: "spin::reaped_processes_leave_no_extension_state",
+        run: reaped_processes_leave_no_extension_state,
+    },
     Test { name: "spin::faulting_fault_handlers_are_unloaded", run: faulting_fault_handlers_are_unloaded },
 ];
 
@@ -358,6 +362,44 @@ fn faulting_fault_handlers_are_unloaded() -> Result<(), String> {
     ensure!(EXCEPTION.is_direct() && Domain::named("vm").is_ok(), "vm is not back");
     ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(process::KILLED - 6));
     ensure_eq!(process::run("spin-usertests", [5, 0]), Ok(0));
+    ensure_eq!(phys::free_pages(), frames);
+    Ok(())
+}
+
+static UT_PACKAGES: Import<(), usize> = Import::new("Uthreads", "packages");
+static XAS_SERVERS: Import<(), usize> = Import::new("Xas", "servers");
+static SEMAPHORES: Import<(), usize> = Import::new("Syscalls", "semaphores");
+
+/// Extensions drop what they keep per process when it is reaped
+/// (`User.ProcessReaped`): a process that leaves a semaphore, a user-thread
+/// package, an xas registration and a fault handler behind is gone from
+/// every table once reaped, and running such processes again and again
+/// does not grow the kernel heap.
+fn reaped_processes_leave_no_extension_state() -> Result<(), String> {
+    use crate::process;
+    let me = Identity::kernel(crate::key());
+    for (domain, import) in [("uthreads", &UT_PACKAGES), ("xas", &XAS_SERVERS), ("syscalls", &SEMAPHORES)] {
+        let slots: &[&'static dyn spin_interface::domain::ImportSlot] = &[import];
+        Domain::named(domain).and_then(|d| d.resolve(me, slots)).map_err(|e| alloc::format!("{e:?}"))?;
+    }
+    let counts = || (UT_PACKAGES.call(()), XAS_SERVERS.call(()), SEMAPHORES.call(()));
+    let before = counts();
+    // spin-usertests mode 7 uses each facility once and exits 0.
+    let pid = process::spawn("spin-usertests", [7, 0]).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(process::wait(pid), Some(0));
+    let (p, x, s) = before;
+    let grown = (p.map(|n| n + 1), x.map(|n| n + 1), s.map(|n| n + 1));
+    ensure_eq!(counts(), grown); // kept while the process exists ...
+    ensure!(process::reap(pid), "could not reap");
+    ensure_eq!(counts(), before); // ... and dropped when it is reaped
+    // Warm, then steady: no growth over repeated runs.
+    ensure_eq!(process::run("spin-usertests", [7, 0]), Ok(0));
+    let heap = shared_hal::heap::used();
+    let frames = phys::free_pages();
+    for _ in 0..2 {
+        ensure_eq!(process::run("spin-usertests", [7, 0]), Ok(0));
+        ensure_eq!(shared_hal::heap::used(), heap);
+    }
     ensure_eq!(phys::free_pages(), frames);
     Ok(())
 }

@@ -39,8 +39,8 @@ struct Proc {
 }
 
 static PROCS: Mutex<Vec<Option<Proc>>> = Mutex::new(Vec::new());
-/// Most processes at once.
-pub const MAX_PROCS: usize = 256;
+/// Most processes at once (`Process::slot` is the table slot).
+pub const MAX_PROCS: usize = user::MAX_PROCESSES;
 /// Each live process's page-table root (0: no such process), readable
 /// without the lock on the cross-address-space path.
 static ROOTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
@@ -313,6 +313,9 @@ pub fn reap(pid: Pid) -> bool {
             crate::uexc::forget(s);
             ROOTS[s].store(0, Ordering::Release);
             crate::spaces::destroy_pinned(p.ctx);
+            // Extensions drop what they kept for it (a faulting handler is
+            // unloaded; the others still run).
+            let _ = user::PROCESS_REAPED.raise_contained(user::Process::from_number(key(), pid));
             true
         }
         None => false,
@@ -353,9 +356,13 @@ fn each_user_chunk(va: u64, len: usize, write: bool, mut f: impl FnMut(*mut u8, 
     Ok(())
 }
 
-/// Where the current system call's saved user RSP, RIP and RFLAGS are.
+/// Where the current system call's saved user RSP, RIP and RFLAGS are:
+/// the top of the entry stack, which is the running strand's kernel stack
+/// (a strand in a system call has a process, and switching to such a
+/// strand sets the entry stack; see `strands::switch`).
+#[inline(always)]
 fn saved_resume() -> *mut u64 {
-    (strands::stack_top(current_strand()) - 24) as *mut u64
+    (shared_hal::syscall::ENTRY_STACK.load(Ordering::Relaxed) - 24) as *mut u64
 }
 
 struct Users;
@@ -435,7 +442,7 @@ impl user::Backend for Users {
         let Some(old_pid) = current_pid() else {
             return Err(Error::BadState);
         };
-        let s = (strands::stack_top(me) - 24) as *mut u64;
+        let s = saved_resume();
         // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
         // interface checked that `rip` and `rsp` are user addresses.
         let old = unsafe {
@@ -446,6 +453,20 @@ impl user::Backend for Users {
         };
         strands::set_space(me, root, p as u64 + 1, true);
         Ok((old, old_pid))
+    }
+
+    fn exchange_resume(&self, rip: u64, rsp: u64) -> Result<UserResume, Error> {
+        current_pid().ok_or(Error::BadState)?;
+        let s = saved_resume();
+        // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
+        // interface checked that `rip` and `rsp` are user addresses.
+        let old = unsafe {
+            let old = UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() };
+            s.add(1).write(rip);
+            s.add(2).write(rsp);
+            old
+        };
+        Ok(old)
     }
 
     fn set_fault_handler(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {

@@ -10,7 +10,9 @@
 //! number of unexpected answers; 4 = create a semaphore and exit with its
 //! handle; 5 = signal the handle given in RSI (a dead process's: must be
 //! refused), exit code 0 if refused; 6 = loop forever in user mode (the
-//! kernel must preempt and kill it).
+//! kernel must preempt and kill it); 7 = use every facility that keeps
+//! per-process state in an extension (a semaphore, an integrated user
+//! thread, an xas server registration, a fault handler) and exit 0.
 #![no_std]
 #![no_main]
 
@@ -282,6 +284,20 @@ fn cross_address_space_call() -> TestResult {
     Ok(())
 }
 
+extern "C" fn ut_quick(_: u64) -> ! {
+    spin_user::uthread::exit(Some(0))
+}
+
+/// Mode 7: leave state in every extension that keeps some per process.
+fn keep_state_and_exit() -> i64 {
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let ok = spin_user::sem_create().is_ok()
+        && spin_user::uthread::fork(ut_quick, top, 0).is_ok_and(|t| spin_user::uthread::join(t).is_ok())
+        && syscall(nr::XAS_REGISTER, [ut_quick as *const () as u64, top, 0, 0, 0, 0]).is_ok()
+        && trap::install(handler).is_ok();
+    if ok { 0 } else { 1 }
+}
+
 fn run(name: &str, t: fn() -> TestResult) -> u32 {
     println!("[test] start spin-user::{name}");
     match t() {
@@ -330,6 +346,9 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     }
     if mode == 4 {
         spin_user::exit(spin_user::sem_create().map_or(-1, |h| h as i64));
+    }
+    if mode == 7 {
+        spin_user::exit(keep_state_and_exit());
     }
     if mode == 5 {
         let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
