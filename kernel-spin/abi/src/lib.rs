@@ -42,7 +42,8 @@ pub mod nr {
     pub const VM_DIRTY: u64 = 9;
     /// `vm_handler(entry, stack_top, info)`: where faults and exceptions are
     /// reflected ([`crate::TrapInfo`] at `info`, which must be 8-byte
-    /// aligned and inside one page: `Unaligned` otherwise). Extension `vm`.
+    /// aligned and inside one page: `Unaligned` otherwise; and mapped
+    /// user-writable now: `NotMapped` / `BadAddress` otherwise). Extension `vm`.
     pub const VM_HANDLER: u64 = 10;
     /// `thread_spawn(entry, stack_top, arg) -> tid`: a new kernel thread in
     /// this process (the "layered" user-thread package). Extension `syscalls`.

@@ -81,6 +81,8 @@ static IN_FAULT: [AtomicPtr<FaultEvent>; MAX_STRANDS] = [const { AtomicPtr::new(
 type FaultEvent = Event<FaultInfo, FaultAction>;
 
 /// Where each process slot's faults are reflected (all zero: nowhere).
+/// 64 bytes, so indexing is a shift.
+#[repr(C, align(64))]
 struct Reflection {
     entry: AtomicU64,
     /// The registered stack top − 8 (the handler is entered as if called).
