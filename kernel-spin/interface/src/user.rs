@@ -232,7 +232,7 @@ impl UserServices {
         self.b().copy_to_user(va, data)
     }
 
-    /// Where the current system call returns to.
+    /// Where the current system call returns to (all zero outside one).
     pub fn syscall_resume(&self) -> UserResume {
         self.b().syscall_resume()
     }

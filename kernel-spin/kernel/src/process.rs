@@ -362,7 +362,25 @@ fn each_user_chunk(va: u64, len: usize, write: bool, mut f: impl FnMut(*mut u8, 
 /// strand sets the entry stack; see `strands::switch`).
 #[inline(always)]
 fn saved_resume() -> *mut u64 {
-    (shared_hal::syscall::ENTRY_STACK.load(Ordering::Relaxed) - 24) as *mut u64
+    shared_hal::syscall::ENTRY_STACK.load(Ordering::Relaxed).wrapping_sub(24) as *mut u64
+}
+
+/// [`saved_resume`], if the current strand is in a system call of a
+/// process. A fault handler (or an interrupt from ring 3) is not: the top
+/// of the stack then holds an interrupt frame, which these words would
+/// corrupt. The two are told apart by the word below the saved RFLAGS:
+/// the system-call stub's call number (below `COUNT`: no handler runs for
+/// another) or the interrupt frame's user CS (not below `COUNT`).
+#[inline(always)]
+fn syscall_frame() -> Result<*mut u64, Error> {
+    const _: () = assert!(shared_hal::gdt::USER_CS as u64 >= abi::nr::COUNT);
+    let s = saved_resume();
+    // SAFETY: a strand with a process has a kernel stack whose top is the
+    // entry stack (see `saved_resume`); the word read is inside it.
+    if current_pid().is_none() || unsafe { s.sub(1).read() } >= abi::nr::COUNT {
+        return Err(Error::BadState);
+    }
+    Ok(s)
 }
 
 struct Users;
@@ -408,15 +426,15 @@ impl user::Backend for Users {
     }
 
     fn syscall_resume(&self) -> UserResume {
-        let s = saved_resume();
+        // Outside a system call there is none: all zero.
+        let Ok(s) = syscall_frame() else { return UserResume::default() };
         // SAFETY: during a system call the entry stub saved RFLAGS, RIP and
         // RSP (upward) at the top of the current strand's kernel stack.
         unsafe { UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() } }
     }
 
     fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
-        current_pid().ok_or(Error::BadState)?;
-        let s = saved_resume();
+        let s = syscall_frame()?;
         // SAFETY: as in `syscall_resume`; the interface checked RIP and RSP
         // are user addresses, and RFLAGS is forced to a plain user value.
         unsafe {
@@ -428,6 +446,7 @@ impl user::Backend for Users {
     }
 
     fn switch_process(&self, p: u32) -> Result<(), Error> {
+        syscall_frame()?;
         let root = with_proc(p, |x| x.root).ok_or(Error::BadHandle)?;
         strands::set_space(current_strand(), root, p as u64 + 1, true);
         Ok(())
@@ -439,10 +458,10 @@ impl user::Backend for Users {
             return Err(Error::BadHandle);
         }
         let me = current_strand();
+        let s = syscall_frame()?;
         let Some(old_pid) = current_pid() else {
             return Err(Error::BadState);
         };
-        let s = saved_resume();
         // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
         // interface checked that `rip` and `rsp` are user addresses.
         let old = unsafe {
@@ -456,8 +475,7 @@ impl user::Backend for Users {
     }
 
     fn exchange_resume(&self, rip: u64, rsp: u64) -> Result<UserResume, Error> {
-        current_pid().ok_or(Error::BadState)?;
-        let s = saved_resume();
+        let s = syscall_frame()?;
         // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
         // interface checked that `rip` and `rsp` are user addresses.
         let old = unsafe {
