@@ -62,6 +62,18 @@ pub fn install(handler: Handler) -> Result<u64, Error> {
     syscall(nr::VM_HANDLER, [entry as *const () as u64, stack_top, addr_of_mut!(INFO) as u64, 0, 0, 0])
 }
 
+/// Register a raw entry instead of a Rust handler: the kernel starts
+/// `entry` on [`STACK`] with RDI = &[`INFO`], which holds what the kernel
+/// wrote (the fault, RIP, RSP, RFLAGS, RDI); every other register still
+/// holds its interrupted value. The entry resumes the context itself
+/// (typically: adjust the saved RIP, reload RSP, RFLAGS and RDI, jump).
+/// For minimal handlers written in assembly (the benchmarks' exception
+/// rows), as an exokernel library OS would install.
+pub fn install_entry(entry: unsafe extern "C" fn()) -> Result<u64, Error> {
+    let stack_top = addr_of_mut!(STACK) as u64 + STACK_SIZE as u64;
+    syscall(nr::VM_HANDLER, [entry as *const () as u64, stack_top, addr_of_mut!(INFO) as u64, 0, 0, 0])
+}
+
 extern "C" fn call_handler(info: *mut TrapInfo) {
     // SAFETY: the kernel passes &INFO; nothing else touches it while the
     // handler runs (faults are handled one at a time).

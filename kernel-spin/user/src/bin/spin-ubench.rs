@@ -10,6 +10,8 @@
 #![no_main]
 
 use benchmarks::measure::{Sample, measure, measure_runs, rdtsc};
+use core::arch::naked_asm;
+use core::mem::offset_of;
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin_user::trap::{self, raise};
@@ -23,21 +25,73 @@ const PAGE: u64 = 4096;
 static T0: AtomicU64 = AtomicU64::new(0);
 static TRAP_TICKS: AtomicU64 = AtomicU64::new(0);
 
-/// The "trap" handler: the timer stops as it starts.
-fn trap_handler(t: &mut TrapInfo) {
-    TRAP_TICKS.fetch_add(rdtsc() - T0.load(Ordering::Relaxed), Ordering::Relaxed);
-    t.rip += 2; // skip the 2-byte read
+/// The "trap" handler, a minimal entry (as the exokernel's benchmark
+/// installs): it stops the clock first thing (after parking the two
+/// registers `rdtsc` clobbers), adds the latency, skips the 2-byte read
+/// and resumes. The kernel left every register but RIP, RSP, RFLAGS and
+/// RDI in place; those are in the record RDI points to.
+#[unsafe(naked)]
+unsafe extern "C" fn trap_entry() {
+    naked_asm!(
+        "mov [rdi + {rax}], rax",
+        "mov [rdi + {rdx}], rdx",
+        "lfence",
+        "rdtsc", // the handler has started: stop the clock
+        "lfence",
+        "shl rdx, 32",
+        "or rax, rdx",
+        "sub rax, qword ptr [rip + {t0}]",
+        "add qword ptr [rip + {sum}], rax",
+        "mov rax, [rdi + {rax}]",
+        "mov rdx, [rdi + {rdx}]",
+        "add qword ptr [rdi + {rip}], 2", // past the read
+        "mov rsp, [rdi + {rsp}]",
+        "push qword ptr [rdi + {rip}]",
+        "push qword ptr [rdi + {rflags}]",
+        "mov rdi, [rdi + {rdi}]",
+        "popfq",
+        "ret",
+        t0 = sym T0,
+        sum = sym TRAP_TICKS,
+        rax = const offset_of!(TrapInfo, rax),
+        rdx = const offset_of!(TrapInfo, rdx),
+        rip = const offset_of!(TrapInfo, rip),
+        rsp = const offset_of!(TrapInfo, rsp),
+        rflags = const offset_of!(TrapInfo, rflags),
+        rdi = const offset_of!(TrapInfo, rdi),
+    )
 }
 
-/// Length of the instruction each exception row raises (`raise::*`), by
-/// vector: `div rcx` 3, `int3` 0 (a trap: RIP is already past it), `ud2`
-/// 2, the 3-byte write for #PF.
-const SKIP: [u64; 16] = [3, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0];
-
-/// The exception rows' handler: skip the instruction and resume.
-fn skip_handler(t: &mut TrapInfo) {
-    t.rip += SKIP[(t.vector & 15) as usize];
+/// A minimal exception-row handler entry: skip the `$len`-byte faulting
+/// instruction and resume (RIP, RSP, RFLAGS, RDI from the record; every
+/// other register is still the interrupted one).
+macro_rules! skip_entry {
+    ($name:ident, $len:literal) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn $name() {
+            naked_asm!(
+                concat!(".if ", $len),
+                concat!("add qword ptr [rdi + {rip}], ", $len),
+                ".endif",
+                "mov rsp, [rdi + {rsp}]",
+                "push qword ptr [rdi + {rip}]",
+                "push qword ptr [rdi + {rflags}]",
+                "mov rdi, [rdi + {rdi}]",
+                "popfq",
+                "ret",
+                rip = const offset_of!(TrapInfo, rip),
+                rsp = const offset_of!(TrapInfo, rsp),
+                rflags = const offset_of!(TrapInfo, rflags),
+                rdi = const offset_of!(TrapInfo, rdi),
+            )
+        }
+    };
 }
+
+skip_entry!(skip_ud2, "2"); // ud2
+skip_entry!(skip_int3, "0"); // int3 is a trap: RIP is already past it
+skip_entry!(skip_div, "3"); // div rcx
+skip_entry!(skip_write, "3"); // mov byte ptr [rax], 1
 
 /// "fault" and "appel2": give access back and retry the instruction.
 fn unprotect_handler(t: &mut TrapInfo) {
@@ -103,6 +157,11 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             exit(3);
         }
     };
+    let install_entry = |e: unsafe extern "C" fn()| {
+        if trap::install_entry(e).is_err() {
+            exit(3);
+        }
+    };
     Some(match name {
         "system call" => measure(iters, runs, || {
             let _ = spin_user::null();
@@ -136,7 +195,7 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "trap" => {
-            install_handler(trap_handler);
+            install_entry(trap_entry);
             map(1, prot::NONE);
             measure_runs(iters, runs, || {
                 TRAP_TICKS.store(0, Ordering::Relaxed);
@@ -184,8 +243,13 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             Sample { iterations: s.iterations * 100, ..s }
         }
         "exception #ud" | "exception #bp" | "exception #de" | "exception #pf" => {
-            install_handler(skip_handler);
             map(1, prot::READ);
+            install_entry(match name {
+                "exception #ud" => skip_ud2,
+                "exception #bp" => skip_int3,
+                "exception #de" => skip_div,
+                _ => skip_write,
+            });
             match name {
                 "exception #ud" => measure(iters, runs, raise::invalid_opcode),
                 "exception #bp" => measure(iters, runs, raise::breakpoint),
