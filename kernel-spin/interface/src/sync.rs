@@ -30,47 +30,55 @@ impl<T> SpinLock<T> {
     /// Take the lock (spinning).
     #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
-        crate::contain::enter_critical();
-        SpinGuard { inner: Some(self.inner.lock()) }
+        let critical = Critical::enter();
+        SpinGuard { inner: self.inner.lock(), _critical: critical }
     }
 
     /// Take the lock if it is free.
     #[inline]
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
-        crate::contain::enter_critical();
-        match self.inner.try_lock() {
-            Some(inner) => Some(SpinGuard { inner: Some(inner) }),
-            None => {
-                crate::contain::exit_critical();
-                None
-            }
-        }
+        let critical = Critical::enter();
+        self.inner.try_lock().map(|inner| SpinGuard { inner, _critical: critical })
     }
 }
 
-/// Access to a [`SpinLock`]'s value.
+/// A critical section while it lives (see `crate::contain`).
+struct Critical(());
+
+impl Critical {
+    #[inline(always)]
+    fn enter() -> Critical {
+        crate::contain::enter_critical();
+        Critical(())
+    }
+}
+
+impl Drop for Critical {
+    #[inline(always)]
+    fn drop(&mut self) {
+        crate::contain::exit_critical();
+    }
+}
+
+/// Access to a [`SpinLock`]'s value. Fields drop in order: the lock is
+/// released before the critical section ends.
 pub struct SpinGuard<'a, T> {
-    /// `Some` until dropped: released before the critical section ends.
-    inner: Option<spin::MutexGuard<'a, T>>,
+    inner: spin::MutexGuard<'a, T>,
+    _critical: Critical,
 }
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
+    #[inline(always)]
     fn deref(&self) -> &T {
-        self.inner.as_ref().expect("held until dropped")
+        &self.inner
     }
 }
 
 impl<T> DerefMut for SpinGuard<'_, T> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut T {
-        self.inner.as_mut().expect("held until dropped")
-    }
-}
-
-impl<T> Drop for SpinGuard<'_, T> {
-    fn drop(&mut self) {
-        drop(self.inner.take());
-        crate::contain::exit_critical();
+        &mut self.inner
     }
 }
 
@@ -89,51 +97,53 @@ impl<T> Mutex<T> {
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         loop {
-            if let Some(g) = self.data.try_lock() {
-                return MutexGuard { mutex: self, inner: Some(g) };
+            if let Some(inner) = self.data.try_lock() {
+                return MutexGuard { inner, release: Release(self) };
             }
             self.waiters.push(strand::current());
             strand::block_current();
         }
     }
+}
 
+/// Wakes the first waiter of a [`Mutex`] when dropped (after the guard's
+/// lock, which is declared before it, has been released).
+struct Release<'a, T>(&'a Mutex<T>);
+
+impl<T> Drop for Release<'_, T> {
     #[inline]
-    fn wake_one(&self) {
+    fn drop(&mut self) {
         // Nothing runs between a waiter queueing itself and blocking (no
         // kernel preemption), so an empty queue means nobody to wake.
-        if self.waiters.is_empty() {
+        let waiters = &self.0.waiters;
+        if waiters.is_empty() {
             return;
         }
-        if let Some(s) = self.waiters.pop() {
+        if let Some(s) = waiters.pop() {
             strand::UNBLOCK.raise_entry_first(s);
         }
     }
 }
 
-/// Access to a [`Mutex`]'s value; releases (and wakes a waiter) when dropped.
+/// Access to a [`Mutex`]'s value; releases (and wakes a waiter) when
+/// dropped. Fields drop in order: the lock, then the wake-up.
 pub struct MutexGuard<'a, T> {
-    mutex: &'a Mutex<T>,
-    inner: Option<spin::MutexGuard<'a, T>>,
+    inner: spin::MutexGuard<'a, T>,
+    release: Release<'a, T>,
 }
 
 impl<T> Deref for MutexGuard<'_, T> {
     type Target = T;
+    #[inline(always)]
     fn deref(&self) -> &T {
-        self.inner.as_ref().expect("guard holds the lock until dropped")
+        &self.inner
     }
 }
 
 impl<T> DerefMut for MutexGuard<'_, T> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut T {
-        self.inner.as_mut().expect("guard holds the lock until dropped")
-    }
-}
-
-impl<T> Drop for MutexGuard<'_, T> {
-    #[inline]
-    fn drop(&mut self) {
-        drop(self.inner.take());
-        self.mutex.wake_one();
+        &mut self.inner
     }
 }
 
@@ -156,7 +166,7 @@ impl Condition {
     /// Release the lock, wait for a signal, take the lock again.
     #[inline]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        let mutex = guard.mutex;
+        let mutex = guard.release.0;
         self.waiters.push(strand::current());
         drop(guard);
         strand::block_current();
