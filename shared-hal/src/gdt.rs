@@ -64,6 +64,7 @@ pub fn init() {
 
 /// Set the stack the CPU switches to when an interrupt or exception arrives
 /// from ring 3 (TSS.RSP0), and the stack the SYSCALL entry switches to.
+#[inline]
 pub fn set_kernel_stack(top: u64) {
     // SAFETY: a single aligned 64-bit store into the TSS; the CPU only reads
     // RSP0 on a ring-3 → ring-0 transition, which cannot happen in the middle

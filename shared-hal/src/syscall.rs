@@ -68,6 +68,7 @@ pub fn set_handler(handler: fn(&mut TrapFrame)) {
 }
 
 /// Set the stack the entry switches to (called by `gdt::set_kernel_stack`).
+#[inline]
 pub(crate) fn set_entry_stack(top: u64) {
     ENTRY_STACK.store(top, Ordering::Relaxed);
 }

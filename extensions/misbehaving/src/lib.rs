@@ -1,7 +1,9 @@
 //! Misbehaving extensions for the fault-containment and protection tests
 //! (ring 0, safe Rust): one that panics while handling an event, one that
-//! loops forever, two that do the same in a system call, one whose `init`
-//! panics, and one that tries to reach what it was not granted. The kernel must refuse, unload, and keep running.
+//! loops forever, two that do the same in a system call, two that do the
+//! same while handling a user process's exception, one whose `init`
+//! panics, and one that tries to reach what it was not granted. The
+//! kernel must refuse, unload, and keep running.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -11,7 +13,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin_interface::abi::Return;
 use spin_interface::event::EventError;
 use spin_interface::strand::StrandCore;
-use spin_interface::user::{SYSTEM_CALLS, SyscallArgs};
+use spin_interface::translation::{FaultAction, FaultInfo};
+use spin_interface::user::{EXCEPTION, SYSTEM_CALLS, SyscallArgs};
 use spin_interface::{Event, ExportTable, Extension, InitContext, InitError, KernelKey, LinkError};
 
 /// Panics when the test event is raised with 13; otherwise answers `x + 1`.
@@ -22,6 +25,10 @@ pub static LOOPER: Extension = Extension { name: "looper", init: looper_init };
 pub static SYSCALL_PANIC: Extension = Extension { name: "syscall-panic", init: syscall_panic_init };
 /// Handles system call 23 by looping forever.
 pub static SYSCALL_LOOP: Extension = Extension { name: "syscall-loop", init: syscall_loop_init };
+/// Handles user exceptions by panicking.
+pub static FAULT_PANIC: Extension = Extension { name: "fault-panic", init: fault_panic_init };
+/// Handles user exceptions by looping forever.
+pub static FAULT_LOOP: Extension = Extension { name: "fault-loop", init: fault_loop_init };
 /// Panics in its `init`.
 pub static BAD_INIT: Extension = Extension { name: "bad-init", init: bad_init };
 /// Tries to resolve a restricted interface, to handle a kernel-only event,
@@ -84,6 +91,26 @@ fn syscall_panic_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
 
 fn syscall_loop_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     SYSTEM_CALLS[23].install(ctx.identity(), syscall_loop, None)?;
+    Ok(ExportTable::new())
+}
+
+fn fault_panic(f: FaultInfo) -> FaultAction {
+    panic!("fault-panic: asked to handle vector {} at {:#x}", f.vector, f.rip);
+}
+
+fn fault_loop(_: FaultInfo) -> FaultAction {
+    loop {
+        SPINS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn fault_panic_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    EXCEPTION.install(ctx.identity(), fault_panic, None)?;
+    Ok(ExportTable::new())
+}
+
+fn fault_loop_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    EXCEPTION.install(ctx.identity(), fault_loop, None)?;
     Ok(ExportTable::new())
 }
 

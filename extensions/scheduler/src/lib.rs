@@ -8,47 +8,56 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-extern crate alloc;
-
-use alloc::collections::VecDeque;
-use spin_interface::strand::{self, Strand};
-use spin_interface::sync::SpinLock;
+use spin_interface::strand::{self, Strand, StrandQueue};
 use spin_interface::{ExportTable, Extension, InitContext, InitError, machine};
 
 /// The extension's descriptor.
 pub static EXTENSION: Extension = Extension { name: "scheduler", init };
 
 /// Runnable strands, oldest first.
-static QUEUE: SpinLock<VecDeque<Strand>> = SpinLock::new(VecDeque::new());
+static QUEUE: StrandQueue = StrandQueue::new();
 
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
-    QUEUE.lock().reserve(64);
     strand::BLOCK.install(ctx.identity(), on_block, None)?;
     strand::UNBLOCK.install(ctx.identity(), on_unblock, None)?;
     Ok(ExportTable::new().procedure("Scheduler", "runnable", runnable))
 }
 
 fn on_unblock(s: Strand) {
-    QUEUE.lock().push_back(s);
+    // A strand already queued stays where it is.
+    QUEUE.push(s);
 }
 
 fn on_block(s: Strand) {
+    match QUEUE.pop() {
+        // Woken before it could switch (a yield with nobody else runnable).
+        Some(n) if n == s => {}
+        Some(n) => switch(s, n),
+        None => idle(s),
+    }
+}
+
+#[inline(always)]
+fn switch(from: Strand, to: Strand) {
+    strand::CHECKPOINT.raise_entry_first(from);
+    strand::RESUME.raise_entry_first(to);
+}
+
+/// Nothing is runnable: wait for an interrupt to make something so.
+#[cold]
+#[inline(never)]
+fn idle(s: Strand) {
     loop {
-        let next = QUEUE.lock().pop_front();
-        match next {
-            // Woken before it could switch (a yield with nobody else runnable).
+        machine::idle();
+        match QUEUE.pop() {
             Some(n) if n == s => return,
-            Some(n) => {
-                strand::CHECKPOINT.raise(s);
-                strand::RESUME.raise(n);
-                return;
-            }
-            None => machine::idle(),
+            Some(n) => return switch(s, n),
+            None => {}
         }
     }
 }
 
 /// How many strands are waiting for the CPU.
 fn runnable(_: ()) -> usize {
-    QUEUE.lock().len()
+    QUEUE.len()
 }

@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 use spin_interface::abi::{Error, Return, nr};
 use spin_interface::sync::{Condition, Mutex, Once, SpinLock};
 use spin_interface::threads::{ThreadError, ThreadId};
-use spin_interface::user::{Process, SYSTEM_CALLS, SyscallArgs, UserServices};
+use spin_interface::user::{self, Process, SYSTEM_CALLS, SyscallArgs, UserServices};
 use spin_interface::{ExportTable, Extension, Import, InitContext, InitError};
 
 /// The extension's descriptor.
@@ -51,7 +51,28 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     for (n, handler) in calls {
         SYSTEM_CALLS[n as usize].install(me, handler, None)?;
     }
-    Ok(ExportTable::new())
+    user::PROCESS_REAPED.install(me, reaped, None)?;
+    Ok(ExportTable::new().procedure("Syscalls", "semaphores", semaphores))
+}
+
+/// How many semaphores exist (tests check reaping frees them).
+fn semaphores(_: ()) -> usize {
+    SEMAPHORES.lock().iter().filter(|s| s.is_some()).count()
+}
+
+/// A process ended: forget its threads and free its semaphores (their
+/// slots are reused; a stale handle names a slot whose owner differs).
+fn reaped(p: Process) {
+    THREADS.lock().retain(|(_, o)| *o != p);
+    let dead: Vec<Arc<Semaphore>> = {
+        let mut s = SEMAPHORES.lock();
+        s.iter_mut()
+            .filter(|x| x.as_ref().is_some_and(|(o, _)| *o == p))
+            .filter_map(|x| x.take())
+            .map(|(_, sem)| sem)
+            .collect()
+    };
+    drop(dead); // freed after the lock is released
 }
 
 /// A system-call handler.
@@ -141,20 +162,29 @@ struct Semaphore {
     nonzero: Condition,
 }
 
-/// Semaphores by handle − 1: (owner, semaphore).
-static SEMAPHORES: SpinLock<Vec<(Process, Arc<Semaphore>)>> = SpinLock::new(Vec::new());
+/// A semaphore and the process that owns it.
+type Owned = (Process, Arc<Semaphore>);
+
+/// Semaphores by handle − 1; `None` is a free slot.
+static SEMAPHORES: SpinLock<Vec<Option<Owned>>> = SpinLock::new(Vec::new());
 /// Most semaphores in the system.
 const MAX_SEMAPHORES: usize = 1024;
 
 fn sem_create(_: SyscallArgs) -> Return {
     let run = || {
         let p = current()?;
+        let sem = Arc::new(Semaphore { count: Mutex::new(0), nonzero: Condition::new() });
         let mut s = SEMAPHORES.lock();
-        if s.len() >= MAX_SEMAPHORES {
-            return Err(Error::NoMemory);
-        }
-        s.push((p, Arc::new(Semaphore { count: Mutex::new(0), nonzero: Condition::new() })));
-        Ok(s.len() as u64)
+        let slot = match s.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if s.len() < MAX_SEMAPHORES => {
+                s.push(None);
+                s.len() - 1
+            }
+            None => return Err(Error::NoMemory),
+        };
+        s[slot] = Some((p, sem));
+        Ok(slot as u64 + 1)
     };
     run().into()
 }
@@ -164,7 +194,7 @@ fn semaphore(handle: u64) -> Result<Arc<Semaphore>, Error> {
     let s = SEMAPHORES.lock();
     let i = handle.checked_sub(1).ok_or(Error::BadHandle)? as usize;
     match s.get(i) {
-        Some((owner, sem)) if *owner == p => Ok(sem.clone()),
+        Some(Some((owner, sem))) if *owner == p => Ok(sem.clone()),
         _ => Err(Error::BadHandle),
     }
 }

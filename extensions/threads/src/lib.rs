@@ -5,15 +5,16 @@
 //! which the kernel grants only to thread packages), and exports the
 //! `Threads` interface (see `spin_interface::threads`): `fork`, `join`,
 //! `exit`, `yield`. A finished thread's stack is reclaimed by the next
-//! `fork` (it cannot be freed while the thread still runs on it).
+//! `fork` (it cannot be freed while the thread still runs on it). Thread
+//! records sit in a fixed table indexed by strand (no allocation, no
+//! growth checks); finished strands wait in a strand queue.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin_interface::strand::{self, Strand, StrandCore};
+use spin_interface::strand::{self, MAX_STRANDS, Strand, StrandCore, StrandQueue};
 use spin_interface::sync::{Once, SpinLock};
 use spin_interface::threads::{ForkArgs, INTERFACE, ThreadError, ThreadId};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
@@ -33,9 +34,9 @@ struct Thread {
     joiner: Option<Strand>,
 }
 
-static THREADS: SpinLock<Vec<Option<Thread>>> = SpinLock::new(Vec::new());
+static THREADS: SpinLock<[Option<Thread>; MAX_STRANDS]> = SpinLock::new([None; MAX_STRANDS]);
 /// Finished strands whose stacks can be freed once someone else runs.
-static ZOMBIES: SpinLock<Vec<Strand>> = SpinLock::new(Vec::new());
+static ZOMBIES: StrandQueue = StrandQueue::new();
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 fn core() -> &'static StrandCore {
@@ -47,12 +48,9 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     CORE.call_once(|| core);
     // The code running now (the boot thread) becomes the first strand.
     let boot = core.adopt_current();
-    {
-        let mut t = THREADS.lock();
-        t.resize(boot.index() + 1, None);
-        t[boot.index()] = Some(Thread { generation: 0, entry: noop, arg: 0, done: false, joiner: None });
+    if let Some(slot) = THREADS.lock().get_mut(boot.index()) {
+        *slot = Some(Thread { generation: 0, entry: noop, arg: 0, done: false, joiner: None });
     }
-    ZOMBIES.lock().reserve(16);
     strand::CHECKPOINT.install(ctx.identity(), on_checkpoint, None)?;
     strand::RESUME.install(ctx.identity(), on_resume, None)?;
     Ok(ExportTable::new()
@@ -71,25 +69,14 @@ fn on_checkpoint(_: Strand) {}
 /// Switch from the running strand (the scheduler raises `Resume` while
 /// still on it, right after `Checkpoint`) to `next`.
 fn on_resume(next: Strand) {
-    let from = strand::current();
-    let core = core();
-    core.set_current(next);
-    core.switch(from, next);
+    core().switch_to(next);
 }
 
-/// Free the stacks of finished threads (never the running one).
+/// Free the stacks of finished threads. A zombie has switched away for
+/// good by the time anyone else runs (a uniprocessor), so every one in
+/// the queue can go.
 fn reap() {
-    let me = strand::current();
-    loop {
-        // One at a time, without allocating: the lock is not held while
-        // the core frees the stack.
-        let dead = {
-            let mut z = ZOMBIES.lock();
-            match z.iter().position(|s| *s != me) {
-                Some(i) => z.swap_remove(i),
-                None => return,
-            }
-        };
+    while let Some(dead) = ZOMBIES.pop() {
         core().destroy(dead);
     }
 }
@@ -98,7 +85,7 @@ fn thread_main(_: usize) {
     let me = strand::current();
     let (entry, arg) = {
         let t = THREADS.lock();
-        let th = t[me.index()].expect("a thread record for every forked strand");
+        let th = t.get(me.index()).copied().flatten().expect("a thread record for every forked strand");
         (th.entry, th.arg)
     };
     entry(arg);
@@ -106,19 +93,19 @@ fn thread_main(_: usize) {
 }
 
 fn fork((entry, arg): ForkArgs) -> Result<ThreadId, ThreadError> {
-    if !ZOMBIES.lock().is_empty() {
+    if !ZOMBIES.is_empty() {
         reap();
     }
     let s = core().create(thread_main, 0).map_err(|_| ThreadError::NoResources)?;
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed) as u32;
-    {
-        let mut t = THREADS.lock();
-        if t.len() <= s.index() {
-            t.resize(s.index() + 1, None);
+    match THREADS.lock().get_mut(s.index()) {
+        Some(slot) => *slot = Some(Thread { generation, entry, arg, done: false, joiner: None }),
+        None => {
+            core().destroy(s);
+            return Err(ThreadError::NoResources);
         }
-        t[s.index()] = Some(Thread { generation, entry, arg, done: false, joiner: None });
     }
-    strand::UNBLOCK.raise(s);
+    strand::UNBLOCK.raise_entry_first(s);
     Ok(ThreadId(((generation as u64) << 32) | s.index() as u64))
 }
 
@@ -164,9 +151,9 @@ fn exit(_: ()) {
             None => None,
         }
     };
-    ZOMBIES.lock().push(me);
+    ZOMBIES.push(me);
     if let Some(j) = joiner {
-        strand::UNBLOCK.raise(j);
+        strand::UNBLOCK.raise_entry_first(j);
     }
     // Leave the CPU for good: nobody unblocks a finished strand.
     strand::block_current();
@@ -175,6 +162,6 @@ fn exit(_: ()) {
 
 fn yield_now(_: ()) {
     let me = strand::current();
-    strand::UNBLOCK.raise(me);
+    strand::UNBLOCK.raise_entry_first(me);
     strand::block_current();
 }

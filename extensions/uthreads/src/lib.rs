@@ -14,21 +14,32 @@
 //! |---|---|
 //! | `ut_fork(entry, stack_top, arg)` | a new runnable thread entered at `entry`, RSP = `stack_top` − 8, RDX = `arg`; returns its id |
 //! | `ut_signal_wait(target)` | make `target` runnable if it waits, then wait for a signal |
-//! | `ut_join(id)` | wait until thread `id` exits (returns at once if it has) |
+//! | `ut_join(id)` | wait until thread `id` exits (returns at once if it has; one joiner per thread, `Busy` for a second) |
 //! | `ut_exit(target)` | end the current thread (not thread 0), signalling `target` (or no one: `u64::MAX`) |
 //!
 //! A wait with nothing else runnable answers `BadState` instead of
 //! blocking (the process would deadlock).
+//!
+//! # The switch path
+//!
+//! Each process's package sits at its `Process::slot` in a fixed table (a
+//! boxed package per process that uses threads, dropped when the process
+//! is reaped); threads are a fixed array and the run queue a ring of
+//! thread numbers, so a switch allocates nothing and searches nothing:
+//! one lock, a few loads and stores, and one kernel call
+//! (`UserServices::exchange_resume`) that makes the system call return
+//! into the next thread and says where the current one resumes.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
-use alloc::collections::VecDeque;
-use alloc::vec::Vec;
+use alloc::boxed::Box;
 use spin_interface::abi::{Error, Return, nr};
 use spin_interface::sync::{Once, SpinLock};
-use spin_interface::user::{Process, SYSTEM_CALLS, SyscallArgs, UserResume, UserServices, check_user_range};
+use spin_interface::user::{
+    self, MAX_PROCESSES, Process, SYSTEM_CALLS, SyscallArgs, UserResume, UserServices, check_user_range,
+};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
@@ -47,14 +58,21 @@ enum State {
     Runnable,
     /// In `ut_signal_wait`.
     Waiting,
-    /// In `ut_join` for this thread.
-    Joining(usize),
+    /// In `ut_join` for a thread ...
+    Joining,
+    /// ... which has exited: runnable once woken.
+    Joined,
     Done,
 }
+
+/// "Nobody joins this thread."
+const NOBODY: u8 = u8::MAX;
 
 #[derive(Clone, Copy)]
 struct Thread {
     state: State,
+    /// The thread waiting in `ut_join` for this one, or [`NOBODY`].
+    joiner: u8,
     /// Where it resumes (meaningless while running).
     resume: UserResume,
     /// RDX when it resumes (the argument of a new thread, else 0).
@@ -64,12 +82,17 @@ struct Thread {
 /// One process's threads.
 struct Package {
     process: Process,
-    threads: Vec<Option<Thread>>,
-    current: usize,
-    runnable: VecDeque<usize>,
+    threads: [Option<Thread>; MAX_THREADS],
+    current: u8,
+    /// Runnable threads, oldest first: a ring of `len` numbers from `head`.
+    queue: [u8; MAX_THREADS],
+    head: u8,
+    len: u8,
 }
 
-static PACKAGES: SpinLock<Vec<Package>> = SpinLock::new(Vec::new());
+/// Packages by `Process::slot`.
+static PACKAGES: SpinLock<[Option<Box<Package>>; MAX_PROCESSES]> =
+    SpinLock::new([const { None }; MAX_PROCESSES]);
 
 fn user() -> &'static UserServices {
     USER.get().expect("set in init")
@@ -83,28 +106,48 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     SYSTEM_CALLS[nr::UT_SIGNAL_WAIT as usize].install(me, signal_wait, None)?;
     SYSTEM_CALLS[nr::UT_JOIN as usize].install(me, join, None)?;
     SYSTEM_CALLS[nr::UT_EXIT as usize].install(me, exit, None)?;
-    Ok(ExportTable::new())
+    user::PROCESS_REAPED.install(me, reaped, None)?;
+    Ok(ExportTable::new().procedure("Uthreads", "packages", packages))
+}
+
+/// How many processes have a package (tests check reaping frees them).
+fn packages(_: ()) -> usize {
+    PACKAGES.lock().iter().filter(|p| p.is_some()).count()
+}
+
+/// A process ended: drop its package.
+fn reaped(p: Process) {
+    let dead = {
+        let mut all = PACKAGES.lock();
+        match all.get_mut(p.slot()) {
+            Some(slot) if slot.as_ref().is_some_and(|pkg| pkg.process == p) => slot.take(),
+            _ => None,
+        }
+    };
+    drop(dead); // freed after the lock is released
 }
 
 /// Run `f` on the current process's package (made on first use, with the
 /// caller as thread 0).
+#[inline(always)]
 fn with_package<R>(f: impl FnOnce(&mut Package) -> Result<R, Error>) -> Result<R, Error> {
-    let u = user();
-    let process = u.current_process().ok_or(Error::BadState)?;
+    let process = user().current_process().ok_or(Error::BadState)?;
     let mut all = PACKAGES.lock();
-    let index = match all.iter().position(|p| p.process == process) {
-        Some(i) => i,
-        None => {
-            // A new package: drop those of processes that no longer exist.
-            all.retain(|p| u.context(p.process).is_some());
-            let main = Thread { state: State::Running, resume: UserResume::default(), value: 0 };
-            let mut threads = Vec::with_capacity(8);
-            threads.push(Some(main));
-            all.push(Package { process, threads, current: 0, runnable: VecDeque::with_capacity(8) });
-            all.len() - 1
-        }
-    };
-    f(&mut all[index])
+    let slot = all.get_mut(process.slot()).ok_or(Error::BadState)?;
+    match slot {
+        Some(pkg) if pkg.process == process => f(pkg),
+        // None, or a package a reaped process left (if it was never told).
+        _ => f(slot.insert(new_package(process))),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn new_package(process: Process) -> Box<Package> {
+    let mut threads = [None; MAX_THREADS];
+    threads[0] =
+        Some(Thread { state: State::Running, joiner: NOBODY, resume: UserResume::default(), value: 0 });
+    Box::new(Package { process, threads, current: 0, queue: [0; MAX_THREADS], head: 0, len: 0 })
 }
 
 impl Package {
@@ -112,34 +155,57 @@ impl Package {
         self.threads.get_mut(id as usize).and_then(Option::as_mut).ok_or(Error::BadHandle)
     }
 
+    /// Queue thread `id` (runnable now; a thread is queued once at most,
+    /// since only a non-runnable thread is made runnable).
+    #[inline(always)]
+    fn push(&mut self, id: u8) {
+        let at = (self.head as usize + self.len as usize) % MAX_THREADS;
+        self.queue[at] = id;
+        self.len += 1;
+    }
+
+    /// Make thread `id` runnable if it waits for a signal (or for a
+    /// thread that has exited).
+    #[inline(always)]
     fn wake(&mut self, id: usize) {
         if let Some(Some(t)) = self.threads.get_mut(id)
-            && (t.state == State::Waiting || t.state == State::Joining(usize::MAX))
+            && (t.state == State::Waiting || t.state == State::Joined)
         {
             t.state = State::Runnable;
             t.value = 0;
-            self.runnable.push_back(id);
+            self.push(id as u8);
         }
     }
 
     /// Leave the current thread in `state` and make the system call return
     /// into the next runnable thread. Returns that thread's RDX value.
+    #[inline(always)]
     fn switch(&mut self, state: State) -> Result<u64, Error> {
-        let next = *self.runnable.front().ok_or(Error::BadState)?;
-        let t = self.threads[next].as_mut().ok_or(Error::BadState)?;
-        let (rip, rsp, value) = (t.resume.rip, t.resume.rsp, t.value);
-        // One kernel call: the system call now returns into `next` (same
-        // address space), and we learn where the current thread resumes.
-        let (resume, _) = user().transfer(self.process, rip, rsp)?;
-        self.runnable.pop_front();
-        if let Some(Some(t)) = self.threads.get_mut(next) {
-            t.state = State::Running;
+        if self.len == 0 {
+            return Err(Error::BadState);
         }
-        if let Some(Some(t)) = self.threads.get_mut(self.current) {
-            t.state = state;
-            t.resume = resume;
+        let next = self.queue[self.head as usize] as usize;
+        let value = self.switch_to(next, state)?;
+        self.head = ((self.head as usize + 1) % MAX_THREADS) as u8;
+        self.len -= 1;
+        Ok(value)
+    }
+
+    /// Leave the current thread in `state` and make the system call return
+    /// into thread `next` (runnable, not queued).
+    #[inline(always)]
+    fn switch_to(&mut self, next: usize, state: State) -> Result<u64, Error> {
+        let Some(Some(t)) = self.threads.get_mut(next) else { return Err(Error::BadState) };
+        // One kernel call: the system call now returns into `next`, and we
+        // learn where the current thread resumes.
+        let resume = user().exchange_resume(t.resume.rip, t.resume.rsp)?;
+        t.state = State::Running;
+        let value = t.value;
+        if let Some(Some(me)) = self.threads.get_mut(self.current as usize) {
+            me.state = state;
+            me.resume = resume;
         }
-        self.current = next;
+        self.current = next as u8;
         Ok(value)
     }
 }
@@ -151,21 +217,14 @@ fn fork(a: SyscallArgs) -> Return {
         check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
         let flags = user().syscall_resume().rflags;
         with_package(|p| {
-            let t = Thread {
+            let id = p.threads.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
+            p.threads[id] = Some(Thread {
                 state: State::Runnable,
+                joiner: NOBODY,
                 resume: UserResume { rip: entry, rsp: stack_top - 8, rflags: flags },
                 value: arg,
-            };
-            let id = match p.threads.iter().position(Option::is_none) {
-                Some(i) => i,
-                None if p.threads.len() < MAX_THREADS => {
-                    p.threads.push(None);
-                    p.threads.len() - 1
-                }
-                None => return Err(Error::NoMemory),
-            };
-            p.threads[id] = Some(t);
-            p.runnable.push_back(id);
+            });
+            p.push(id as u8);
             Ok(id as u64)
         })
     };
@@ -175,11 +234,15 @@ fn fork(a: SyscallArgs) -> Return {
 fn signal_wait(a: SyscallArgs) -> Return {
     let target = a.0[0];
     with_package(|p| {
-        p.thread(target)?;
-        p.wake(target as usize);
-        if p.runnable.is_empty() {
-            return Err(Error::BadState);
+        let idle = p.len == 0;
+        let t = p.thread(target)?;
+        if idle && t.state == State::Waiting {
+            // The common hand-off: nobody else is runnable, so the woken
+            // thread runs next; skip the queue.
+            t.value = 0;
+            return p.switch_to(target as usize, State::Waiting);
         }
+        p.wake(target as usize);
         p.switch(State::Waiting)
     })
     .into()
@@ -188,14 +251,20 @@ fn signal_wait(a: SyscallArgs) -> Return {
 fn join(a: SyscallArgs) -> Return {
     let id = a.0[0];
     with_package(|p| {
-        if id as usize == p.current {
+        if id == p.current as u64 {
             return Err(Error::BadState);
         }
-        if p.thread(id)?.state == State::Done {
+        let me = p.current;
+        let t = p.thread(id)?;
+        if t.state == State::Done {
             p.threads[id as usize] = None;
             return Ok(0);
         }
-        p.switch(State::Joining(id as usize))
+        if t.joiner != NOBODY {
+            return Err(Error::Busy);
+        }
+        t.joiner = me;
+        p.switch(State::Joining)
     })
     .into()
 }
@@ -208,15 +277,11 @@ fn exit(a: SyscallArgs) -> Return {
             return Err(Error::BadState);
         }
         // Wake whoever joins us, and the thread we were asked to signal.
-        let mut joined = false;
-        for j in 0..p.threads.len() {
-            if let Some(Some(t)) = p.threads.get_mut(j)
-                && t.state == State::Joining(me)
-            {
-                t.state = State::Joining(usize::MAX);
-                joined = true;
-                p.wake(j);
-            }
+        let joiner = p.threads[me as usize].map_or(NOBODY, |t| t.joiner);
+        let joined = joiner != NOBODY;
+        if let Some(Some(j)) = p.threads.get_mut(joiner as usize) {
+            j.state = State::Joined;
+            p.wake(joiner as usize);
         }
         if target != NO_ONE {
             p.wake(target as usize);
@@ -224,7 +289,7 @@ fn exit(a: SyscallArgs) -> Return {
         let value = p.switch(State::Done)?;
         if joined {
             // The joiner's `ut_join` returns now: the thread is consumed.
-            p.threads[me] = None;
+            p.threads[me as usize] = None;
         }
         Ok(value)
     })

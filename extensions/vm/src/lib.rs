@@ -15,12 +15,11 @@
 
 extern crate alloc;
 
-use alloc::vec::Vec;
 use spin_interface::abi::{self, Error, Return, nr};
 use spin_interface::phys::{self, MemError};
-use spin_interface::sync::{Once, SpinLock};
+use spin_interface::sync::Once;
 use spin_interface::translation::{self, Context, FaultAction, FaultInfo, Prot, VirtRange};
-use spin_interface::user::{self, Process, SYSTEM_CALLS, SyscallArgs, UserServices};
+use spin_interface::user::{self, SYSTEM_CALLS, SyscallArgs, UserServices};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
@@ -30,17 +29,6 @@ static USER: Once<&'static UserServices> = Once::new();
 
 /// Most pages one `vm_map` may create.
 const MAX_MAP_PAGES: u64 = 1024;
-
-/// A process's registered fault handler.
-#[derive(Clone, Copy)]
-struct Handler {
-    process: Process,
-    entry: u64,
-    stack_top: u64,
-    info: u64,
-}
-
-static HANDLERS: SpinLock<Vec<Handler>> = SpinLock::new(Vec::new());
 
 fn user() -> &'static UserServices {
     USER.get().expect("set in init")
@@ -60,7 +48,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
         &translation::BAD_ADDRESS,
         &user::EXCEPTION,
     ] {
-        event.install(me, reflect, None)?;
+        event.install(me, on_fault, None)?;
     }
     Ok(ExportTable::new())
 }
@@ -73,7 +61,7 @@ fn mem_error(e: MemError) -> Error {
         MemError::BadLength | MemError::OutOfRange => Error::BadLength,
         MemError::AlreadyMapped => Error::Busy,
         MemError::NotMapped => Error::NotMapped,
-        MemError::NoContext => Error::BadState,
+        MemError::NoContext | MemError::InUse => Error::BadState,
     }
 }
 
@@ -130,32 +118,18 @@ fn vm_protect(a: SyscallArgs) -> Return {
 fn vm_dirty(a: SyscallArgs) -> Return {
     let run = || {
         user::check_user_range(a.0[0], 1)?;
-        let m = current_context()?.examine(a.0[0]).map_err(mem_error)?;
-        Ok(m.dirty as u64)
+        let dirty = current_context()?.is_dirty(a.0[0]).map_err(mem_error)?;
+        Ok(dirty as u64)
     };
     run().into()
 }
 
 fn vm_handler(a: SyscallArgs) -> Return {
     let [entry, stack_top, info, ..] = a.0;
-    let run = || {
-        user::check_user_range(entry, 1)?;
-        user::check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
-        user::check_trap_area(info)?;
-        let process = user().current_process().ok_or(Error::BadState)?;
-        let mut h = HANDLERS.lock();
-        h.retain(|x| x.process != process);
-        h.push(Handler { process, entry, stack_top, info });
-        Ok(0)
-    };
-    run().into()
+    user().set_fault_handler(entry, stack_top, info).map(|()| 0).into()
 }
 
 /// The fault events' handler: send the fault to the process's handler.
-fn reflect(f: FaultInfo) -> FaultAction {
-    let h = HANDLERS.lock().iter().find(|h| h.process == f.process).copied();
-    match h {
-        Some(h) if user().reflect(h.entry, h.stack_top, h.info).is_ok() => FaultAction::Handled,
-        _ => FaultAction::Kill,
-    }
+fn on_fault(_: FaultInfo) -> FaultAction {
+    FaultAction::Reflect
 }

@@ -8,18 +8,27 @@
 //! (RDX = `arg`, RSP = stack top − 8). The server finishes with
 //! `xas_return(result)`, which moves the strand back and returns `result`
 //! to the client. The strand migrates; no thread is scheduled in between.
-//! A server takes one call at a time (`Busy` otherwise); a dead server's
-//! handle answers `BadHandle`.
+//! A server takes one call at a time (`Busy` otherwise); a server may call
+//! another (calls nest on the strand, and each `xas_return` ends the
+//! innermost); a dead server's handle answers `BadHandle`, and a server's
+//! registration goes when its process is reaped.
+//!
+//! # The call path
+//!
+//! Servers sit in a fixed table by handle, and each strand's innermost
+//! call is found by strand number, so a call or a return is one lock, an
+//! index, a few stores and one kernel operation (`UserServices::transfer`:
+//! switch the address space and redirect the system call's return).
+
 #![no_std]
 #![forbid(unsafe_code)]
 
-extern crate alloc;
-
-use alloc::vec::Vec;
 use spin_interface::abi::{Error, Return, nr};
-use spin_interface::strand::{self, Strand};
+use spin_interface::strand::{self, MAX_STRANDS, Strand};
 use spin_interface::sync::{Once, SpinLock};
-use spin_interface::user::{Process, SYSTEM_CALLS, SyscallArgs, UserResume, UserServices, check_user_range};
+use spin_interface::user::{
+    self, Process, SYSTEM_CALLS, SyscallArgs, UserResume, UserServices, check_user_range,
+};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
@@ -27,6 +36,12 @@ pub static EXTENSION: Extension = Extension { name: "xas", init };
 
 static USER: Once<&'static UserServices> = Once::new();
 
+/// Most servers at once.
+const MAX_SERVERS: usize = 64;
+/// "No call" in the per-strand chain.
+const NONE: u8 = u8::MAX;
+
+#[derive(Clone, Copy)]
 struct Server {
     process: Process,
     entry: u64,
@@ -35,17 +50,25 @@ struct Server {
     active: Option<Call>,
 }
 
-/// A call in progress: on which strand, who called, where it resumes.
+/// A call in progress: on which strand, who called, where it resumes, and
+/// the strand's enclosing call (a server index, or [`NONE`]).
 #[derive(Clone, Copy)]
 struct Call {
     strand: Strand,
     caller: Process,
     resume: UserResume,
+    outer: u8,
 }
 
-/// Servers by handle − 1.
-static SERVERS: SpinLock<Vec<Server>> = SpinLock::new(Vec::new());
-const MAX_SERVERS: usize = 256;
+struct Table {
+    /// Servers by handle − 1.
+    servers: [Option<Server>; MAX_SERVERS],
+    /// Each strand's innermost call (a server index, or [`NONE`]).
+    innermost: [u8; MAX_STRANDS],
+}
+
+static TABLE: SpinLock<Table> =
+    SpinLock::new(Table { servers: [None; MAX_SERVERS], innermost: [NONE; MAX_STRANDS] });
 
 fn user() -> &'static UserServices {
     USER.get().expect("set in init")
@@ -58,7 +81,13 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     SYSTEM_CALLS[nr::XAS_REGISTER as usize].install(me, register, None)?;
     SYSTEM_CALLS[nr::XAS_CALL as usize].install(me, call, None)?;
     SYSTEM_CALLS[nr::XAS_RETURN as usize].install(me, ret, None)?;
-    Ok(ExportTable::new())
+    user::PROCESS_REAPED.install(me, reaped, None)?;
+    Ok(ExportTable::new().procedure("Xas", "servers", servers))
+}
+
+/// How many servers are registered (tests check reaping removes them).
+fn servers(_: ()) -> usize {
+    TABLE.lock().servers.iter().filter(|s| s.is_some()).count()
 }
 
 fn register(a: SyscallArgs) -> Return {
@@ -67,29 +96,42 @@ fn register(a: SyscallArgs) -> Return {
         check_user_range(entry, 1)?;
         check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
         let process = user().current_process().ok_or(Error::BadState)?;
-        let mut s = SERVERS.lock();
-        if s.len() >= MAX_SERVERS {
-            return Err(Error::NoMemory);
-        }
-        s.push(Server { process, entry, stack_top, active: None });
-        Ok(s.len() as u64)
+        let mut t = TABLE.lock();
+        let free = t.servers.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
+        t.servers[free] = Some(Server { process, entry, stack_top, active: None });
+        Ok(free as u64 + 1)
     };
     run().into()
+}
+
+/// A process ended: its registrations go (a call still running in it has
+/// lost its server; its strand ended with the process or left it).
+fn reaped(p: Process) {
+    let mut t = TABLE.lock();
+    for s in t.servers.iter_mut() {
+        if s.is_some_and(|s| s.process == p) {
+            *s = None;
+        }
+    }
 }
 
 fn call(a: SyscallArgs) -> Return {
     let [handle, arg, ..] = a.0;
     let run = || {
-        let index = handle.checked_sub(1).ok_or(Error::BadHandle)? as usize;
+        let index = handle.wrapping_sub(1) as usize;
+        let strand = strand::current();
+        let me = strand.index();
         // One lock for the whole step: check, move the strand, record.
-        let mut s = SERVERS.lock();
-        let server = s.get_mut(index).ok_or(Error::BadHandle)?;
+        let mut t = TABLE.lock();
+        let outer = *t.innermost.get(me).ok_or(Error::BadState)?;
+        let server = t.servers.get_mut(index).and_then(Option::as_mut).ok_or(Error::BadHandle)?;
         if server.active.is_some() {
             return Err(Error::Busy);
         }
         // Into the server (BadHandle if it no longer exists).
         let (resume, caller) = user().transfer(server.process, server.entry, server.stack_top - 8)?;
-        server.active = Some(Call { strand: strand::current(), caller, resume });
+        server.active = Some(Call { strand, caller, resume, outer });
+        t.innermost[me] = index as u8;
         Ok(arg)
     };
     run().into()
@@ -97,18 +139,15 @@ fn call(a: SyscallArgs) -> Return {
 
 fn ret(a: SyscallArgs) -> Return {
     let run = || {
-        let me = strand::current();
-        let mut s = SERVERS.lock();
-        let c = s
-            .iter_mut()
-            .rev()
-            .find_map(|srv| srv.active.filter(|c| c.strand == me).map(|c| (srv, c)))
-            .map(|(srv, c)| {
-                srv.active = None;
-                c
-            })
-            .ok_or(Error::BadState)?;
+        let strand = strand::current();
+        let me = strand.index();
+        let mut t = TABLE.lock();
+        let index = *t.innermost.get(me).ok_or(Error::BadState)?;
+        let server = t.servers.get_mut(index as usize).and_then(Option::as_mut).ok_or(Error::BadState)?;
+        let c = server.active.filter(|c| c.strand == strand).ok_or(Error::BadState)?;
         user().transfer(c.caller, c.resume.rip, c.resume.rsp)?;
+        server.active = None;
+        t.innermost[me] = c.outer;
         Ok(a.0[0])
     };
     run().into()

@@ -42,7 +42,8 @@ pub mod nr {
     pub const VM_DIRTY: u64 = 9;
     /// `vm_handler(entry, stack_top, info)`: where faults and exceptions are
     /// reflected ([`crate::TrapInfo`] at `info`, which must be 8-byte
-    /// aligned and inside one page: `Unaligned` otherwise). Extension `vm`.
+    /// aligned and inside one page: `Unaligned` otherwise; and mapped
+    /// user-writable now: `NotMapped` / `BadAddress` otherwise). Extension `vm`.
     pub const VM_HANDLER: u64 = 10;
     /// `thread_spawn(entry, stack_top, arg) -> tid`: a new kernel thread in
     /// this process (the "layered" user-thread package). Extension `syscalls`.
@@ -140,25 +141,31 @@ pub struct Return {
 }
 
 impl Return {
+    #[inline(always)]
     pub const fn ok(value: u64) -> Self {
         Self { status: 0, value }
     }
 
+    #[inline(always)]
     pub const fn err(e: Error) -> Self {
         Self { status: e.code(), value: 0 }
     }
 
-    /// Decode on the user side.
+    /// Decode on the user side (inlined: a test and a branch on success).
+    #[inline(always)]
     pub fn into_result(self) -> Result<u64, Error> {
-        if self.status == 0 {
-            Ok(self.value)
-        } else {
-            Err(Error::from_code(self.status).unwrap_or(Error::UnknownCall))
-        }
+        if self.status == 0 { Ok(self.value) } else { Err(decode(self.status)) }
     }
 }
 
+#[cold]
+#[inline(never)]
+fn decode(status: u64) -> Error {
+    Error::from_code(status).unwrap_or(Error::UnknownCall)
+}
+
 impl From<Result<u64, Error>> for Return {
+    #[inline(always)]
     fn from(r: Result<u64, Error>) -> Self {
         match r {
             Ok(v) => Return::ok(v),
@@ -191,12 +198,18 @@ pub mod layout {
     pub const STACK_PAGES: u64 = 16;
 }
 
-/// What the kernel writes at the registered `info` address before it
-/// starts the user's fault/exception handler (with RDI = that address and
-/// RSP = the registered stack top). Every general register of the
-/// interrupted context is here, so the handler can resume it exactly:
-/// load them back and jump to `rip` (after fixing `rip` to skip the
-/// faulting instruction if it wants to). `#[repr(C)]`, 8-byte fields.
+/// The interrupted context of a reflected fault, at the `info` address a
+/// process registered with `vm_handler`. `#[repr(C)]`, 8-byte fields.
+///
+/// The kernel writes `vector`, `error`, `addr` and the registers the
+/// reflection itself changes (`rip`, `rsp`, `rflags`, `rdi`), then starts
+/// the handler entry with RSP = the registered stack top − 8 (as if
+/// called) and RDI = `info`. **Every other general register still holds
+/// the interrupted value when the entry starts**: the entry stores the
+/// ones it needs here (the `spin-user` runtime stores them all, so its
+/// handlers see a complete record). To resume, load the registers back
+/// and jump to `rip` (after fixing `rip` to skip the faulting instruction
+/// if the handler wants to); no system call is needed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct TrapInfo {

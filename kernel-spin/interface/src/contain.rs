@@ -93,6 +93,7 @@ pub(crate) fn exit_critical() {
 
 /// Run `f` as a critical section: the kernel defers aborting an overrunning
 /// extension until it ends (so a lock taken inside is always released).
+#[inline(always)]
 pub(crate) fn critical<R>(f: impl FnOnce() -> R) -> R {
     CRITICAL.fetch_add(1, Ordering::SeqCst);
     let r = f();

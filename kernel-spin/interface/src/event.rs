@@ -10,22 +10,32 @@
 //!
 //! # Raising, and why it costs about a direct call
 //!
-//! Each event keeps one *entry* word ([`spin_trusted::FnSlot`]): when the
-//! event has exactly one handler and it is unguarded, the entry *is* that
-//! handler; with no handlers it is the default; otherwise it is empty and
-//! [`Event::raise`] takes the general path. So the common raise is: load
-//! the entry, test it, call it — a direct call plus two instructions.
+//! Each event keeps a *runner* word ([`spin_trusted::MethodSlot`]): a
+//! procedure specialised for the event's current handlers, which
+//! [`Event::raise`] loads and calls. Unguarded handlers (up to
+//! [`TABLE_HANDLERS`]) sit in a lock-free table ([`spin_trusted::FnTable`]);
+//! for 1 to 16 of them the runner makes exactly that many indirect calls
+//! at fixed offsets (no loop; with [`Combine::Last`] the last one is a
+//! tail jump), beyond that a loop calls them sixteen per trip. So raising
+//! one handler is a load, a call, a load and a jump; raising *N* adds one
+//! load and one indirect call per handler. With no handlers the runner is
+//! the default. An install or uninstall made while a raise is running may
+//! or may not be seen by that raise.
 //!
-//! With several handlers and no guards (up to [`TABLE_HANDLERS`]) the
-//! handlers sit in a lock-free table ([`spin_trusted::FnTable`]) called in
-//! order, four per loop trip; an install or uninstall made while a raise is
-//! running may or may not be seen by that raise. Otherwise the general path
-//! takes a reference-counted snapshot of the handler list (so a raise in
-//! progress keeps a consistent list even if a handler installs or
-//! uninstalls) and runs the handlers whose guards accept, in installation
-//! order. Results combine by the event's rule: [`Combine::Last`] returns
-//! the last handler's result, [`Combine::Fold`] folds them with a function.
-//! If no handler ran, the default's result is returned.
+//! Each event also keeps an *entry* word ([`spin_trusted::FnSlot`]): the
+//! lone unguarded handler, or the default when there is none, else empty.
+//! [`Event::raise_entry_first`] calls it directly (a load, a test and a
+//! direct call), which suits one-to-one events such as system calls, and
+//! the kernel attributes a fault on that path to [`Event::lone_owner`].
+//!
+//! Otherwise (guards, or more handlers than the table holds) the runner is
+//! the general path: it takes a reference-counted snapshot of the handler
+//! list (so a raise in progress keeps a consistent list even if a handler
+//! installs or uninstalls) and runs the handlers whose guards accept, in
+//! installation order. Results combine by the event's rule:
+//! [`Combine::Last`] returns the last handler's result, [`Combine::Fold`]
+//! folds them with a function. If no handler ran, the default's result is
+//! returned.
 
 use crate::contain::{self, Fault, critical};
 use crate::domain::{self, DomainId, Identity, Uninstall};
@@ -33,7 +43,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::{Mutex, Once};
-use spin_trusted::{FnSlot, FnTable};
+use spin_trusted::{FnSlot, FnTable, MethodSlot};
 
 /// How the results of several handlers become the result of the raise.
 pub enum Combine<R> {
@@ -127,8 +137,10 @@ pub struct Event<A: Copy + 'static, R: 'static> {
     one_to_one: bool,
     /// The defining module and its authorizer.
     definition: Once<(DomainId, Authorizer)>,
-    /// Several unguarded handlers, called in order without a lock.
+    /// Several unguarded handlers, called in order without a lock ...
     table: FnTable<A, R, TABLE_HANDLERS>,
+    /// ... by this runner (set with the table; the general path otherwise).
+    runner: MethodSlot<Self, A, R>,
     /// The owner of the handler in `entry` (fault attribution).
     lone_owner: AtomicU32,
     state: Mutex<State<A, R>>,
@@ -154,7 +166,8 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
     ) -> Self {
         Self {
             entry: FnSlot::empty(),
-            table: FnTable::new(),
+            table: FnTable::new(default),
+            runner: MethodSlot::new(run_default::<A, R>),
             info: EventInfo { name, index },
             default,
             combine,
@@ -255,12 +268,21 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
             Some(Arc::new(Snapshot { bindings: s.bindings.clone(), unguarded }))
         };
         let table_fns = match &s.snapshot {
-            Some(snap) if n >= 2 => snap.unguarded.as_deref(),
-            _ => None,
+            Some(snap) => snap.unguarded.as_deref(),
+            None => None,
         };
+        // The table, then its runner, then (below) the entry: a raise
+        // finds the runner's table complete.
         match table_fns.map(|fns| self.table.set(fns)) {
-            Some(Ok(())) => {}
-            _ => self.table.clear(),
+            _ if n == 0 => {
+                self.runner.set(run_default::<A, R>);
+                self.table.clear();
+            }
+            Some(Ok(())) => self.runner.set(runner_for(n, self.combine)),
+            _ => {
+                self.runner.set(run_general::<A, R>);
+                self.table.clear();
+            }
         }
         match (n, lone) {
             (0, _) => {
@@ -284,32 +306,27 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
     }
 
     /// Raise the event: run its handlers and return the combined result.
+    /// A load and a call of the event's runner, which calls each handler
+    /// (one handler: a load and a tail jump).
     #[inline(always)]
     pub fn raise(&self, a: A) -> R {
+        self.runner.get()(self, a)
+    }
+
+    /// [`Event::raise`] for events that (nearly) always have exactly one
+    /// unguarded handler, such as the one-to-one system-call events: the
+    /// entry word is that handler, so this is a load, a test and a direct
+    /// call of it; otherwise it falls back to the runner.
+    #[inline(always)]
+    pub fn raise_entry_first(&self, a: A) -> R {
         match self.entry.get() {
             Some(handler) => handler(a),
-            None => self.raise_general(a),
+            None => self.runner.get()(self, a),
         }
     }
 
     #[inline(never)]
     fn raise_general(&self, a: A) -> R {
-        if !self.table.is_empty() {
-            // The rule is checked once, not per handler.
-            let mut acc: Option<R> = None;
-            match self.combine {
-                Combine::Last => self.table.call_all(a, |r| acc = Some(r)),
-                Combine::Fold(f) => self.table.call_all(a, |r| {
-                    acc = Some(match acc.take() {
-                        Some(prev) => f(prev, r),
-                        None => r,
-                    })
-                }),
-            }
-            if let Some(r) = acc {
-                return r;
-            }
-        }
         match self.snapshot() {
             None => (self.default)(a),
             Some(s) => match &s.unguarded {
@@ -365,6 +382,20 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
         }
     }
 
+    /// Raise, containing faults where that costs nothing extra: with one
+    /// unguarded handler (or none) this is the direct call of [`Event::raise`]
+    /// and the *caller* must attribute a panic or overrun to
+    /// [`Event::lone_owner`] (the kernel's system-call and fault paths do,
+    /// from their own recovery code); otherwise it is
+    /// [`Event::raise_contained`].
+    #[inline(always)]
+    pub fn raise_attributed(&self, a: A) -> Result<R, Fault> {
+        match self.entry.get() {
+            Some(handler) => Ok(handler(a)),
+            None => self.raise_contained(a),
+        }
+    }
+
     /// Raise with fault containment: each guard and handler runs as code of
     /// the domain that installed it; if one panics or overruns its budget,
     /// that domain is unloaded and the raise returns the fault.
@@ -391,6 +422,71 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
                 contain::run(self.definer(), || default(a))
             }
         }
+    }
+}
+
+/// Exactly `K` unguarded handlers, the last one's result.
+fn run_last<A: Copy + 'static, R: 'static, const K: usize>(e: &Event<A, R>, a: A) -> R {
+    e.table.call_first_last::<K>(a)
+}
+
+/// Exactly `K` unguarded handlers, results folded in order.
+fn run_fold<A: Copy + 'static, R: 'static, const K: usize>(e: &Event<A, R>, a: A) -> R {
+    let Combine::Fold(f) = e.combine else { return e.table.call_first_last::<K>(a) };
+    let mut acc: Option<R> = None;
+    e.table.call_first::<K>(a, |r| {
+        acc = Some(match acc.take() {
+            Some(prev) => f(prev, r),
+            None => r,
+        })
+    });
+    acc.unwrap_or_else(|| (e.default)(a))
+}
+
+/// Any number of unguarded handlers (the table's published length), the
+/// last one's result.
+fn run_table_last<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
+    let mut acc: Option<R> = None;
+    e.table.call_all(a, |r| acc = Some(r));
+    acc.unwrap_or_else(|| (e.default)(a))
+}
+
+/// Any number of unguarded handlers, results folded in order.
+fn run_table_fold<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
+    let Combine::Fold(f) = e.combine else { return run_table_last(e, a) };
+    let mut acc: Option<R> = None;
+    e.table.call_all(a, |r| {
+        acc = Some(match acc.take() {
+            Some(prev) => f(prev, r),
+            None => r,
+        })
+    });
+    acc.unwrap_or_else(|| (e.default)(a))
+}
+
+/// The runner of an event without handlers.
+fn run_default<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
+    (e.default)(a)
+}
+
+/// The runner of an event that is neither direct nor a plain table.
+fn run_general<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
+    e.raise_general(a)
+}
+
+/// The runner for `n` (≥ 1) unguarded handlers combined by `combine`.
+fn runner_for<A: Copy + 'static, R: 'static>(n: usize, combine: Combine<R>) -> fn(&Event<A, R>, A) -> R {
+    macro_rules! by_count {
+        ($run:ident, $any:ident: $($k:literal)*) => {
+            match n {
+                $($k => $run::<A, R, $k>,)*
+                _ => $any::<A, R>,
+            }
+        };
+    }
+    match combine {
+        Combine::Last => by_count!(run_last, run_table_last: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16),
+        Combine::Fold(_) => by_count!(run_fold, run_table_fold: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16),
     }
 }
 

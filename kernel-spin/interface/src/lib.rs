@@ -63,3 +63,11 @@ pub use extension::{Extension, InitContext, InitError};
 pub use key::KernelKey;
 /// The user-process ABI (call numbers, errors, trap layout).
 pub use spin_abi as abi;
+
+/// A service used before the kernel installed its implementation: a boot
+/// order bug (out of line, so the services' fast paths stay short).
+#[cold]
+#[inline(never)]
+fn not_installed(service: &str) -> ! {
+    panic!("{service} backend used before the kernel installed it");
+}

@@ -30,6 +30,8 @@ pub enum MemError {
     OutOfRange,
     /// The context handle is stale (destroyed) or not a context.
     NoContext,
+    /// The context belongs to a process: only the kernel may destroy it.
+    InUse,
 }
 
 /// What the kernel core provides for physical memory.
@@ -48,8 +50,12 @@ pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
     BACKEND.call_once(|| backend);
 }
 
+#[inline(always)]
 fn backend() -> &'static dyn Backend {
-    *BACKEND.get().expect("PhysAddr backend installed at boot")
+    match BACKEND.get() {
+        Some(b) => *b,
+        None => crate::not_installed("PhysAddr"),
+    }
 }
 
 /// One physical page, owned. Zeroed when allocated.

@@ -8,11 +8,15 @@
 //! context operations of [`StrandCore`], a capability the kernel grants
 //! only to thread packages.
 
+use crate::contain::critical;
 use crate::event::{Combine, Event};
 use crate::key::KernelKey;
 use crate::phys::MemError;
 use core::sync::atomic::{AtomicU32, Ordering};
 use spin::Once;
+
+/// Most strands at once (the kernel's strand table has this many slots).
+pub const MAX_STRANDS: usize = 128;
 
 /// A strand: a capability naming one execution context.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,7 +50,96 @@ pub fn current() -> Strand {
 
 /// Block the current strand until someone raises [`UNBLOCK`] for it.
 pub fn block_current() {
-    BLOCK.raise(current());
+    BLOCK.raise_entry_first(current());
+}
+
+/// "In no queue" (see [`StrandQueue`]).
+const UNQUEUED: u32 = u32::MAX;
+/// "End of the queue".
+const END: u32 = u32::MAX - 1;
+
+/// Each strand's successor in the [`StrandQueue`] it is in (or
+/// [`UNQUEUED`]): a strand waits in at most one queue at a time.
+static LINKS: [AtomicU32; MAX_STRANDS] = [const { AtomicU32::new(UNQUEUED) }; MAX_STRANDS];
+
+/// A FIFO queue of strands (run queues, lock and condition waiters),
+/// linked through one successor word per strand: O(1), no allocation,
+/// no lock.
+///
+/// Why no lock is needed: the kernel is a uniprocessor that does not
+/// preempt kernel code, and no interrupt handler works on queues while
+/// it interrupted kernel code (the timer's time slicing runs only when it
+/// interrupted ring 3). Each operation is a critical section, so fault
+/// containment never aborts one halfway.
+pub struct StrandQueue {
+    head: AtomicU32,
+    tail: AtomicU32,
+}
+
+impl Default for StrandQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StrandQueue {
+    pub const fn new() -> Self {
+        Self { head: AtomicU32::new(END), tail: AtomicU32::new(END) }
+    }
+
+    /// Append `s`. Returns false (and does nothing) if `s` is already in
+    /// a queue: a strand is never queued twice.
+    #[inline]
+    pub fn push(&self, s: Strand) -> bool {
+        let Some(link) = LINKS.get(s.index()) else { return false };
+        critical(|| {
+            if link.load(Ordering::Relaxed) != UNQUEUED {
+                return false;
+            }
+            link.store(END, Ordering::Relaxed);
+            match self.tail.load(Ordering::Relaxed) {
+                END => self.head.store(s.0, Ordering::Relaxed),
+                t => LINKS[t as usize].store(s.0, Ordering::Relaxed),
+            }
+            self.tail.store(s.0, Ordering::Relaxed);
+            true
+        })
+    }
+
+    /// Remove and return the first strand.
+    #[inline]
+    pub fn pop(&self) -> Option<Strand> {
+        critical(|| {
+            let h = self.head.load(Ordering::Relaxed);
+            let link = LINKS.get(h as usize)?;
+            let next = link.load(Ordering::Relaxed);
+            link.store(UNQUEUED, Ordering::Relaxed);
+            self.head.store(next, Ordering::Relaxed);
+            if next == END {
+                self.tail.store(END, Ordering::Relaxed);
+            }
+            Some(Strand(h))
+        })
+    }
+
+    /// Whether the queue is empty (one load).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed) == END
+    }
+
+    /// How many strands wait (walks the queue).
+    pub fn len(&self) -> usize {
+        critical(|| {
+            let mut n = 0;
+            let mut at = self.head.load(Ordering::Relaxed);
+            while let Some(link) = LINKS.get(at as usize) {
+                n += 1;
+                at = link.load(Ordering::Relaxed);
+            }
+            n
+        })
+    }
 }
 
 /// What the kernel core provides: kernel stacks and the context switch.
@@ -80,8 +173,12 @@ impl StrandCore {
         &CORE
     }
 
+    #[inline(always)]
     fn backend(&self) -> &'static dyn Backend {
-        *BACKEND.get().expect("Strand backend installed at boot")
+        match BACKEND.get() {
+            Some(b) => *b,
+            None => crate::not_installed("Strand"),
+        }
     }
 
     /// A new strand running `entry(arg)`; it runs once someone resumes it.
@@ -108,8 +205,42 @@ impl StrandCore {
         self.backend().switch(from.0, to.0)
     }
 
+    /// Make `to` current and switch the CPU to it from the current strand
+    /// (saved); returns when that one is resumed.
+    #[inline]
+    pub fn switch_to(&self, to: Strand) {
+        let from = CURRENT.swap(to.0, Ordering::Relaxed);
+        self.backend().switch(from, to.0)
+    }
+
     /// Free a finished strand's resources.
     pub fn destroy(&self, s: Strand) {
         self.backend().destroy(s.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strand_queue_is_fifo_and_never_holds_a_strand_twice() {
+        // Strands 100..104 are used by this test only (links are global).
+        let (a, b, c) = (Strand(100), Strand(101), Strand(102));
+        let q = StrandQueue::new();
+        let other = StrandQueue::new();
+        assert!(q.is_empty() && q.pop().is_none());
+        assert!(q.push(a) && q.push(b) && q.push(c));
+        assert!(!q.push(b), "a queued strand was queued again");
+        assert!(!other.push(a), "a strand was put in two queues");
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.pop(), Some(a));
+        assert!(other.push(a), "a popped strand can be queued again");
+        assert_eq!((q.pop(), q.pop(), q.pop()), (Some(b), Some(c), None));
+        assert!(q.is_empty());
+        assert_eq!(q.len(), 0);
+        assert!(q.push(c));
+        assert_eq!((other.pop(), q.pop()), (Some(a), Some(c)));
+        assert!(!q.push(Strand(MAX_STRANDS as u32)), "an out-of-range strand was queued");
     }
 }

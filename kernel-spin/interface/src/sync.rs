@@ -2,15 +2,14 @@
 //! spinning primitives extensions use for their own small state.
 //!
 //! [`Mutex`] and [`Condition`] block through the strand events: a waiter
-//! queues itself and raises [`crate::strand::BLOCK`]; a releaser raises
-//! [`crate::strand::UNBLOCK`] for the first waiter. The kernel is a
-//! uniprocessor that does not preempt kernel code, so nothing runs between
-//! a waiter queueing itself and blocking: no wakeup is lost.
+//! queues itself (a [`StrandQueue`]: no lock, no allocation) and raises
+//! [`crate::strand::BLOCK`]; a releaser raises [`crate::strand::UNBLOCK`]
+//! for the first waiter. The kernel is a uniprocessor that does not
+//! preempt kernel code, so nothing runs between a waiter queueing itself
+//! and blocking: no wakeup is lost.
 
-use crate::strand::{self, Strand};
-use alloc::collections::VecDeque;
+use crate::strand::{self, StrandQueue};
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicUsize, Ordering};
 /// Once-cell and lazy value for an extension's own statics.
 pub use spin::{Lazy, Once};
 
@@ -31,121 +30,126 @@ impl<T> SpinLock<T> {
     /// Take the lock (spinning).
     #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
-        crate::contain::enter_critical();
-        SpinGuard { inner: Some(self.inner.lock()) }
+        let critical = Critical::enter();
+        SpinGuard { inner: self.inner.lock(), _critical: critical }
     }
 
     /// Take the lock if it is free.
     #[inline]
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
-        crate::contain::enter_critical();
-        match self.inner.try_lock() {
-            Some(inner) => Some(SpinGuard { inner: Some(inner) }),
-            None => {
-                crate::contain::exit_critical();
-                None
-            }
-        }
+        let critical = Critical::enter();
+        self.inner.try_lock().map(|inner| SpinGuard { inner, _critical: critical })
     }
 }
 
-/// Access to a [`SpinLock`]'s value.
+/// A critical section while it lives (see `crate::contain`).
+struct Critical(());
+
+impl Critical {
+    #[inline(always)]
+    fn enter() -> Critical {
+        crate::contain::enter_critical();
+        Critical(())
+    }
+}
+
+impl Drop for Critical {
+    #[inline(always)]
+    fn drop(&mut self) {
+        crate::contain::exit_critical();
+    }
+}
+
+/// Access to a [`SpinLock`]'s value. Fields drop in order: the lock is
+/// released before the critical section ends.
 pub struct SpinGuard<'a, T> {
-    /// `Some` until dropped: released before the critical section ends.
-    inner: Option<spin::MutexGuard<'a, T>>,
+    inner: spin::MutexGuard<'a, T>,
+    _critical: Critical,
 }
 
 impl<T> Deref for SpinGuard<'_, T> {
     type Target = T;
+    #[inline(always)]
     fn deref(&self) -> &T {
-        self.inner.as_ref().expect("held until dropped")
+        &self.inner
     }
 }
 
 impl<T> DerefMut for SpinGuard<'_, T> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut T {
-        self.inner.as_mut().expect("held until dropped")
-    }
-}
-
-impl<T> Drop for SpinGuard<'_, T> {
-    fn drop(&mut self) {
-        drop(self.inner.take());
-        crate::contain::exit_critical();
+        &mut self.inner
     }
 }
 
 /// A blocking lock.
 pub struct Mutex<T> {
     data: spin::Mutex<T>,
-    waiters: SpinLock<VecDeque<Strand>>,
-    /// How many strands are queued (read without the lock to skip it when none are).
-    waiting: AtomicUsize,
+    waiters: StrandQueue,
 }
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
-        Self {
-            data: spin::Mutex::new(value),
-            waiters: SpinLock::new(VecDeque::new()),
-            waiting: AtomicUsize::new(0),
-        }
+        Self { data: spin::Mutex::new(value), waiters: StrandQueue::new() }
     }
 
     /// Take the lock, blocking while another strand holds it.
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         loop {
-            if let Some(g) = self.data.try_lock() {
-                return MutexGuard { mutex: self, inner: Some(g) };
+            if let Some(inner) = self.data.try_lock() {
+                return MutexGuard { inner, release: Release(self) };
             }
-            self.waiters.lock().push_back(strand::current());
-            self.waiting.fetch_add(1, Ordering::Relaxed);
+            self.waiters.push(strand::current());
             strand::block_current();
-        }
-    }
-
-    fn wake_one(&self) {
-        // Nothing runs between a waiter queueing itself and blocking (no
-        // kernel preemption), so a zero count means nobody to wake.
-        if self.waiting.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        if let Some(s) = self.waiters.lock().pop_front() {
-            self.waiting.fetch_sub(1, Ordering::Relaxed);
-            strand::UNBLOCK.raise(s);
         }
     }
 }
 
-/// Access to a [`Mutex`]'s value; releases (and wakes a waiter) when dropped.
+/// Wakes the first waiter of a [`Mutex`] when dropped (after the guard's
+/// lock, which is declared before it, has been released).
+struct Release<'a, T>(&'a Mutex<T>);
+
+impl<T> Drop for Release<'_, T> {
+    #[inline]
+    fn drop(&mut self) {
+        // Nothing runs between a waiter queueing itself and blocking (no
+        // kernel preemption), so an empty queue means nobody to wake.
+        let waiters = &self.0.waiters;
+        if waiters.is_empty() {
+            return;
+        }
+        if let Some(s) = waiters.pop() {
+            strand::UNBLOCK.raise_entry_first(s);
+        }
+    }
+}
+
+/// Access to a [`Mutex`]'s value; releases (and wakes a waiter) when
+/// dropped. Fields drop in order: the lock, then the wake-up.
 pub struct MutexGuard<'a, T> {
-    mutex: &'a Mutex<T>,
-    inner: Option<spin::MutexGuard<'a, T>>,
+    inner: spin::MutexGuard<'a, T>,
+    release: Release<'a, T>,
 }
 
 impl<T> Deref for MutexGuard<'_, T> {
     type Target = T;
+    #[inline(always)]
     fn deref(&self) -> &T {
-        self.inner.as_ref().expect("guard holds the lock until dropped")
+        &self.inner
     }
 }
 
 impl<T> DerefMut for MutexGuard<'_, T> {
+    #[inline(always)]
     fn deref_mut(&mut self) -> &mut T {
-        self.inner.as_mut().expect("guard holds the lock until dropped")
-    }
-}
-
-impl<T> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        drop(self.inner.take());
-        self.mutex.wake_one();
+        &mut self.inner
     }
 }
 
 /// A condition variable (Mesa semantics: re-check the condition after waking).
 pub struct Condition {
-    waiters: SpinLock<VecDeque<Strand>>,
+    waiters: StrandQueue,
 }
 
 impl Default for Condition {
@@ -156,29 +160,31 @@ impl Default for Condition {
 
 impl Condition {
     pub const fn new() -> Self {
-        Self { waiters: SpinLock::new(VecDeque::new()) }
+        Self { waiters: StrandQueue::new() }
     }
 
     /// Release the lock, wait for a signal, take the lock again.
+    #[inline]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        let mutex = guard.mutex;
-        self.waiters.lock().push_back(strand::current());
+        let mutex = guard.release.0;
+        self.waiters.push(strand::current());
         drop(guard);
         strand::block_current();
         mutex.lock()
     }
 
     /// Wake one waiter.
+    #[inline]
     pub fn signal(&self) {
-        if let Some(s) = self.waiters.lock().pop_front() {
-            strand::UNBLOCK.raise(s);
+        if let Some(s) = self.waiters.pop() {
+            strand::UNBLOCK.raise_entry_first(s);
         }
     }
 
     /// Wake every waiter.
     pub fn broadcast(&self) {
-        while let Some(s) = self.waiters.lock().pop_front() {
-            strand::UNBLOCK.raise(s);
+        while let Some(s) = self.waiters.pop() {
+            strand::UNBLOCK.raise_entry_first(s);
         }
     }
 }

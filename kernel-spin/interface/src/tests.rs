@@ -27,7 +27,7 @@ fn sum(a: u64, b: u64) -> u64 {
     a + b
 }
 fn even(x: &u64) -> bool {
-    x % 2 == 0
+    x.is_multiple_of(2)
 }
 
 #[test]
@@ -87,6 +87,35 @@ fn last_result_wins_and_all_guards_false_runs_default() {
     E.install(d, times_ten, Some(even)).unwrap();
     assert_eq!(E.raise(2), 20);
     assert_eq!(E.raise(3), 7);
+}
+
+#[test]
+fn runners_match_the_handler_count_as_it_grows_and_shrinks() {
+    // Folded (sum of x + 1 per handler) and last-wins events, through every
+    // runner: none, exact counts 1..=16, the table loop, the general path
+    // past the table (64), and back.
+    static FOLD: Event<u64, u64> = Event::new("t.runners.fold", default_7, Combine::Fold(sum));
+    static LAST: Event<u64, u64> = Event::new("t.runners.last", default_7, Combine::Last);
+    let d = ident("definer-runners");
+    FOLD.define(d, crate::event::anyone).unwrap();
+    LAST.define(d, crate::event::anyone).unwrap();
+    assert_eq!((FOLD.raise(1), LAST.raise(1)), (7, 7));
+    let mut fold_ids = alloc::vec::Vec::new();
+    for n in 1..=70u64 {
+        fold_ids.push(FOLD.install(d, plus_one, None).unwrap());
+        // The last handler installed decides a last-wins event.
+        LAST.install(d, if n % 2 == 0 { times_ten } else { plus_one }, None).unwrap();
+        assert_eq!(FOLD.raise(1), 2 * n, "{n} folded handlers");
+        assert_eq!(FOLD.raise_entry_first(1), 2 * n);
+        let want = if n % 2 == 0 { 30 } else { 4 };
+        assert_eq!(LAST.raise(3), want, "{n} handlers, last wins");
+        assert_eq!(FOLD.is_direct(), n == 1);
+    }
+    while let Some(id) = fold_ids.pop() {
+        FOLD.uninstall(d, id).unwrap();
+        let n = fold_ids.len() as u64;
+        assert_eq!(FOLD.raise(1), if n == 0 { 7 } else { 2 * n }, "{n} left");
+    }
 }
 
 #[test]
@@ -199,4 +228,35 @@ fn virt_ranges_are_checked() {
     let r = VirtRange::new(0x40_0000, 3).unwrap();
     assert_eq!(r.iter().collect::<alloc::vec::Vec<_>>(), [0x40_0000, 0x40_1000, 0x40_2000]);
     assert_eq!(crate::user::check_user_range(u64::MAX - 4, 8), Err(crate::abi::Error::BadAddress));
+}
+
+#[test]
+fn user_resume_points_are_checked_like_ranges() {
+    use crate::translation::{USER_END, USER_START};
+    use crate::user::{check_user_range, check_user_resume};
+    let edges = [
+        0,
+        1,
+        8,
+        USER_START - 1,
+        USER_START,
+        USER_START + 7,
+        USER_START + 8,
+        USER_START + 9,
+        0x20_0000,
+        USER_END - 8,
+        USER_END - 1,
+        USER_END,
+        USER_END + 8,
+        0xffff_8000_0000_0000,
+        u64::MAX - 7,
+        u64::MAX,
+    ];
+    for rip in edges {
+        for rsp in edges {
+            let by_ranges =
+                check_user_range(rip, 1).is_ok() && rsp >= 8 && check_user_range(rsp - 8, 8).is_ok();
+            assert_eq!(check_user_resume(rip, rsp).is_ok(), by_ranges, "rip {rip:#x} rsp {rsp:#x}");
+        }
+    }
 }

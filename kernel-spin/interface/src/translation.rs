@@ -9,9 +9,9 @@
 //!
 //! Page faults in user processes raise [`PAGE_NOT_PRESENT`],
 //! [`PROTECTION_FAULT`] or [`BAD_ADDRESS`]; a handler returns
-//! [`FaultAction::Handled`] after repairing the mapping or redirecting the
-//! process (e.g. to its own fault handler), otherwise the default kills the
-//! process.
+//! [`FaultAction::Handled`] after repairing the mapping, or
+//! [`FaultAction::Reflect`] to send the fault to the process's own
+//! handler; otherwise the default kills the process.
 
 use crate::event::{Combine, Event};
 use crate::key::KernelKey;
@@ -47,6 +47,7 @@ pub trait Backend: Sync {
     fn unmap(&self, ctx: u64, va: u64) -> Result<u64, MemError>;
     fn protect(&self, ctx: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError>;
     fn examine(&self, ctx: u64, va: u64) -> Result<Mapping, MemError>;
+    fn dirty(&self, ctx: u64, va: u64) -> Result<bool, MemError>;
 }
 
 static BACKEND: Once<&'static dyn Backend> = Once::new();
@@ -56,8 +57,12 @@ pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
     BACKEND.call_once(|| backend);
 }
 
+#[inline(always)]
 fn backend() -> &'static dyn Backend {
-    *BACKEND.get().expect("Translation backend installed at boot")
+    match BACKEND.get() {
+        Some(b) => *b,
+        None => crate::not_installed("Translation"),
+    }
 }
 
 /// First and last user addresses (the kernel's split, see `hal-logic::addr`).
@@ -169,6 +174,16 @@ impl Context {
         VirtRange::new(va & !4095, 1)?;
         backend().examine(self.id, va & !4095)
     }
+
+    /// Whether the page mapped at `va` has been written (its dirty bit):
+    /// what [`Context::examine`] reports as `dirty`, without the rest.
+    #[inline]
+    pub fn is_dirty(&self, va: u64) -> Result<bool, MemError> {
+        if !(USER_START..USER_END).contains(&va) {
+            return Err(MemError::NotUser);
+        }
+        backend().dirty(self.id, va & !4095)
+    }
 }
 
 impl PhysPage {
@@ -203,8 +218,12 @@ impl FaultInfo {
 /// What a fault handler decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultAction {
-    /// Repaired or redirected: resume the process.
+    /// Repaired: resume the process at the faulting instruction.
     Handled,
+    /// Continue the process in the handler it registered with
+    /// [`crate::user::UserServices::set_fault_handler`] (the kernel kills
+    /// it if it registered none, or its `TrapInfo` area is not writable).
+    Reflect,
     /// Kill the process.
     Kill,
 }

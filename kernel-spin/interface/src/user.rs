@@ -12,7 +12,7 @@
 //! [`UserServices`] is the trusted capability through which system-call
 //! extensions act on processes: validate and copy user memory, redirect
 //! the return from the current system call (the cross-address-space call),
-//! reflect a fault to the process's handler, spawn threads. The kernel
+//! register where the process's faults are reflected, spawn threads. The kernel
 //! grants it only to the extensions that implement system calls.
 
 use crate::abi::{self, Error, Return};
@@ -74,18 +74,39 @@ fn kill(_: FaultInfo) -> FaultAction {
 /// A user-mode exception other than a page fault.
 pub static EXCEPTION: Event<FaultInfo, FaultAction> = Event::new("User.Exception", kill, Combine::Last);
 
+fn nothing(_: Process) {}
+
+/// A process has ended and been reaped (its address space is gone):
+/// extensions drop what they kept for it. Raised contained by the kernel,
+/// once per process; handlers may not assume the process can be named
+/// by anything else any more.
+pub static PROCESS_REAPED: Event<Process, ()> = Event::new("User.ProcessReaped", nothing, Combine::Last);
+
+/// Most processes at once: [`Process::slot`] is below this.
+pub const MAX_PROCESSES: usize = 256;
+
 /// A user process (capability handle; the kernel checks it is alive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Process(u32);
 
 impl Process {
-    /// Wrap a kernel process number.
+    /// Wrap a kernel process number (the low 8 bits are its slot, the
+    /// rest a generation, so a number is never reused).
     pub fn from_number(_key: &KernelKey, n: u32) -> Process {
         Process(n)
     }
 
     pub fn number(self) -> u32 {
         self.0
+    }
+
+    /// A small number, below [`MAX_PROCESSES`], that no other *live*
+    /// process has: an index for per-process tables (an entry found there
+    /// must still be checked against the whole `Process`, since a later
+    /// process reuses the slot).
+    #[inline(always)]
+    pub fn slot(self) -> usize {
+        (self.0 & 0xff) as usize
     }
 }
 
@@ -110,7 +131,8 @@ pub trait Backend: Sync {
     fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error>;
     fn switch_process(&self, p: u32) -> Result<(), Error>;
     fn transfer(&self, p: u32, rip: u64, rsp: u64) -> Result<(UserResume, u32), Error>;
-    fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error>;
+    fn exchange_resume(&self, rip: u64, rsp: u64) -> Result<UserResume, Error>;
+    fn set_fault_handler(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error>;
     fn spawn_thread(&self, p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error>;
     fn console_write(&self, bytes: &[u8]);
 }
@@ -127,6 +149,19 @@ pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
 pub fn check_user_range(va: u64, len: u64) -> Result<(), Error> {
     let end = va.checked_add(len).ok_or(Error::BadAddress)?;
     if va < crate::translation::USER_START || end > crate::translation::USER_END {
+        return Err(Error::BadAddress);
+    }
+    Ok(())
+}
+
+/// Check a user resume point: `rip` a user address, and the 8 bytes below
+/// `rsp` in user space (two compares each way).
+#[inline(always)]
+pub fn check_user_resume(rip: u64, rsp: u64) -> Result<(), Error> {
+    use crate::translation::{USER_END, USER_START};
+    if rip.wrapping_sub(USER_START) >= USER_END - USER_START
+        || rsp.wrapping_sub(USER_START + 8) > USER_END - USER_START - 8
+    {
         return Err(Error::BadAddress);
     }
     Ok(())
@@ -153,11 +188,16 @@ impl UserServices {
         &SERVICES
     }
 
+    #[inline(always)]
     fn b(&self) -> &'static dyn Backend {
-        *BACKEND.get().expect("User backend installed at boot")
+        match BACKEND.get() {
+            Some(b) => *b,
+            None => crate::not_installed("User"),
+        }
     }
 
     /// The process the current strand is running, if any.
+    #[inline]
     pub fn current_process(&self) -> Option<Process> {
         self.b().current_process().map(Process)
     }
@@ -192,7 +232,7 @@ impl UserServices {
         self.b().copy_to_user(va, data)
     }
 
-    /// Where the current system call returns to.
+    /// Where the current system call returns to (all zero outside one).
     pub fn syscall_resume(&self) -> UserResume {
         self.b().syscall_resume()
     }
@@ -200,8 +240,7 @@ impl UserServices {
     /// Make the current system call return to `r` instead (RIP and RSP
     /// must be user addresses).
     pub fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
-        check_user_range(r.rip, 1)?;
-        check_user_range(r.rsp.saturating_sub(8), 8)?;
+        check_user_resume(r.rip, r.rsp)?;
         self.b().set_syscall_resume(r)
     }
 
@@ -217,19 +256,31 @@ impl UserServices {
     /// the strand was running in.
     #[inline]
     pub fn transfer(&self, p: Process, rip: u64, rsp: u64) -> Result<(UserResume, Process), Error> {
-        check_user_range(rip, 1)?;
-        check_user_range(rsp.saturating_sub(8), 8)?;
+        check_user_resume(rip, rsp)?;
         self.b().transfer(p.0, rip, rsp).map(|(r, old)| (r, Process(old)))
     }
 
-    /// During a fault or exception event: save the interrupted registers
-    /// as an [`abi::TrapInfo`] at `info` and resume the process at `entry`
-    /// with RSP = `stack_top`, RDI = `info`.
-    pub fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
+    /// Make the current system call return to `rip` with `rsp` (RFLAGS
+    /// unchanged) in the same address space, and return where it would
+    /// have returned: a user-level thread switch in one kernel call.
+    #[inline]
+    pub fn exchange_resume(&self, rip: u64, rsp: u64) -> Result<UserResume, Error> {
+        check_user_resume(rip, rsp)?;
+        self.b().exchange_resume(rip, rsp)
+    }
+
+    /// Register where the current process's faults go when a fault
+    /// handler answers [`crate::translation::FaultAction::Reflect`]: the
+    /// kernel fills the [`abi::TrapInfo`] at `info` (see its docs for which
+    /// registers) and continues the process at `entry` with RSP =
+    /// `stack_top` − 8 and RDI = `info`. The area must be mapped
+    /// user-writable now (`NotMapped` / `BadAddress` otherwise); if it is
+    /// not when a fault comes, the process is killed instead.
+    pub fn set_fault_handler(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
         check_user_range(entry, 1)?;
-        check_user_range(stack_top.saturating_sub(8), 8)?;
+        check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
         check_trap_area(info)?;
-        self.b().reflect(entry, stack_top, info)
+        self.b().set_fault_handler(entry, stack_top, info)
     }
 
     /// A new kernel thread in process `p` that enters user mode at `entry`

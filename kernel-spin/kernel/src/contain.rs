@@ -176,6 +176,15 @@ pub fn on_panic(info: &core::panic::PanicInfo) {
         return;
     }
     let Some(rec) = innermost() else {
+        if let Some(culprit) = crate::uexc::culprit() {
+            if culprit != DomainId::KERNEL {
+                serial::emergency_write(format_args!("[contain] panic in a fault handler: {info}\n"));
+                unload(culprit, "panicked");
+                cpu::disable_interrupts();
+                crate::uexc::handler_failed();
+            }
+            return;
+        }
         if let Some(top) = crate::process::in_syscall() {
             let culprit = crate::sysentry::culprit(top);
             if culprit != DomainId::KERNEL {
@@ -202,26 +211,38 @@ pub fn on_panic(info: &core::panic::PanicInfo) {
 static LAST_CALLS: AtomicU64 = AtomicU64::new(0);
 static STUCK_TICKS: AtomicU64 = AtomicU64::new(0);
 
-/// Timer check for system calls: the same call has been running (not
-/// blocked, not idle) for more than the budget.
+/// Timer check for system calls and fault events: the same one has been
+/// running (not blocked, not idle) for more than the budget.
 fn syscall_overrun(frame: &mut TrapFrame) {
     let calls = crate::sysentry::calls();
     let running = !crate::services::IDLE.load(Ordering::Relaxed);
+    let fault = crate::uexc::culprit();
     let top = crate::process::in_syscall();
-    if !running || top.is_none() || LAST_CALLS.swap(calls, Ordering::Relaxed) != calls {
+    if !running || (top.is_none() && fault.is_none()) || LAST_CALLS.swap(calls, Ordering::Relaxed) != calls {
         STUCK_TICKS.store(0, Ordering::Relaxed);
         return;
     }
     let stuck = STUCK_TICKS.fetch_add(1, Ordering::Relaxed) + 1;
-    let Some(top) = top else { return };
-    let culprit = crate::sysentry::culprit(top);
+    let culprit = match (fault, top) {
+        (Some(d), _) => d,
+        (None, Some(top)) => crate::sysentry::culprit(top),
+        (None, None) => return,
+    };
     if stuck <= BUDGET_TICKS.load(Ordering::Relaxed) || contain::in_critical() || culprit == DomainId::KERNEL
     {
         return;
     }
     STUCK_TICKS.store(0, Ordering::Relaxed);
-    unload(culprit, "ran past its time budget in a system call");
-    crate::sysentry::abort_frame(frame, top);
+    match top {
+        Some(top) if fault.is_none() => {
+            unload(culprit, "ran past its time budget in a system call");
+            crate::sysentry::abort_frame(frame, top);
+        }
+        _ => {
+            unload(culprit, "ran past its time budget in a fault handler");
+            crate::uexc::abort_frame(frame);
+        }
+    }
 }
 
 /// Timer hook: abort a contained call (or a system call) that has run past

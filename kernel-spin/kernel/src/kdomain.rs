@@ -72,12 +72,21 @@ fn syscall_authorizer(who: &Identity, e: &EventInfo) -> bool {
     syscall_owner(e.index as u64) == Some(who.name())
 }
 
-fn only_vm(who: &Identity, _: &EventInfo) -> bool {
+/// The VM extension handles user faults (and the containment tests lend
+/// the user Exception event to two misbehaving extensions).
+fn fault_handlers(who: &Identity, e: &EventInfo) -> bool {
     who.name() == "vm"
+        || (e.name == user::EXCEPTION.info().name && matches!(who.name(), "fault-panic" | "fault-loop"))
 }
 
 /// Extensions that implement system calls and may act on processes.
 const USER_SERVICE_HOLDERS: &[&str] = &["syscalls", "xas", "vm", "uthreads"];
+
+/// Who learns that a process was reaped: the extensions that keep
+/// per-process state (the holders of `UserServices`).
+fn user_service_holders(who: &Identity, _: &EventInfo) -> bool {
+    USER_SERVICE_HOLDERS.contains(&who.name())
+}
 
 /// Define the core events and register the kernel domain.
 pub fn init(key: &'static KernelKey) {
@@ -95,13 +104,14 @@ pub fn init(key: &'static KernelKey) {
     for e in &SYSTEM_CALLS {
         e.define(me, syscall_authorizer).expect("defined once");
     }
+    user::PROCESS_REAPED.define(me, user_service_holders).expect("defined once");
     for e in [
         &translation::PAGE_NOT_PRESENT,
         &translation::PROTECTION_FAULT,
         &translation::BAD_ADDRESS,
         &user::EXCEPTION,
     ] {
-        e.define(me, only_vm).expect("defined once");
+        e.define(me, fault_handlers).expect("defined once");
     }
 
     let table = ExportTable::new()

@@ -43,6 +43,11 @@ pub const TESTS: &[Test] = &[
         name: "spin::looping_process_is_preempted_and_killed",
         run: looping_process_is_preempted_and_killed,
     },
+    Test {
+        name: "spin::reaped_processes_leave_no_extension_state",
+        run: reaped_processes_leave_no_extension_state,
+    },
+    Test { name: "spin::faulting_fault_handlers_are_unloaded", run: faulting_fault_handlers_are_unloaded },
 ];
 
 fn kernel_key_is_claimed_once() -> Result<(), String> {
@@ -322,6 +327,79 @@ fn looping_process_is_preempted_and_killed() -> Result<(), String> {
     ensure!(process::kill(looper), "the looper vanished");
     ensure_eq!(process::wait(looper), Some(KILLED_BY_KERNEL));
     ensure!(process::reap(looper), "could not reap the looper");
+    ensure_eq!(phys::free_pages(), frames);
+    Ok(())
+}
+
+/// A fault handler that panics or loops kills only the faulting thread and
+/// is unloaded, alone (a direct call, attributed by the kernel) or next to
+/// another handler (a contained raise). The VM extension is unloaded for
+/// the first two cases and loaded again at the end.
+fn faulting_fault_handlers_are_unloaded() -> Result<(), String> {
+    use crate::process;
+    use crate::uexc::KILLED_HANDLER_FAULT;
+    use spin_interface::user::EXCEPTION;
+    let frames = phys::free_pages();
+    let key = crate::key();
+    let vm = EXCEPTION.lone_owner();
+    ensure!(Domain::named("vm").is_ok() && vm != spin_interface::DomainId::KERNEL, "vm handles exceptions");
+    spin_interface::domain::unload(key, vm);
+    ensure_eq!(EXCEPTION.handler_count(), 0);
+    // spin-usertests mode 2 executes ud2 (vector 6).
+    for ext in [&bad::FAULT_PANIC, &bad::FAULT_LOOP] {
+        loader::load(key, ext).map_err(|e| alloc::format!("{e:?}"))?;
+        ensure!(EXCEPTION.is_direct(), "a lone handler is called directly");
+        ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(KILLED_HANDLER_FAULT - 6));
+        ensure!(Domain::named(ext.name).is_err(), "{} is still loaded", ext.name);
+        ensure_eq!(EXCEPTION.handler_count(), 0);
+    }
+    loader::load(key, &spin_ext_vm::EXTENSION).map_err(|e| alloc::format!("{e:?}"))?;
+    loader::load(key, &bad::FAULT_PANIC).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(EXCEPTION.handler_count(), 2);
+    ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(KILLED_HANDLER_FAULT - 6));
+    ensure!(Domain::named("fault-panic").is_err(), "fault-panic is still loaded");
+    // The VM extension is back, alone, and processes still run.
+    ensure!(EXCEPTION.is_direct() && Domain::named("vm").is_ok(), "vm is not back");
+    ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(process::KILLED - 6));
+    ensure_eq!(process::run("spin-usertests", [5, 0]), Ok(0));
+    ensure_eq!(phys::free_pages(), frames);
+    Ok(())
+}
+
+static UT_PACKAGES: Import<(), usize> = Import::new("Uthreads", "packages");
+static XAS_SERVERS: Import<(), usize> = Import::new("Xas", "servers");
+static SEMAPHORES: Import<(), usize> = Import::new("Syscalls", "semaphores");
+
+/// Extensions drop what they keep per process when it is reaped
+/// (`User.ProcessReaped`): a process that leaves a semaphore, a user-thread
+/// package, an xas registration and a fault handler behind is gone from
+/// every table once reaped, and running such processes again and again
+/// does not grow the kernel heap.
+fn reaped_processes_leave_no_extension_state() -> Result<(), String> {
+    use crate::process;
+    let me = Identity::kernel(crate::key());
+    for (domain, import) in [("uthreads", &UT_PACKAGES), ("xas", &XAS_SERVERS), ("syscalls", &SEMAPHORES)] {
+        let slots: &[&'static dyn spin_interface::domain::ImportSlot] = &[import];
+        Domain::named(domain).and_then(|d| d.resolve(me, slots)).map_err(|e| alloc::format!("{e:?}"))?;
+    }
+    let counts = || (UT_PACKAGES.call(()), XAS_SERVERS.call(()), SEMAPHORES.call(()));
+    let before = counts();
+    // spin-usertests mode 7 uses each facility once and exits 0.
+    let pid = process::spawn("spin-usertests", [7, 0]).map_err(|e| alloc::format!("{e:?}"))?;
+    ensure_eq!(process::wait(pid), Some(0));
+    let (p, x, s) = before;
+    let grown = (p.map(|n| n + 1), x.map(|n| n + 1), s.map(|n| n + 1));
+    ensure_eq!(counts(), grown); // kept while the process exists ...
+    ensure!(process::reap(pid), "could not reap");
+    ensure_eq!(counts(), before); // ... and dropped when it is reaped
+    // Warm, then steady: no growth over repeated runs.
+    ensure_eq!(process::run("spin-usertests", [7, 0]), Ok(0));
+    let heap = shared_hal::heap::used();
+    let frames = phys::free_pages();
+    for _ in 0..2 {
+        ensure_eq!(process::run("spin-usertests", [7, 0]), Ok(0));
+        ensure_eq!(shared_hal::heap::used(), heap);
+    }
     ensure_eq!(phys::free_pages(), frames);
     Ok(())
 }

@@ -9,7 +9,7 @@
 //! `mode=bench` the benchmarks, `scenario=...` a deliberate-failure
 //! scenario, anything else boots and halts cleanly).
 //!
-//! Modules: [`services`] (PhysAddr, Translation), [`strands`] (stacks and
+//! Modules: [`services`] (PhysAddr, machine), [`spaces`] (Translation), [`strands`] (stacks and
 //! the context switch), [`contain`] (fault containment), [`loader`] and
 //! [`kdomain`] (extensions and the kernel's exports), [`imports`] (what the
 //! core itself imports from extensions), [`ktests`] (in-kernel tests).
@@ -28,8 +28,10 @@ mod loader;
 mod pingpong;
 mod process;
 mod services;
+mod spaces;
 mod strands;
 mod sysentry;
+mod uexc;
 
 use bootloader_api::{BootInfo, entry_point};
 use hal_logic::cmdline::Cmdline;
@@ -41,8 +43,12 @@ entry_point!(kernel_main, config = &shared_hal::boot::BOOTLOADER_CONFIG);
 static KEY: spin::Once<&'static KernelKey> = spin::Once::new();
 
 /// The kernel key (claimed at boot; never given to extensions).
+#[inline(always)]
 pub fn key() -> &'static KernelKey {
-    KEY.get().expect("claimed at boot")
+    debug_assert!(KEY.is_completed());
+    // SAFETY: `boot` sets KEY before anything else that could call this
+    // runs (no extension, process or interrupt handler of ours exists yet).
+    unsafe { KEY.get_unchecked() }
 }
 
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
@@ -83,6 +89,7 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     let key = KernelKey::claim().expect("the kernel claims its key before any extension runs");
     KEY.call_once(|| key);
     services::install(key);
+    spaces::install(key);
     strands::install(key);
     process::install(key, ramdisk);
     contain::install(key);

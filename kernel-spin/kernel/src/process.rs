@@ -1,25 +1,26 @@
 //! User processes (ring 0, trusted): loading programs from the ramdisk into
 //! new address spaces, their threads, exit and reaping, and the trusted
 //! operations behind `spin_interface::user::UserServices` (copying user
-//! memory, redirecting a system call's return, reflecting faults).
+//! memory, redirecting a system call's return, registering where faults
+//! are reflected). User exceptions themselves are in `uexc`.
 
 use crate::imports;
 use crate::strands::{self, MAX_STRANDS};
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use hal_logic::elfplan;
 use shared_hal::memory::phys_to_virt;
 use shared_hal::paging::{self, pte};
 use shared_hal::trap::TrapFrame;
 use spin::Mutex;
 use spin_interface::KernelKey;
-use spin_interface::abi::{self, Error, TrapInfo};
+use spin_interface::abi::{self, Error};
 use spin_interface::phys;
 use spin_interface::strand;
 use spin_interface::sync::{Condition, Mutex as BlockingMutex};
 use spin_interface::threads::ThreadId;
-use spin_interface::translation::{self, Context, FaultAction, FaultInfo, Prot};
-use spin_interface::user::{self, Process, UserResume};
+use spin_interface::translation::{Context, Prot};
+use spin_interface::user::{self, UserResume};
 
 /// A process number: table slot in the low 8 bits, the slot's generation
 /// above, so a number is never reused for a later process (extensions key
@@ -38,8 +39,8 @@ struct Proc {
 }
 
 static PROCS: Mutex<Vec<Option<Proc>>> = Mutex::new(Vec::new());
-/// Most processes at once.
-const MAX_PROCS: usize = 256;
+/// Most processes at once (`Process::slot` is the table slot).
+pub const MAX_PROCS: usize = user::MAX_PROCESSES;
 /// Each live process's page-table root (0: no such process), readable
 /// without the lock on the cross-address-space path.
 static ROOTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
@@ -53,12 +54,17 @@ fn slot(pid: Pid) -> Option<usize> {
     (GENS.get(s)?.load(Ordering::Acquire) == pid >> 8).then_some(s)
 }
 
+/// The table slot of a process that exists (no generation check).
+#[inline(always)]
+pub fn slot_index(pid: Pid) -> usize {
+    (pid & 0xff) as usize
+}
+
 /// Each live process's Translation context number (valid while ROOTS is non-zero).
 static CONTEXTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
-/// Per strand: 1 + the pid whose address space it runs in (0: none) ...
-static CURRENT: [AtomicU32; MAX_STRANDS] = [const { AtomicU32::new(0) }; MAX_STRANDS];
-/// ... and 1 + the pid it belongs to (a cross-address-space call moves
-/// the former, never the latter).
+/// Per strand: 1 + the pid it belongs to. The pid whose address space it
+/// runs in is its strand tag (`strands::set_space`): a cross-address-space
+/// call moves the latter, never the former.
 static HOME: [AtomicU32; MAX_STRANDS] = [const { AtomicU32::new(0) }; MAX_STRANDS];
 
 /// Signalled whenever a process's last thread ends.
@@ -76,8 +82,6 @@ struct Start {
 
 static STARTS: Mutex<Vec<Option<Start>>> = Mutex::new(Vec::new());
 static RAMDISK: spin::Once<&'static [u8]> = spin::Once::new();
-/// The frame of the user exception being handled (for `reflect`).
-static TRAP_FRAME: AtomicPtr<TrapFrame> = AtomicPtr::new(core::ptr::null_mut());
 /// Exit code of a thread killed by a fault nobody handled: this minus the vector.
 pub const KILLED: i64 = -1000;
 /// Exit code of a process ended by [`kill`].
@@ -97,9 +101,16 @@ fn current_strand() -> usize {
     strand::current().index()
 }
 
-/// The process the current strand runs in.
+/// The process whose address space the current strand runs in.
+#[inline(always)]
 pub fn current_pid() -> Option<Pid> {
-    CURRENT[current_strand()].load(Ordering::Relaxed).checked_sub(1)
+    (strands::current_tag() as u32).checked_sub(1)
+}
+
+/// The context number of a live process (the running one, typically).
+#[inline(always)]
+pub fn context_of(pid: Pid) -> u64 {
+    CONTEXTS[slot_index(pid)].load(Ordering::Relaxed)
 }
 
 fn with_proc<R>(pid: Pid, f: impl FnOnce(&mut Proc) -> R) -> Option<R> {
@@ -114,13 +125,12 @@ fn key() -> &'static KernelKey {
 /// If the current strand is executing a system call of a process, the top
 /// of its kernel stack (where the entry stub saved the user state).
 pub fn in_syscall() -> Option<u64> {
-    let me = current_strand();
     // A strand with a process runs kernel code only in system calls, in a
-    // fault event (TRAP_FRAME set) or briefly while entering/leaving.
-    if CURRENT[me].load(Ordering::Relaxed) == 0 || !TRAP_FRAME.load(Ordering::Relaxed).is_null() {
+    // fault event or briefly while entering/leaving.
+    if current_pid().is_none() || crate::uexc::in_fault() {
         return None;
     }
-    Some(strands::stack_top(me))
+    Some(strands::stack_top(current_strand()))
 }
 
 /// Remember the ramdisk (at boot).
@@ -133,7 +143,7 @@ pub fn set_ramdisk(r: Option<&'static [u8]>) {
 /// Load `name` from the ramdisk into a new process and start its main
 /// thread with RDI, RSI = `args`.
 pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
-    crate::sysentry::install();
+    crate::sysentry::install(key());
     let disk = RAMDISK.get().ok_or(SpawnError::NoRamdisk)?;
     let archive = hal_logic::ramdisk::Archive::parse(disk).map_err(|_| SpawnError::NoRamdisk)?;
     let file = archive.get(name).ok_or(SpawnError::NoSuchProgram)?;
@@ -166,7 +176,10 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
         let _ = ctx.destroy();
         return Err(SpawnError::Memory(e));
     }
-    let root = crate::services::root_of(ctx.id()).map_err(SpawnError::Memory)?;
+    let root = crate::spaces::root_of(ctx.id()).map_err(SpawnError::Memory)?;
+    // Extensions see this context through `UserServices`: only the kernel
+    // may destroy it (when the process is reaped).
+    crate::spaces::pin(ctx.id());
     let pid = {
         let mut procs = PROCS.lock();
         let slot = procs.iter().position(Option::is_none).unwrap_or(procs.len());
@@ -182,6 +195,7 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
         let generation = GENS[slot].load(Ordering::Relaxed).wrapping_add(1) & 0x00ff_ffff;
         GENS[slot].store(generation, Ordering::Release);
         CONTEXTS[slot].store(ctx.id(), Ordering::Release);
+        crate::uexc::forget(slot);
         ROOTS[slot].store(root, Ordering::Release);
         slot as Pid | generation << 8
     };
@@ -217,9 +231,8 @@ fn user_main(start: usize) {
     let Some(root) = with_proc(s.pid, |p| p.root) else {
         return; // the process was reaped before the thread ran
     };
-    CURRENT[me].store(s.pid + 1, Ordering::Relaxed);
     HOME[me].store(s.pid + 1, Ordering::Relaxed);
-    strands::set_root(me, root, true);
+    strands::set_space(me, root, s.pid as u64 + 1, true);
     let mut frame = TrapFrame::new_user(s.entry, s.stack_top - 8);
     frame.rdi = s.args[0];
     frame.rsi = s.args[1];
@@ -230,7 +243,7 @@ fn user_main(start: usize) {
 }
 
 /// End the current thread (see `UserServices::exit_current`).
-fn exit_current(code: Option<i64>) -> ! {
+pub fn exit_current(code: Option<i64>) -> ! {
     let me = current_strand();
     if let Some(pid) = HOME[me].load(Ordering::Relaxed).checked_sub(1) {
         let last = with_proc(pid, |p| {
@@ -241,8 +254,7 @@ fn exit_current(code: Option<i64>) -> ! {
             p.threads == 0
         });
         HOME[me].store(0, Ordering::Relaxed);
-        CURRENT[me].store(0, Ordering::Relaxed);
-        strands::set_root(me, paging::kernel_root(), true);
+        strands::set_space(me, paging::kernel_root(), 0, true);
         if last == Some(true) {
             *FINISHED.lock() += 1;
             FINISHED_CV.broadcast();
@@ -297,8 +309,13 @@ pub fn reap(pid: Pid) -> bool {
     };
     match p {
         Some(p) => {
+            // Nothing may point into the address space once it is gone.
+            crate::uexc::forget(s);
             ROOTS[s].store(0, Ordering::Release);
-            let _ = Context::from_id(key(), p.ctx).destroy();
+            crate::spaces::destroy_pinned(p.ctx);
+            // Extensions drop what they kept for it (a faulting handler is
+            // unloaded; the others still run).
+            let _ = user::PROCESS_REAPED.raise_contained(user::Process::from_number(key(), pid));
             true
         }
         None => false,
@@ -339,9 +356,31 @@ fn each_user_chunk(va: u64, len: usize, write: bool, mut f: impl FnMut(*mut u8, 
     Ok(())
 }
 
-/// Where the current system call's saved user RSP, RIP and RFLAGS are.
+/// Where the current system call's saved user RSP, RIP and RFLAGS are:
+/// the top of the entry stack, which is the running strand's kernel stack
+/// (a strand in a system call has a process, and switching to such a
+/// strand sets the entry stack; see `strands::switch`).
+#[inline(always)]
 fn saved_resume() -> *mut u64 {
-    (strands::stack_top(current_strand()) - 24) as *mut u64
+    shared_hal::syscall::ENTRY_STACK.load(Ordering::Relaxed).wrapping_sub(24) as *mut u64
+}
+
+/// [`saved_resume`], if the current strand is in a system call of a
+/// process. A fault handler (or an interrupt from ring 3) is not: the top
+/// of the stack then holds an interrupt frame, which these words would
+/// corrupt. The two are told apart by the word below the saved RFLAGS:
+/// the system-call stub's call number (below `COUNT`: no handler runs for
+/// another) or the interrupt frame's user CS (not below `COUNT`).
+#[inline(always)]
+fn syscall_frame() -> Result<*mut u64, Error> {
+    const _: () = assert!(shared_hal::gdt::USER_CS as u64 >= abi::nr::COUNT);
+    let s = saved_resume();
+    // SAFETY: a strand with a process has a kernel stack whose top is the
+    // entry stack (see `saved_resume`); the word read is inside it.
+    if current_pid().is_none() || unsafe { s.sub(1).read() } >= abi::nr::COUNT {
+        return Err(Error::BadState);
+    }
+    Ok(s)
 }
 
 struct Users;
@@ -351,9 +390,10 @@ impl user::Backend for Users {
         current_pid()
     }
 
+    #[inline]
     fn current_context(&self) -> Option<u64> {
-        let p = current_pid()?;
-        self.context_of(p)
+        // The running process exists: no generation or liveness check.
+        current_pid().map(context_of)
     }
 
     fn context_of(&self, p: u32) -> Option<u64> {
@@ -386,15 +426,15 @@ impl user::Backend for Users {
     }
 
     fn syscall_resume(&self) -> UserResume {
-        let s = saved_resume();
+        // Outside a system call there is none: all zero.
+        let Ok(s) = syscall_frame() else { return UserResume::default() };
         // SAFETY: during a system call the entry stub saved RFLAGS, RIP and
         // RSP (upward) at the top of the current strand's kernel stack.
         unsafe { UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() } }
     }
 
     fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
-        current_pid().ok_or(Error::BadState)?;
-        let s = saved_resume();
+        let s = syscall_frame()?;
         // SAFETY: as in `syscall_resume`; the interface checked RIP and RSP
         // are user addresses, and RFLAGS is forced to a plain user value.
         unsafe {
@@ -406,10 +446,9 @@ impl user::Backend for Users {
     }
 
     fn switch_process(&self, p: u32) -> Result<(), Error> {
+        syscall_frame()?;
         let root = with_proc(p, |x| x.root).ok_or(Error::BadHandle)?;
-        let me = current_strand();
-        CURRENT[me].store(p + 1, Ordering::Relaxed);
-        strands::set_root(me, root, true);
+        strands::set_space(current_strand(), root, p as u64 + 1, true);
         Ok(())
     }
 
@@ -419,10 +458,10 @@ impl user::Backend for Users {
             return Err(Error::BadHandle);
         }
         let me = current_strand();
-        let Some(old_pid) = CURRENT[me].load(Ordering::Relaxed).checked_sub(1) else {
+        let s = syscall_frame()?;
+        let Some(old_pid) = current_pid() else {
             return Err(Error::BadState);
         };
-        let s = (strands::stack_top(me) - 24) as *mut u64;
         // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
         // interface checked that `rip` and `rsp` are user addresses.
         let old = unsafe {
@@ -431,63 +470,25 @@ impl user::Backend for Users {
             s.add(2).write(rsp);
             old
         };
-        CURRENT[me].store(p + 1, Ordering::Relaxed);
-        strands::set_root(me, root, true);
+        strands::set_space(me, root, p as u64 + 1, true);
         Ok((old, old_pid))
     }
 
-    fn reflect(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
-        let f = TRAP_FRAME.load(Ordering::Relaxed);
-        if f.is_null() {
-            return Err(Error::BadState);
-        }
-        // SAFETY: `user_trap` published its frame for the duration of the
-        // fault event, on this strand's stack; we are inside that event.
-        let frame = unsafe { &mut *f };
-        // The area lies in one page (the interface checked): find it once
-        // and store the interrupted registers straight into it.
-        let pid = current_pid().ok_or(Error::BadState)?;
-        let root = slot(pid).map_or(0, |s| ROOTS[s].load(Ordering::Acquire));
-        if root == 0 {
-            return Err(Error::BadState);
-        }
-        let e = crate::services::leaf_entry(root, info).ok_or(Error::NotMapped)?;
-        if e & (pte::USER | pte::WRITABLE) != pte::USER | pte::WRITABLE {
-            return Err(Error::BadAddress);
-        }
-        let t = TrapInfo {
-            vector: frame.vector,
-            error: frame.error_code,
-            addr: if frame.vector == 14 { shared_hal::cpu::cr2() } else { 0 },
-            rip: frame.rip,
-            rsp: frame.rsp,
-            rflags: frame.rflags,
-            rax: frame.rax,
-            rbx: frame.rbx,
-            rcx: frame.rcx,
-            rdx: frame.rdx,
-            rsi: frame.rsi,
-            rdi: frame.rdi,
-            rbp: frame.rbp,
-            r8: frame.r8,
-            r9: frame.r9,
-            r10: frame.r10,
-            r11: frame.r11,
-            r12: frame.r12,
-            r13: frame.r13,
-            r14: frame.r14,
-            r15: frame.r15,
+    fn exchange_resume(&self, rip: u64, rsp: u64) -> Result<UserResume, Error> {
+        let s = syscall_frame()?;
+        // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
+        // interface checked that `rip` and `rsp` are user addresses.
+        let old = unsafe {
+            let old = UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() };
+            s.add(1).write(rip);
+            s.add(2).write(rsp);
+            old
         };
-        let dst = (phys_to_virt(e & pte::ADDR) + (info & 4095)) as *mut TrapInfo;
-        // SAFETY: `dst` is `size_of::<TrapInfo>()` bytes of a user-writable
-        // page of the current process (the interface checked the area is
-        // 8-aligned and does not cross a page), seen through the physical window.
-        unsafe { dst.write(t) };
-        frame.rip = entry;
-        frame.rsp = stack_top - 8;
-        frame.rdi = info;
-        frame.rflags = 0x202;
-        Ok(())
+        Ok(old)
+    }
+
+    fn set_fault_handler(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
+        crate::uexc::register(entry, stack_top, info)
     }
 
     fn spawn_thread(&self, p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error> {
@@ -496,47 +497,6 @@ impl user::Backend for Users {
 
     fn console_write(&self, bytes: &[u8]) {
         shared_hal::serial::write_fmt(format_args!("{}", alloc::string::String::from_utf8_lossy(bytes)));
-    }
-}
-
-/// The HAL calls this for #DE, #BP, #UD, #GP and #PF.
-pub fn user_trap(frame: &mut TrapFrame) {
-    if !frame.from_user() {
-        panic!(
-            "{} in kernel mode: rip={:#x} error={:#x} cr2={:#x}",
-            shared_hal::trap::exception_name(frame.vector),
-            frame.rip,
-            frame.error_code,
-            shared_hal::cpu::cr2()
-        );
-    }
-    let Some(pid) = current_pid() else { panic!("a user-mode trap on a strand without a process") };
-    let ctx = slot(pid).map_or(0, |s| CONTEXTS[s].load(Ordering::Acquire));
-    let addr = if frame.vector == 14 { shared_hal::cpu::cr2() } else { 0 };
-    let info = FaultInfo {
-        process: Process::from_number(key(), pid),
-        context: Context::from_id(key(), ctx),
-        vector: frame.vector,
-        error: frame.error_code,
-        addr,
-        rip: frame.rip,
-    };
-    TRAP_FRAME.store(frame, Ordering::Relaxed);
-    let event = match frame.vector {
-        14 if user::check_user_range(addr, 1).is_err() => &translation::BAD_ADDRESS,
-        14 if frame.error_code & 1 != 0 => &translation::PROTECTION_FAULT,
-        14 => &translation::PAGE_NOT_PRESENT,
-        _ => &user::EXCEPTION,
-    };
-    let action = event.raise(info);
-    TRAP_FRAME.store(core::ptr::null_mut(), Ordering::Relaxed);
-    if action == FaultAction::Kill {
-        log::warn!(
-            "kernel-spin: process {pid} killed by unhandled {} at rip {:#x} (addr {addr:#x})",
-            shared_hal::trap::exception_name(frame.vector),
-            frame.rip
-        );
-        exit_current(Some(KILLED - frame.vector as i64));
     }
 }
 

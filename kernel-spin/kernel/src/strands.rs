@@ -3,16 +3,15 @@
 //! Thread packages reach this through `spin_interface::strand::StrandCore`.
 
 use alloc::boxed::Box;
-use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use shared_hal::{context, gdt, paging};
-use spin::Mutex;
 use spin_interface::KernelKey;
 use spin_interface::phys::MemError;
 use spin_interface::strand;
 
-/// Most strands alive at once.
-pub const MAX_STRANDS: usize = 128;
+/// Most strands alive at once (the interface's strand queues have a
+/// link per strand).
+pub const MAX_STRANDS: usize = spin_interface::strand::MAX_STRANDS;
 /// Kernel stack per strand.
 const STACK_SIZE: usize = 16 * 1024;
 
@@ -20,7 +19,9 @@ const STACK_SIZE: usize = 16 * 1024;
 struct Stack([u8; STACK_SIZE]);
 
 /// Per-strand state the switch needs; each field is written only by the
-/// owner of the slot (create/destroy) or by `switch` (`rsp`).
+/// owner of the slot (create/destroy) or by `switch` (`rsp`). 64 bytes,
+/// so indexing is a shift.
+#[repr(C, align(64))]
 struct Slot {
     used: AtomicBool,
     /// Saved RSP while the strand is not running.
@@ -29,8 +30,16 @@ struct Slot {
     top: AtomicU64,
     /// Page-table root to run with.
     root: AtomicU64,
+    /// What runs in that address space, for the process module (1 + the
+    /// process number; 0: the kernel's own), published in [`TAG`] while
+    /// the strand runs.
+    tag: AtomicU64,
     entry: AtomicUsize,
     arg: AtomicUsize,
+    /// Top of the stack this slot owns (0: none yet). A slot keeps its
+    /// stack when its strand is destroyed, so creating a strand allocates
+    /// only the first time a slot is used (at most `MAX_STRANDS` stacks).
+    stack: AtomicU64,
 }
 
 static SLOTS: [Slot; MAX_STRANDS] = [const {
@@ -39,22 +48,44 @@ static SLOTS: [Slot; MAX_STRANDS] = [const {
         rsp: AtomicU64::new(0),
         top: AtomicU64::new(0),
         root: AtomicU64::new(0),
+        tag: AtomicU64::new(0),
         entry: AtomicUsize::new(0),
         arg: AtomicUsize::new(0),
+        stack: AtomicU64::new(0),
     }
 }; MAX_STRANDS];
 
-/// The stacks of live strands, and a pool of free ones (reused, so creating
-/// a strand does not go to the heap in steady state).
-struct Stacks {
-    owned: Vec<Option<Box<Stack>>>,
-    pool: Vec<Box<Stack>>,
-}
-
-static STACKS: Mutex<Stacks> = Mutex::new(Stacks { owned: Vec::new(), pool: Vec::new() });
+const _: () = assert!(size_of::<Slot>() == 64);
 
 /// The root currently in CR3 (saves reading CR3 on every switch).
 static LOADED_ROOT: AtomicU64 = AtomicU64::new(0);
+/// The running strand's tag (see `Slot::tag`): one load tells the fast
+/// paths which process is running, without indexing per-strand tables.
+static TAG: AtomicU64 = AtomicU64::new(0);
+
+/// The page-table root loaded now.
+#[inline(always)]
+pub fn loaded_root() -> u64 {
+    LOADED_ROOT.load(Ordering::Relaxed)
+}
+
+/// Load the kernel's own root now if `root` is loaded (an address space
+/// is about to be destroyed). Strands that still name `root` must never
+/// run in it again (the process module moves them first).
+pub fn unload_root(root: u64) {
+    if LOADED_ROOT.load(Ordering::Relaxed) == root {
+        let k = paging::kernel_root();
+        LOADED_ROOT.store(k, Ordering::Relaxed);
+        // SAFETY: the kernel root maps the whole kernel half, like every root.
+        unsafe { shared_hal::cpu::set_cr3(k) };
+    }
+}
+
+/// The running strand's tag (1 + its process number, or 0).
+#[inline(always)]
+pub fn current_tag() -> u64 {
+    TAG.load(Ordering::Relaxed)
+}
 
 fn claim_slot() -> Option<usize> {
     SLOTS
@@ -72,14 +103,21 @@ extern "C" fn strand_start(slot: usize) -> ! {
     panic!("strand {slot} returned from its entry function (a thread package must end it)");
 }
 
-/// Run strand `s` with address space `root` from now on (and load it now
-/// if `s` is the running strand, which `running` says).
-pub fn set_root(s: usize, root: u64, running: bool) {
+/// Run strand `s` with address space `root`, tagged `tag`, from now on
+/// (and load both now if `s` is the running strand, which `running` says).
+pub fn set_space(s: usize, root: u64, tag: u64, running: bool) {
     SLOTS[s].root.store(root, Ordering::Relaxed);
-    if running && LOADED_ROOT.load(Ordering::Relaxed) != root {
-        LOADED_ROOT.store(root, Ordering::Relaxed);
-        // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
-        unsafe { shared_hal::cpu::set_cr3(root) };
+    SLOTS[s].tag.store(tag, Ordering::Relaxed);
+    if running {
+        if TAG.swap(tag, Ordering::Relaxed) == 0 && tag != 0 {
+            // It may enter ring 3 from now on: see `switch`.
+            gdt::set_kernel_stack(SLOTS[s].top.load(Ordering::Relaxed));
+        }
+        if LOADED_ROOT.load(Ordering::Relaxed) != root {
+            LOADED_ROOT.store(root, Ordering::Relaxed);
+            // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
+            unsafe { shared_hal::cpu::set_cr3(root) };
+        }
     }
 }
 
@@ -93,21 +131,22 @@ struct Strands;
 impl strand::Backend for Strands {
     fn create(&self, entry: fn(usize), arg: usize) -> Result<u32, MemError> {
         let slot = claim_slot().ok_or(MemError::OutOfMemory)?;
-        let stack = {
-            let mut st = STACKS.lock();
-            let stack = st.pool.pop().unwrap_or_else(|| Box::new(Stack([0; STACK_SIZE])));
-            let top = (&*stack as *const Stack as u64) + STACK_SIZE as u64;
-            if st.owned.len() <= slot {
-                st.owned.resize_with(slot + 1, || None);
-            }
-            st.owned[slot] = Some(stack);
-            top
-        };
         let s = &SLOTS[slot];
+        let stack = match s.stack.load(Ordering::Relaxed) {
+            0 => {
+                // The slot's first strand: its stack lives as long as the kernel.
+                let stack: &'static mut Stack = Box::leak(Box::new(Stack([0; STACK_SIZE])));
+                let top = stack as *mut Stack as u64 + STACK_SIZE as u64;
+                s.stack.store(top, Ordering::Relaxed);
+                top
+            }
+            top => top,
+        };
         s.entry.store(entry as usize, Ordering::Release);
         s.arg.store(arg, Ordering::Release);
         s.top.store(stack, Ordering::Relaxed);
         s.root.store(paging::kernel_root(), Ordering::Relaxed);
+        s.tag.store(0, Ordering::Relaxed);
         // SAFETY: `stack` is the 16-byte aligned top of a 16 KiB stack owned
         // by this slot until `destroy`.
         let rsp = unsafe { context::prepare_stack(stack, strand_start, slot) };
@@ -125,11 +164,17 @@ impl strand::Backend for Strands {
 
     #[inline]
     fn switch(&self, from: u32, to: u32) {
-        let next = &SLOTS[to as usize];
-        let top = next.top.load(Ordering::Relaxed);
-        if top != 0 {
-            // Traps and system calls from ring 3 land on the strand's own stack.
-            gdt::set_kernel_stack(top);
+        let (Some(prev), Some(next)) = (SLOTS.get(from as usize), SLOTS.get(to as usize)) else {
+            return;
+        };
+        let tag = next.tag.load(Ordering::Relaxed);
+        TAG.store(tag, Ordering::Relaxed);
+        if tag != 0 {
+            // Traps and system calls from ring 3 land on the strand's own
+            // stack. Only strands of processes enter ring 3 (and a strand
+            // that gets a process sets it in `set_space`), so kernel
+            // threads skip this.
+            gdt::set_kernel_stack(next.top.load(Ordering::Relaxed));
         }
         let root = next.root.load(Ordering::Relaxed);
         if LOADED_ROOT.load(Ordering::Relaxed) != root {
@@ -140,17 +185,15 @@ impl strand::Backend for Strands {
         // SAFETY: `from` is the running strand (its slot receives the RSP);
         // `to` holds an RSP saved by `switch` or made by `prepare_stack`, on
         // a stack its slot owns.
-        unsafe { context::switch(SLOTS[from as usize].rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
+        unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
     }
 
     fn destroy(&self, s: u32) {
-        let slot = s as usize;
-        let mut st = STACKS.lock();
-        if let Some(stack) = st.owned.get_mut(slot).and_then(Option::take) {
-            st.pool.push(stack);
+        // The stack stays with the slot for its next strand.
+        if let Some(slot) = SLOTS.get(s as usize) {
+            slot.top.store(0, Ordering::Relaxed);
+            slot.used.store(false, Ordering::Release);
         }
-        SLOTS[slot].top.store(0, Ordering::Relaxed);
-        SLOTS[slot].used.store(false, Ordering::Release);
     }
 }
 

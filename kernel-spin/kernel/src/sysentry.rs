@@ -1,6 +1,6 @@
 //! The user/kernel boundary of kernel-spin (ring 0, trusted): the SYSCALL
-//! entry stub that raises the SystemCall event for the call number, and
-//! the routing of user exceptions to the fault events.
+//! entry stub that raises the SystemCall event for the call number (user
+//! exceptions have their own stubs, in `uexc`).
 //!
 //! # The system-call path, instruction by instruction
 //!
@@ -10,8 +10,8 @@
 //! number and calls [`dispatch`] with the six argument registers in the
 //! System V order; callee-saved registers are preserved by the Rust code
 //! itself, so the stub never touches them. [`dispatch`] raises
-//! `SYSTEM_CALLS[nr]`: with one installed handler that is a load, a test
-//! and an indirect call. The handler's `Return { status, value }` comes
+//! `SYSTEM_CALLS[nr]` entry first: with one installed handler that is a
+//! load, a test and an indirect call. The handler's `Return { status, value }` comes
 //! back in RAX:RDX, exactly the user ABI, so nothing is moved on return.
 //! The scratch registers that could hold kernel values are cleared before
 //! `sysretq`.
@@ -19,9 +19,8 @@
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
 use shared_hal::gdt::{USER_CS, USER_DS};
-use shared_hal::idt::{self, Dpl};
 use shared_hal::syscall::{ENTRY_STACK, USER_RSP};
-use shared_hal::trap::{self, vector};
+use spin_interface::KernelKey;
 use spin_interface::abi::{self, Return};
 use spin_interface::user::{SYSTEM_CALLS, SyscallArgs};
 
@@ -32,7 +31,7 @@ extern "sysv64" fn dispatch(a0: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64
     // SAFETY: the entry stub jumps around this call unless nr < COUNT,
     // the length of SYSTEM_CALLS.
     let event = unsafe { SYSTEM_CALLS.get_unchecked(nr as usize) };
-    event.raise(SyscallArgs([a0, a1, a2, a3, a4, a5]))
+    event.raise_entry_first(SyscallArgs([a0, a1, a2, a3, a4, a5]))
 }
 
 /// The SYSCALL entry (LSTAR).
@@ -76,7 +75,7 @@ extern "C" fn syscall_entry() {
     )
 }
 
-/// System calls entered since boot.
+/// System calls (and user exceptions) entered since boot.
 pub static SYSCALLS: AtomicU64 = AtomicU64::new(0);
 
 /// Leave a system call whose handler was abandoned: RSP points at the
@@ -149,19 +148,9 @@ static INSTALLED: spin::Once<()> = spin::Once::new();
 /// Point SYSCALL and the user exception vectors at kernel-spin's paths
 /// (once, when the first process starts: the HAL's own self-tests use the
 /// generic paths before that).
-pub fn install() {
+pub fn install(key: &KernelKey) {
     INSTALLED.call_once(|| {
         shared_hal::syscall::set_entry(syscall_entry as *const () as u64);
-        for v in [
-            vector::DIVIDE_ERROR,
-            vector::BREAKPOINT,
-            vector::INVALID_OPCODE,
-            vector::GENERAL_PROTECTION,
-            vector::PAGE_FAULT,
-        ] {
-            trap::set_handler(v, crate::process::user_trap);
-        }
-        // SAFETY: the generic stub for #BP; ring 3 may execute int3.
-        unsafe { idt::set_gate(vector::BREAKPOINT, trap::stub_address(vector::BREAKPOINT), Dpl::User, 0) };
+        crate::uexc::install(key);
     });
 }

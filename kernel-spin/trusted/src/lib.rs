@@ -8,14 +8,15 @@
 //! import (a cross-domain call is the same three instructions).
 //! [`FnTable`] is a fixed-size table of function pointers that the
 //! dispatcher calls in order for an event with several unguarded handlers,
-//! without taking a lock or a reference count. Core Rust has no atomic
+//! without taking a lock or a reference count, and [`MethodSlot`] holds the
+//! runner specialised for the number of handlers. Core Rust has no atomic
 //! function pointer, and turning a stored word back into a function pointer
 //! needs a `transmute`; that is the whole of this crate.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use core::marker::PhantomData;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
 /// An atomically replaceable `Option<fn(A) -> R>`.
 ///
@@ -67,16 +68,50 @@ impl<A, R> Default for FnSlot<A, R> {
     }
 }
 
-/// Up to `N` functions `fn(A) -> R`, called in order by [`FnTable::call_all`].
+/// An atomically replaceable `fn(&T, A) -> R`: a procedure that takes its
+/// owner (the dispatcher keeps one per event: the runner of its
+/// [`FnTable`], specialised for the number of handlers). Never empty, so
+/// calling it needs no test.
 ///
-/// Invariant: every word below the highest length ever published holds a
-/// function stored by [`FnTable::set`] (words are written before the length
-/// that covers them is published, and never cleared), so every word a
-/// reader can reach through a length it loaded is a valid function. A
-/// `set` racing with `call_all` may let that raise see some old and some
-/// new functions — each one valid.
+/// Invariant: the word is the address of a `fn(&T, A) -> R` stored by
+/// [`MethodSlot::new`] or [`MethodSlot::set`].
+pub struct MethodSlot<T: ?Sized, A, R> {
+    word: AtomicPtr<()>,
+    _signature: PhantomData<fn(&T, A) -> R>,
+}
+
+impl<T: ?Sized, A, R> MethodSlot<T, A, R> {
+    /// A slot holding `f`.
+    pub const fn new(f: fn(&T, A) -> R) -> Self {
+        Self { word: AtomicPtr::new(f as *mut ()), _signature: PhantomData }
+    }
+
+    /// The procedure in the slot: one load.
+    #[inline(always)]
+    pub fn get(&self) -> fn(&T, A) -> R {
+        let word = self.word.load(Ordering::Acquire);
+        // SAFETY: by the invariant, `word` was produced from a
+        // `fn(&T, A) -> R` by `new` or `set` (never null).
+        unsafe { core::mem::transmute::<*mut (), fn(&T, A) -> R>(word) }
+    }
+
+    /// Replace the procedure.
+    pub fn set(&self, f: fn(&T, A) -> R) {
+        self.word.store(f as *mut (), Ordering::Release);
+    }
+}
+
+/// `N` functions `fn(A) -> R`, of which the first [`FnTable::len`] are
+/// called in order by [`FnTable::call_all`] (or a known number of them by
+/// [`FnTable::call_first`] and [`FnTable::call_first_last`]).
+///
+/// Invariant: every word holds a `fn(A) -> R` — the `fill` function
+/// given to [`FnTable::new`], or one stored by [`FnTable::set`] — so
+/// every word is always a valid function and calling any of them needs no
+/// check. A `set` racing with a call may let that call see some old and
+/// some new functions — each one valid.
 pub struct FnTable<A, R, const N: usize> {
-    words: [AtomicUsize; N],
+    words: [AtomicPtr<()>; N],
     len: AtomicUsize,
     _signature: PhantomData<fn(A) -> R>,
 }
@@ -86,18 +121,26 @@ pub struct FnTable<A, R, const N: usize> {
 pub struct TableFull;
 
 impl<A, R, const N: usize> FnTable<A, R, N> {
-    /// An empty table.
-    pub const fn new() -> Self {
-        Self { words: [const { AtomicUsize::new(0) }; N], len: AtomicUsize::new(0), _signature: PhantomData }
+    /// An empty table whose words all hold `fill` (never called through
+    /// the published length, but always a valid function).
+    pub const fn new(fill: fn(A) -> R) -> Self {
+        let mut words = [const { AtomicPtr::new(core::ptr::null_mut()) }; N];
+        let mut i = 0;
+        while i < N {
+            words[i] = AtomicPtr::new(fill as *mut ());
+            i += 1;
+        }
+        Self { words, len: AtomicUsize::new(0), _signature: PhantomData }
     }
 
-    /// Make the table hold exactly `fns`.
+    /// Make the table hold exactly `fns` (the words after them keep
+    /// whatever valid functions they held).
     pub fn set(&self, fns: &[fn(A) -> R]) -> Result<(), TableFull> {
         if fns.len() > N {
             return Err(TableFull);
         }
         for (w, f) in self.words.iter().zip(fns) {
-            w.store(*f as usize, Ordering::Relaxed);
+            w.store(*f as *mut (), Ordering::Relaxed);
         }
         self.len.store(fns.len(), Ordering::Release);
         Ok(())
@@ -118,17 +161,17 @@ impl<A, R, const N: usize> FnTable<A, R, N> {
         self.len() == 0
     }
 
-    /// The function in `word`, one of `self.words[..len]` for a published `len`.
+    /// The function in `word`.
     #[inline(always)]
-    fn function(word: &AtomicUsize) -> fn(A) -> R {
+    fn function(word: &AtomicPtr<()>) -> fn(A) -> R {
         let word = word.load(Ordering::Relaxed);
-        // SAFETY: callers pass only words below a published length, which by
-        // the invariant hold a `fn(A) -> R` stored by `set` (never 0).
-        unsafe { core::mem::transmute::<usize, fn(A) -> R>(word) }
+        // SAFETY: by the invariant every word holds a `fn(A) -> R` (stored
+        // by `new` or `set`, never null).
+        unsafe { core::mem::transmute::<*mut (), fn(A) -> R>(word) }
     }
 
-    /// Call each function with `a`, in order, passing each result to
-    /// `each`; four calls per loop trip.
+    /// Call each of the first `len()` functions with `a`, in order, passing
+    /// each result to `each`; sixteen calls per loop trip.
     #[inline(always)]
     pub fn call_all(&self, a: A, mut each: impl FnMut(R))
     where
@@ -136,23 +179,45 @@ impl<A, R, const N: usize> FnTable<A, R, N> {
     {
         // A slice of the published words: the loop keeps one pointer in a
         // callee-saved register and calls through it at fixed offsets.
-        let words = &self.words[..self.len().min(N)];
-        let mut quads = words.chunks_exact(4);
-        for q in &mut quads {
-            each(Self::function(&q[0])(a));
-            each(Self::function(&q[1])(a));
-            each(Self::function(&q[2])(a));
-            each(Self::function(&q[3])(a));
+        let words = self.words.get(..self.len()).unwrap_or(&[]);
+        let (blocks, rest) = words.as_chunks::<16>();
+        for b in blocks {
+            for w in b {
+                each(Self::function(w)(a));
+            }
         }
-        for w in quads.remainder() {
+        for w in rest {
             each(Self::function(w)(a));
         }
     }
-}
 
-impl<A, R, const N: usize> Default for FnTable<A, R, N> {
-    fn default() -> Self {
-        Self::new()
+    /// Call the first `K` functions with `a`, in order, passing each
+    /// result to `each`: `K` indirect calls through fixed offsets, no loop
+    /// (for a caller that knows the table holds `K`).
+    #[inline(always)]
+    pub fn call_first<const K: usize>(&self, a: A, mut each: impl FnMut(R))
+    where
+        A: Copy,
+    {
+        const { assert!(K <= N) };
+        for w in &self.words[..K] {
+            each(Self::function(w)(a));
+        }
+    }
+
+    /// Call the first `K` functions with `a`, in order, and return the
+    /// last one's result (the others' are dropped): the last call can be a
+    /// tail call.
+    #[inline(always)]
+    pub fn call_first_last<const K: usize>(&self, a: A) -> R
+    where
+        A: Copy,
+    {
+        const { assert!(K >= 1 && K <= N) };
+        for w in &self.words[..K - 1] {
+            drop(Self::function(w)(a));
+        }
+        Self::function(&self.words[K - 1])(a)
     }
 }
 
@@ -169,7 +234,7 @@ mod tests {
 
     #[test]
     fn table_calls_in_order_and_shrinks() {
-        let t: FnTable<u64, u64, 8> = FnTable::new();
+        let t: FnTable<u64, u64, 8> = FnTable::new(double);
         let mut seen = [0u64; 8];
         let mut n = 0;
         t.call_all(1, |_| n += 1);
@@ -190,6 +255,41 @@ mod tests {
         assert_eq!(t.set(&nine), Err(TableFull));
         t.clear();
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn known_counts_call_exactly_that_many() {
+        let t: FnTable<u64, u64, 8> = FnTable::new(triple);
+        let fns: [fn(u64) -> u64; 3] = [double, double, triple];
+        t.set(&fns).unwrap();
+        let mut seen = [0u64; 3];
+        let mut n = 0;
+        t.call_first::<3>(1, |r| {
+            seen[n] = r;
+            n += 1;
+        });
+        assert_eq!(seen, [2, 2, 3]);
+        assert_eq!(t.call_first_last::<2>(7), 14);
+        assert_eq!(t.call_first_last::<3>(7), 21);
+        // Words past the published length are still valid functions (the fill).
+        assert_eq!(t.call_first_last::<8>(1), 3);
+    }
+
+    fn plus_len(v: &[u64], x: u64) -> u64 {
+        v.len() as u64 + x
+    }
+
+    fn minus_len(v: &[u64], x: u64) -> u64 {
+        x - v.len() as u64
+    }
+
+    #[test]
+    fn method_slot_passes_its_owner() {
+        let m: MethodSlot<[u64], u64, u64> = MethodSlot::new(plus_len);
+        let owner = [1, 2, 3];
+        assert_eq!(m.get()(&owner, 10), 13);
+        m.set(minus_len);
+        assert_eq!(m.get()(&owner, 10), 7);
     }
 
     #[test]

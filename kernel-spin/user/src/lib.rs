@@ -65,6 +65,30 @@ pub fn syscall3(n: u64, a0: u64, a1: u64, a2: u64) -> Result<u64, Error> {
     Return { status, value }.into_result()
 }
 
+/// A system call with one argument (the others are declared clobbered).
+#[inline(always)]
+pub fn syscall1(n: u64, a0: u64) -> Result<u64, Error> {
+    let status: u64;
+    let value: u64;
+    // SAFETY: as in `syscall`.
+    unsafe {
+        core::arch::asm!(
+            "syscall",
+            inlateout("rax") n => status,
+            inlateout("rdi") a0 => _,
+            lateout("rsi") _,
+            lateout("rdx") value,
+            lateout("r10") _,
+            lateout("r8") _,
+            lateout("r9") _,
+            out("rcx") _,
+            out("r11") _,
+            options(nostack),
+        )
+    };
+    Return { status, value }.into_result()
+}
+
 /// `null()`: the system-call benchmark's operation.
 #[inline(always)]
 pub fn null() -> Result<u64, Error> {
@@ -107,7 +131,7 @@ pub fn vm_protect(start: u64, pages: u64, prot: u64) -> Result<u64, Error> {
 
 #[inline(always)]
 pub fn vm_dirty(va: u64) -> Result<u64, Error> {
-    syscall3(nr::VM_DIRTY, va, 0, 0)
+    syscall1(nr::VM_DIRTY, va)
 }
 
 #[inline(always)]

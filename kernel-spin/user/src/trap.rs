@@ -1,12 +1,18 @@
 //! Catching one's own faults and exceptions (ring 3).
 //!
 //! [`install`] registers [`entry`] with the kernel's VM extension. When a
-//! fault is reflected, the kernel has written every register of the
-//! interrupted context to [`INFO`] and starts [`entry`] on [`STACK`] with
-//! RDI = &INFO. The entry calls the program's handler, which may change the
-//! saved state (typically `rip`, to skip the faulting instruction), then
-//! reloads every register from INFO and jumps to the saved RIP on the
-//! saved stack — the process resumes itself, with no further system call.
+//! fault is reflected, the kernel has written the fault and the registers
+//! it changed (RIP, RSP, RFLAGS, RDI) to [`INFO`] and starts [`entry`] on
+//! [`STACK`] with RDI = &INFO; every other register still holds its
+//! interrupted value. The entry stores the ones the handler's code may
+//! clobber (RAX, RBX, RCX, RDX, RSI, R8–R11) in INFO and calls the
+//! program's handler, which may change the saved state (typically `rip`,
+//! to skip the faulting instruction); then it reloads them and jumps to
+//! the saved RIP on the saved stack — the process resumes itself, with no
+//! further system call. RBP and R12–R15 are not recorded (their fields in
+//! INFO are left as they were): the handler is Rust code, which preserves
+//! them, so they keep the interrupted values throughout and a handler
+//! cannot change them.
 
 use crate::{Error, TrapInfo, nr, syscall};
 use core::arch::naked_asm;
@@ -56,6 +62,18 @@ pub fn install(handler: Handler) -> Result<u64, Error> {
     syscall(nr::VM_HANDLER, [entry as *const () as u64, stack_top, addr_of_mut!(INFO) as u64, 0, 0, 0])
 }
 
+/// Register a raw entry instead of a Rust handler: the kernel starts
+/// `entry` on [`STACK`] with RDI = &[`INFO`], which holds what the kernel
+/// wrote (the fault, RIP, RSP, RFLAGS, RDI); every other register still
+/// holds its interrupted value. The entry resumes the context itself
+/// (typically: adjust the saved RIP, reload RSP, RFLAGS and RDI, jump).
+/// For minimal handlers written in assembly (the benchmarks' exception
+/// rows), as an exokernel library OS would install.
+pub fn install_entry(entry: unsafe extern "C" fn()) -> Result<u64, Error> {
+    let stack_top = addr_of_mut!(STACK) as u64 + STACK_SIZE as u64;
+    syscall(nr::VM_HANDLER, [entry as *const () as u64, stack_top, addr_of_mut!(INFO) as u64, 0, 0, 0])
+}
+
 extern "C" fn call_handler(info: *mut TrapInfo) {
     // SAFETY: the kernel passes &INFO; nothing else touches it while the
     // handler runs (faults are handled one at a time).
@@ -71,9 +89,21 @@ extern "C" fn call_handler(info: *mut TrapInfo) {
 #[unsafe(naked)]
 pub extern "C" fn entry() -> ! {
     naked_asm!(
+        // Complete the record: the kernel left these registers in place.
+        // RBP and R12–R15 are not recorded: the handler's Rust code keeps
+        // them intact, so they still hold the interrupted values on resume.
+        "mov [rdi + {rax}], rax",
+        "mov [rdi + {rbx}], rbx",
+        "mov [rdi + {rcx}], rcx",
+        "mov [rdi + {rdx}], rdx",
+        "mov [rdi + {rsi}], rsi",
+        "mov [rdi + {r8}], r8",
+        "mov [rdi + {r9}], r9",
+        "mov [rdi + {r10}], r10",
+        "mov [rdi + {r11}], r11",
         "mov rbx, rdi",
         "call {handler}",
-        // Resume: push RIP and RFLAGS on the interrupted stack, reload all.
+        // Resume: push RIP and RFLAGS on the interrupted stack, reload.
         "mov rsp, [rbx + {rsp}]",
         "push qword ptr [rbx + {rip}]",
         "push qword ptr [rbx + {rflags}]",
@@ -82,15 +112,10 @@ pub extern "C" fn entry() -> ! {
         "mov rdx, [rbx + {rdx}]",
         "mov rsi, [rbx + {rsi}]",
         "mov rdi, [rbx + {rdi}]",
-        "mov rbp, [rbx + {rbp}]",
         "mov r8, [rbx + {r8}]",
         "mov r9, [rbx + {r9}]",
         "mov r10, [rbx + {r10}]",
         "mov r11, [rbx + {r11}]",
-        "mov r12, [rbx + {r12}]",
-        "mov r13, [rbx + {r13}]",
-        "mov r14, [rbx + {r14}]",
-        "mov r15, [rbx + {r15}]",
         "mov rbx, [rbx + {rbx}]",
         "popfq",
         "ret",
@@ -104,15 +129,10 @@ pub extern "C" fn entry() -> ! {
         rdx = const offset_of!(TrapInfo, rdx),
         rsi = const offset_of!(TrapInfo, rsi),
         rdi = const offset_of!(TrapInfo, rdi),
-        rbp = const offset_of!(TrapInfo, rbp),
         r8 = const offset_of!(TrapInfo, r8),
         r9 = const offset_of!(TrapInfo, r9),
         r10 = const offset_of!(TrapInfo, r10),
         r11 = const offset_of!(TrapInfo, r11),
-        r12 = const offset_of!(TrapInfo, r12),
-        r13 = const offset_of!(TrapInfo, r13),
-        r14 = const offset_of!(TrapInfo, r14),
-        r15 = const offset_of!(TrapInfo, r15),
     )
 }
 

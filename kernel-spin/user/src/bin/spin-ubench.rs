@@ -10,6 +10,8 @@
 #![no_main]
 
 use benchmarks::measure::{Sample, measure, measure_runs, rdtsc};
+use core::arch::naked_asm;
+use core::mem::offset_of;
 use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin_user::trap::{self, raise};
@@ -19,42 +21,89 @@ use spin_user::{TrapInfo, exit, nr, prot, syscall};
 const PAGES: u64 = 0x1000_0000;
 const PAGE: u64 = 4096;
 
-/// What the fault handler does (one of the `MODE_*`).
-static MODE: AtomicU64 = AtomicU64::new(0);
-const MODE_SKIP: u64 = 0;
-const MODE_TRAP: u64 = 1;
-const MODE_UNPROTECT: u64 = 2;
-const MODE_APPEL1: u64 = 3;
 /// TSC when the fault was raised ("trap"), and the sum of trap latencies.
 static T0: AtomicU64 = AtomicU64::new(0);
 static TRAP_TICKS: AtomicU64 = AtomicU64::new(0);
 
-fn handler(t: &mut TrapInfo) {
-    match MODE.load(Ordering::Relaxed) {
-        MODE_TRAP => {
-            // The timer stops as the handler starts.
-            TRAP_TICKS.fetch_add(rdtsc() - T0.load(Ordering::Relaxed), Ordering::Relaxed);
-            t.rip += 2; // skip the 2-byte read
+/// The "trap" handler, a minimal entry (as the exokernel's benchmark
+/// installs): it stops the clock first thing (after parking the two
+/// registers `rdtsc` clobbers), adds the latency, skips the 2-byte read
+/// and resumes. The kernel left every register but RIP, RSP, RFLAGS and
+/// RDI in place; those are in the record RDI points to.
+#[unsafe(naked)]
+unsafe extern "C" fn trap_entry() {
+    naked_asm!(
+        "mov [rdi + {rax}], rax",
+        "mov [rdi + {rdx}], rdx",
+        "lfence",
+        "rdtsc", // the handler has started: stop the clock
+        "lfence",
+        "shl rdx, 32",
+        "or rax, rdx",
+        "sub rax, qword ptr [rip + {t0}]",
+        "add qword ptr [rip + {sum}], rax",
+        "mov rax, [rdi + {rax}]",
+        "mov rdx, [rdi + {rdx}]",
+        "add qword ptr [rdi + {rip}], 2", // past the read
+        "mov rsp, [rdi + {rsp}]",
+        "push qword ptr [rdi + {rip}]",
+        "push qword ptr [rdi + {rflags}]",
+        "mov rdi, [rdi + {rdi}]",
+        "popfq",
+        "ret",
+        t0 = sym T0,
+        sum = sym TRAP_TICKS,
+        rax = const offset_of!(TrapInfo, rax),
+        rdx = const offset_of!(TrapInfo, rdx),
+        rip = const offset_of!(TrapInfo, rip),
+        rsp = const offset_of!(TrapInfo, rsp),
+        rflags = const offset_of!(TrapInfo, rflags),
+        rdi = const offset_of!(TrapInfo, rdi),
+    )
+}
+
+/// A minimal exception-row handler entry: skip the `$len`-byte faulting
+/// instruction and resume (RIP, RSP, RFLAGS, RDI from the record; every
+/// other register is still the interrupted one).
+macro_rules! skip_entry {
+    ($name:ident, $len:literal) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn $name() {
+            naked_asm!(
+                concat!(".if ", $len),
+                concat!("add qword ptr [rdi + {rip}], ", $len),
+                ".endif",
+                "mov rsp, [rdi + {rsp}]",
+                "push qword ptr [rdi + {rip}]",
+                "push qword ptr [rdi + {rflags}]",
+                "mov rdi, [rdi + {rdi}]",
+                "popfq",
+                "ret",
+                rip = const offset_of!(TrapInfo, rip),
+                rsp = const offset_of!(TrapInfo, rsp),
+                rflags = const offset_of!(TrapInfo, rflags),
+                rdi = const offset_of!(TrapInfo, rdi),
+            )
         }
-        MODE_UNPROTECT => {
-            let _ = spin_user::vm_protect(t.addr & !4095, 1, prot::READ_WRITE);
-        }
-        MODE_APPEL1 => {
-            // Resolve this page and protect the other of the pair.
-            let page = t.addr & !4095;
-            let other = if page == PAGES { PAGES + PAGE } else { PAGES };
-            let _ = spin_user::vm_protect(page, 1, prot::READ_WRITE);
-            let _ = spin_user::vm_protect(other, 1, prot::NONE);
-        }
-        _ => {
-            t.rip += match t.vector {
-                6 => 2,  // ud2
-                0 => 3,  // div rcx
-                14 => 3, // mov byte ptr [rax], 1
-                _ => 0,  // int3: already past
-            }
-        }
-    }
+    };
+}
+
+skip_entry!(skip_ud2, "2"); // ud2
+skip_entry!(skip_int3, "0"); // int3 is a trap: RIP is already past it
+skip_entry!(skip_div, "3"); // div rcx
+skip_entry!(skip_write, "3"); // mov byte ptr [rax], 1
+
+/// "fault" and "appel2": give access back and retry the instruction.
+fn unprotect_handler(t: &mut TrapInfo) {
+    let _ = spin_user::vm_protect(t.addr & !4095, 1, prot::READ_WRITE);
+}
+
+/// "appel1": resolve this page and protect the other of the pair.
+fn appel1_handler(t: &mut TrapInfo) {
+    let page = t.addr & !4095;
+    let other = if page == PAGES { PAGES + PAGE } else { PAGES };
+    let _ = spin_user::vm_protect(page, 1, prot::READ_WRITE);
+    let _ = spin_user::vm_protect(other, 1, prot::NONE);
 }
 
 fn map(pages: u64, p: u64) {
@@ -103,8 +152,13 @@ extern "C" fn ponger(_: u64) -> ! {
 }
 
 fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> {
-    let install = || {
-        if trap::install(handler).is_err() {
+    let install_handler = |h: trap::Handler| {
+        if trap::install(h).is_err() {
+            exit(3);
+        }
+    };
+    let install_entry = |e: unsafe extern "C" fn()| {
+        if trap::install_entry(e).is_err() {
             exit(3);
         }
     };
@@ -141,9 +195,8 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "trap" => {
-            install();
+            install_entry(trap_entry);
             map(1, prot::NONE);
-            MODE.store(MODE_TRAP, Ordering::Relaxed);
             measure_runs(iters, runs, || {
                 TRAP_TICKS.store(0, Ordering::Relaxed);
                 for _ in 0..iters {
@@ -154,9 +207,8 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "fault" => {
-            install();
+            install_handler(unprotect_handler);
             map(1, prot::NONE);
-            MODE.store(MODE_UNPROTECT, Ordering::Relaxed);
             measure_runs(iters, runs, || {
                 let mut total = 0;
                 for _ in 0..iters {
@@ -169,10 +221,9 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "appel1" => {
-            install();
+            install_handler(appel1_handler);
             map(2, prot::READ_WRITE);
             let _ = spin_user::vm_protect(PAGES, 1, prot::NONE);
-            MODE.store(MODE_APPEL1, Ordering::Relaxed);
             let mut next = PAGES;
             measure(iters, runs, || {
                 raise::read_byte(next);
@@ -180,9 +231,8 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             })
         }
         "appel2" => {
-            install();
+            install_handler(unprotect_handler);
             map(100, prot::READ_WRITE);
-            MODE.store(MODE_UNPROTECT, Ordering::Relaxed);
             let s = measure(iters, runs, || {
                 let _ = spin_user::vm_protect(PAGES, 100, prot::NONE);
                 for i in 0..100 {
@@ -193,9 +243,13 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
             Sample { iterations: s.iterations * 100, ..s }
         }
         "exception #ud" | "exception #bp" | "exception #de" | "exception #pf" => {
-            install();
             map(1, prot::READ);
-            MODE.store(MODE_SKIP, Ordering::Relaxed);
+            install_entry(match name {
+                "exception #ud" => skip_ud2,
+                "exception #bp" => skip_int3,
+                "exception #de" => skip_div,
+                _ => skip_write,
+            });
             match name {
                 "exception #ud" => measure(iters, runs, raise::invalid_opcode),
                 "exception #bp" => measure(iters, runs, raise::breakpoint),

@@ -10,7 +10,9 @@
 //! number of unexpected answers; 4 = create a semaphore and exit with its
 //! handle; 5 = signal the handle given in RSI (a dead process's: must be
 //! refused), exit code 0 if refused; 6 = loop forever in user mode (the
-//! kernel must preempt and kill it).
+//! kernel must preempt and kill it); 7 = use every facility that keeps
+//! per-process state in an extension (a semaphore, an integrated user
+//! thread, an xas server registration, a fault handler) and exit 0.
 #![no_std]
 #![no_main]
 
@@ -176,6 +178,70 @@ fn exceptions_reach_the_handler_and_resume() -> TestResult {
     Ok(())
 }
 
+static RAW_HITS: AtomicU64 = AtomicU64::new(0);
+
+/// A raw entry: count, skip the 2-byte `ud2`, resume. It touches only
+/// RDI (restored from the record) and the flags (restored by `popfq`).
+#[unsafe(naked)]
+unsafe extern "C" fn raw_skip_ud2() {
+    core::arch::naked_asm!(
+        "lock inc qword ptr [rip + {hits}]",
+        "add qword ptr [rdi + {rip}], 2",
+        "mov rsp, [rdi + {rsp}]",
+        "push qword ptr [rdi + {rip}]",
+        "push qword ptr [rdi + {rflags}]",
+        "mov rdi, [rdi + {rdi}]",
+        "popfq",
+        "ret",
+        hits = sym RAW_HITS,
+        rip = const core::mem::offset_of!(TrapInfo, rip),
+        rsp = const core::mem::offset_of!(TrapInfo, rsp),
+        rflags = const core::mem::offset_of!(TrapInfo, rflags),
+        rdi = const core::mem::offset_of!(TrapInfo, rdi),
+    )
+}
+
+/// The reflection contract: the kernel changes only RIP, RSP, RFLAGS and
+/// RDI (all in the record), so a raw entry that restores those resumes
+/// with every other register intact.
+fn raw_entry_sees_registers_intact() -> TestResult {
+    check!(trap::install_entry(raw_skip_ud2) == Ok(0), "raw entry registration failed");
+    let before = RAW_HITS.load(Ordering::SeqCst);
+    let mut out = [0u64; 14];
+    // SAFETY: loads known values, raises #UD (the entry skips the ud2 and
+    // resumes right after it), and stores every register to `out`.
+    unsafe {
+        core::arch::asm!(
+            "push rbx", "push rbp",
+            "mov rax, 0x1001", "mov rbx, 0x1002", "mov rcx, 0x1003", "mov rdx, 0x1004",
+            "mov rsi, 0x1005", "mov rbp, 0x1006", "mov r8, 0x1007", "mov r9, 0x1008",
+            "mov r10, 0x1009", "mov r11, 0x100a", "mov r12, 0x100b", "mov r13, 0x100c",
+            "mov r14, 0x100d",
+            "push rdi",
+            "mov rdi, 0x100e",
+            "ud2",
+            "mov r15, rdi",
+            "pop rdi",
+            "mov [rdi], rax", "mov [rdi + 8], rbx", "mov [rdi + 16], rcx", "mov [rdi + 24], rdx",
+            "mov [rdi + 32], rsi", "mov [rdi + 40], rbp", "mov [rdi + 48], r8", "mov [rdi + 56], r9",
+            "mov [rdi + 64], r10", "mov [rdi + 72], r11", "mov [rdi + 80], r12", "mov [rdi + 88], r13",
+            "mov [rdi + 96], r14", "mov [rdi + 104], r15",
+            "pop rbp", "pop rbx",
+            in("rdi") out.as_mut_ptr(),
+            out("rax") _, out("rcx") _, out("rdx") _, out("rsi") _, out("r8") _, out("r9") _,
+            out("r10") _, out("r11") _, out("r12") _, out("r13") _, out("r14") _, out("r15") _,
+        );
+    }
+    let want = [
+        0x1001, 0x1002, 0x1003, 0x1004, 0x1005, 0x1006, 0x1007, 0x1008, 0x1009, 0x100a, 0x100b, 0x100c,
+        0x100d, 0x100e,
+    ];
+    check!(RAW_HITS.load(Ordering::SeqCst) == before + 1, "the raw entry did not run exactly once");
+    check!(out == want, "a register changed across the reflected exception");
+    check!(trap::install(handler) == Ok(0), "could not reinstall the Rust handler");
+    Ok(())
+}
+
 fn foreign_and_bogus_handles() -> TestResult {
     check!(spin_user::xas_call(999, 0) == Err(Error::BadHandle), "bogus server accepted");
     check!(spin_user::xas_call(0, 0) == Err(Error::BadHandle), "server 0 accepted");
@@ -282,6 +348,20 @@ fn cross_address_space_call() -> TestResult {
     Ok(())
 }
 
+extern "C" fn ut_quick(_: u64) -> ! {
+    spin_user::uthread::exit(Some(0))
+}
+
+/// Mode 7: leave state in every extension that keeps some per process.
+fn keep_state_and_exit() -> i64 {
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let ok = spin_user::sem_create().is_ok()
+        && spin_user::uthread::fork(ut_quick, top, 0).is_ok_and(|t| spin_user::uthread::join(t).is_ok())
+        && syscall(nr::XAS_REGISTER, [ut_quick as *const () as u64, top, 0, 0, 0, 0]).is_ok()
+        && trap::install(handler).is_ok();
+    if ok { 0 } else { 1 }
+}
+
 fn run(name: &str, t: fn() -> TestResult) -> u32 {
     println!("[test] start spin-user::{name}");
     match t() {
@@ -331,6 +411,9 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     if mode == 4 {
         spin_user::exit(spin_user::sem_create().map_or(-1, |h| h as i64));
     }
+    if mode == 7 {
+        spin_user::exit(keep_state_and_exit());
+    }
     if mode == 5 {
         let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
         spin_user::exit(if refused { 0 } else { 1 });
@@ -341,7 +424,7 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     }
     // SAFETY: single-threaded at this point.
     unsafe { SERVER = server };
-    let tests: [(&str, Test); 11] = [
+    let tests: [(&str, Test); 12] = [
         ("null_call", null_call),
         ("unknown_call_numbers", unknown_call_numbers),
         ("write_validates_pointers", write_validates_pointers),
@@ -349,6 +432,7 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
         ("vm_map_dirty_protect", vm_map_dirty_protect),
         ("faults_are_reflected_and_resumed", faults_are_reflected_and_resumed),
         ("exceptions_reach_the_handler_and_resume", exceptions_reach_the_handler_and_resume),
+        ("raw_entry_sees_registers_intact", raw_entry_sees_registers_intact),
         ("foreign_and_bogus_handles", foreign_and_bogus_handles),
         ("layered_threads_and_semaphores", layered_threads_and_semaphores),
         ("integrated_user_threads", integrated_user_threads),

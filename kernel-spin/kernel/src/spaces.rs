@@ -1,0 +1,378 @@
+//! Address spaces (ring 0, trusted): the implementation behind the
+//! Translation interface. Contexts are named by generation-checked
+//! numbers; page tables are the HAL's.
+//!
+//! # Fast paths
+//!
+//! Every space remembers the last-level table it used last (a one-entry
+//! cache of the 2 MiB region's table, by kernel address), so a query or a
+//! protection change near the previous one reads one page-table entry
+//! instead of walking four levels. Page tables are freed only with their
+//! space, and the cache is cleared when the space is destroyed, so a
+//! cached table is always a live table of that space. The kernel is a
+//! uniprocessor that does not preempt kernel code and no interrupt
+//! handler touches address spaces: nothing changes a space during an
+//! operation on it.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use shared_hal::memory::{self, phys_offset};
+use shared_hal::paging::{self, MapError, pte};
+use spin::Mutex;
+use spin_interface::phys::MemError;
+use spin_interface::translation::{self, Mapping, Prot};
+
+/// Most address spaces at once.
+const MAX_SPACES: usize = 512;
+
+/// One address space's slot: `id = generation << 32 | slot`, so a
+/// destroyed context's number never names a later one.
+struct Space {
+    /// Bumped when the slot is reused.
+    generation: AtomicU32,
+    /// Physical address of the PML4; 0 while the slot is free.
+    root: AtomicU64,
+    /// A process's space: only the kernel may destroy it (when it reaps
+    /// the process), not an extension holding its `Context`.
+    pinned: AtomicBool,
+    /// The cached last-level table: `(va >> 21) + 1` of the region it
+    /// maps (0: none) ...
+    leaf_tag: AtomicU64,
+    /// ... and its kernel address.
+    leaf: AtomicU64,
+}
+
+static SPACES: [Space; MAX_SPACES] = [const {
+    Space {
+        generation: AtomicU32::new(0),
+        root: AtomicU64::new(0),
+        pinned: AtomicBool::new(false),
+        leaf_tag: AtomicU64::new(0),
+        leaf: AtomicU64::new(0),
+    }
+}; MAX_SPACES];
+
+/// Creating and destroying take this lock; lookups read atomics.
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// The slot of live context `id`.
+#[inline(always)]
+fn space(id: u64) -> Result<&'static Space, MemError> {
+    match SPACES.get((id & 0xffff_ffff) as usize) {
+        Some(s)
+            if s.generation.load(Ordering::Relaxed) == (id >> 32) as u32
+                && s.root.load(Ordering::Relaxed) != 0 =>
+        {
+            Ok(s)
+        }
+        _ => Err(MemError::NoContext),
+    }
+}
+
+/// The page-table root of context `id`.
+pub fn root_of(id: u64) -> Result<u64, MemError> {
+    Ok(space(id)?.root.load(Ordering::Relaxed))
+}
+
+/// A new address space; returns its context number.
+pub fn create() -> Result<u64, MemError> {
+    let _g = LOCK.lock();
+    let slot =
+        SPACES.iter().position(|s| s.root.load(Ordering::Relaxed) == 0).ok_or(MemError::OutOfMemory)?;
+    let root = paging::new_user_root().ok_or(MemError::OutOfMemory)?;
+    let s = &SPACES[slot];
+    let generation = s.generation.load(Ordering::Relaxed).wrapping_add(1);
+    s.generation.store(generation, Ordering::Relaxed);
+    s.pinned.store(false, Ordering::Relaxed);
+    s.leaf_tag.store(0, Ordering::Relaxed);
+    s.root.store(root, Ordering::Release);
+    Ok(((generation as u64) << 32) | slot as u64)
+}
+
+/// Reserve context `id` for the kernel: `Context::destroy` refuses it.
+pub fn pin(id: u64) {
+    if let Ok(s) = space(id) {
+        s.pinned.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Destroy a pinned context (a reaped process's).
+pub fn destroy_pinned(id: u64) {
+    if let Ok(s) = space(id) {
+        s.pinned.store(false, Ordering::Relaxed);
+        let _ = destroy(id);
+    }
+}
+
+/// Destroy an unpinned context and free every page still mapped in it.
+fn destroy(id: u64) -> Result<(), MemError> {
+    let root = {
+        let _g = LOCK.lock();
+        let s = space(id)?;
+        if s.pinned.load(Ordering::Relaxed) {
+            return Err(MemError::InUse);
+        }
+        // The cached table goes with the space.
+        s.leaf_tag.store(0, Ordering::Relaxed);
+        s.root.swap(0, Ordering::Release)
+    };
+    crate::strands::unload_root(root);
+    let mut frames = alloc::vec::Vec::new();
+    paging::for_each_user_leaf(root, |_, e| frames.push(e & pte::ADDR));
+    for f in frames {
+        memory::free_frame(f).expect("mapped frames are owned by the context");
+    }
+    paging::free_user_root(root);
+    Ok(())
+}
+
+/// Index of `va`'s entry in its table at `level` (0: the last level).
+#[inline(always)]
+fn index(va: u64, level: u32) -> usize {
+    ((va >> (12 + 9 * level)) & 0x1ff) as usize
+}
+
+/// The entry for user page `va` in space `s` through the cached table,
+/// if the cache covers `va`: a compare and two loads, no call.
+#[inline(always)]
+fn cached_entry(s: &Space, va: u64) -> Option<*mut u64> {
+    if s.leaf_tag.load(Ordering::Relaxed) != (va >> 21) + 1 {
+        return None;
+    }
+    // An index below 512 stays inside the table.
+    Some((s.leaf.load(Ordering::Relaxed) as *mut u64).wrapping_add(index(va, 0)))
+}
+
+/// The last-level table mapping user address `va` in space `s`, by kernel
+/// address: the cached one if it covers `va`, else found by a walk (and
+/// cached). `NotMapped` if a table on the way is missing.
+#[inline(always)]
+fn leaf_table(s: &Space, va: u64) -> Result<*mut u64, MemError> {
+    if s.leaf_tag.load(Ordering::Relaxed) == (va >> 21) + 1 {
+        return Ok(s.leaf.load(Ordering::Relaxed) as *mut u64);
+    }
+    walk(s, va)
+}
+
+#[cold]
+#[inline(never)]
+fn walk(s: &Space, va: u64) -> Result<*mut u64, MemError> {
+    let window = phys_offset();
+    let mut table = s.root.load(Ordering::Relaxed);
+    for level in (1..4).rev() {
+        // SAFETY: `table` is a page-table frame of this live space (its
+        // root or reached from it), mapped by the physical window.
+        let e = unsafe { *((window + table) as *const u64).add(index(va, level)) };
+        if e & pte::PRESENT == 0 || e & pte::HUGE != 0 {
+            return Err(MemError::NotMapped);
+        }
+        table = e & pte::ADDR;
+    }
+    let leaf = window + table;
+    s.leaf.store(leaf, Ordering::Relaxed);
+    s.leaf_tag.store((va >> 21) + 1, Ordering::Relaxed);
+    Ok(leaf as *mut u64)
+}
+
+/// The entry mapping user page `va` in space `s` (possibly empty).
+#[inline(always)]
+fn entry(s: &Space, va: u64) -> Result<*mut u64, MemError> {
+    // An index below 512 stays inside the table.
+    Ok(leaf_table(s, va)?.wrapping_add(index(va, 0)))
+}
+
+/// The address of the last-level entry for user page `va` in context
+/// `id`, if its table exists (the entry itself may be empty). It stays
+/// valid until the context is destroyed.
+pub fn pte_slot(id: u64, va: u64) -> Option<*mut u64> {
+    entry(space(id).ok()?, va).ok()
+}
+
+fn flags(prot: Prot) -> u64 {
+    match prot {
+        // Present but supervisor-only: ring 3 faults with a protection violation.
+        Prot::None => pte::WRITABLE | pte::NO_EXECUTE,
+        Prot::Read => pte::USER,
+        Prot::ReadWrite => pte::USER | pte::WRITABLE | pte::NO_EXECUTE,
+    }
+}
+
+fn prot_of(entry: u64) -> Prot {
+    match (entry & pte::USER != 0, entry & pte::WRITABLE != 0) {
+        (false, _) => Prot::None,
+        (true, false) => Prot::Read,
+        (true, true) => Prot::ReadWrite,
+    }
+}
+
+fn map_error(e: MapError) -> MemError {
+    match e {
+        MapError::OutOfMemory => MemError::OutOfMemory,
+        MapError::AlreadyMapped => MemError::AlreadyMapped,
+        MapError::NotMapped | MapError::HugePage => MemError::NotMapped,
+        MapError::BadAddress => MemError::NotUser,
+    }
+}
+
+/// Whether `root` is in CR3 (the strands module tracks what it loaded).
+#[inline(always)]
+fn active(root: u64) -> bool {
+    crate::strands::loaded_root() == root
+}
+
+/// Run `f` on each last-level table covering `pages` pages from `va`, as
+/// `(table, first index, count, first page address)`.
+#[inline(always)]
+fn each_table(
+    s: &Space,
+    va: u64,
+    pages: u64,
+    mut f: impl FnMut(*mut u64, usize, usize, u64) -> Result<(), MemError>,
+) -> Result<(), MemError> {
+    let mut page = va;
+    let mut left = pages;
+    while left > 0 {
+        let first = index(page, 0);
+        let n = left.min(512 - first as u64);
+        f(leaf_table(s, page)?, first, n as usize, page)?;
+        page += n * 4096;
+        left -= n;
+    }
+    Ok(())
+}
+
+/// Change the protection of `pages` mapped pages from `va`: all or
+/// nothing (every page must be mapped).
+#[inline(always)]
+fn protect(id: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError> {
+    let s = space(id)?;
+    if pages == 1 { protect_one(s, va, flags(prot)) } else { protect_many(s, va, pages, flags(prot)) }
+}
+
+/// Protection bits `protect` replaces.
+const PROT_BITS: u64 = pte::USER | pte::WRITABLE | pte::NO_EXECUTE;
+
+/// The common case (prot1, a fault handler's fix): one entry, through the
+/// cached table: a load, a test, two bit operations, a store, `invlpg`.
+/// A cache miss goes out of line (so the hit path needs no stack frame).
+#[inline(always)]
+fn protect_one(s: &Space, va: u64, set: u64) -> Result<(), MemError> {
+    match cached_entry(s, va) {
+        Some(e) => protect_entry(s, e, va, set),
+        None => protect_one_walking(s, va, set),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn protect_one_walking(s: &Space, va: u64, set: u64) -> Result<(), MemError> {
+    protect_entry(s, entry(s, va)?, va, set)
+}
+
+#[inline(always)]
+fn protect_entry(s: &Space, e: *mut u64, va: u64, set: u64) -> Result<(), MemError> {
+    // SAFETY: `e` points into a live last-level table of this space.
+    let old = unsafe { *e };
+    if old & pte::PRESENT == 0 {
+        return Err(MemError::NotMapped);
+    }
+    // SAFETY: as above; nothing else refers to the entry now.
+    unsafe { *e = (old & !PROT_BITS) | set };
+    if active(s.root.load(Ordering::Relaxed)) {
+        shared_hal::cpu::invlpg(va);
+    }
+    Ok(())
+}
+
+/// Several pages, table by table: a first pass checks every entry is
+/// present (a load and a test each), the second rewrites them (a load,
+/// two bit operations, a store and an `invlpg` each).
+#[inline(never)]
+fn protect_many(s: &Space, va: u64, pages: u64, set: u64) -> Result<(), MemError> {
+    each_table(s, va, pages, |t, first, n, _| {
+        // SAFETY: `t` is a live last-level table; `first + n <= 512`.
+        let entries = unsafe { core::slice::from_raw_parts(t.add(first), n) };
+        if entries.iter().any(|e| e & pte::PRESENT == 0) { Err(MemError::NotMapped) } else { Ok(()) }
+    })?;
+    let flush = active(s.root.load(Ordering::Relaxed));
+    each_table(s, va, pages, |t, first, n, page| {
+        // SAFETY: as above; nothing else refers to these entries now.
+        let entries = unsafe { core::slice::from_raw_parts_mut(t.add(first), n) };
+        let mut at = page;
+        for e in entries {
+            *e = (*e & !PROT_BITS) | set;
+            if flush {
+                shared_hal::cpu::invlpg(at);
+            }
+            at += 4096;
+        }
+        Ok(())
+    })
+}
+
+/// The present entry mapping `va` in context `id`.
+#[inline(always)]
+fn present(id: u64, va: u64) -> Result<u64, MemError> {
+    let s = space(id)?;
+    let e = match cached_entry(s, va) {
+        // SAFETY: `e` points into a live last-level table.
+        Some(e) => unsafe { *e },
+        None => return present_walking(s, va),
+    };
+    if e & pte::PRESENT == 0 { Err(MemError::NotMapped) } else { Ok(e) }
+}
+
+#[cold]
+#[inline(never)]
+fn present_walking(s: &Space, va: u64) -> Result<u64, MemError> {
+    // SAFETY: `entry` points into a live last-level table.
+    let e = unsafe { *entry(s, va)? };
+    if e & pte::PRESENT == 0 { Err(MemError::NotMapped) } else { Ok(e) }
+}
+
+struct Translation;
+
+impl translation::Backend for Translation {
+    fn create(&self) -> Result<u64, MemError> {
+        create()
+    }
+
+    fn destroy(&self, ctx: u64) -> Result<(), MemError> {
+        destroy(ctx)
+    }
+
+    fn map(&self, ctx: u64, va: u64, frame: u64, prot: Prot) -> Result<(), MemError> {
+        paging::map(root_of(ctx)?, va, frame, flags(prot)).map_err(map_error)
+    }
+
+    fn unmap(&self, ctx: u64, va: u64) -> Result<u64, MemError> {
+        let root = root_of(ctx)?;
+        let old = paging::unmap(root, va).map_err(map_error)?;
+        if active(root) {
+            shared_hal::cpu::invlpg(va);
+        }
+        Ok(old & pte::ADDR)
+    }
+
+    fn protect(&self, ctx: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError> {
+        protect(ctx, va, pages, prot)
+    }
+
+    fn examine(&self, ctx: u64, va: u64) -> Result<Mapping, MemError> {
+        let e = present(ctx, va)?;
+        Ok(Mapping {
+            frame: e & pte::ADDR,
+            prot: prot_of(e),
+            dirty: e & pte::DIRTY != 0,
+            accessed: e & pte::ACCESSED != 0,
+        })
+    }
+
+    fn dirty(&self, ctx: u64, va: u64) -> Result<bool, MemError> {
+        Ok(present(ctx, va)? & pte::DIRTY != 0)
+    }
+}
+
+/// Install the Translation implementation.
+pub fn install(key: &spin_interface::KernelKey) {
+    translation::install(key, &Translation);
+}
