@@ -22,6 +22,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::protected_call_through_import", run: protected_call_through_import },
     Test { name: "spin::dispatcher_entry_and_handler_lists", run: dispatcher_entry_and_handler_lists },
     Test { name: "spin::hello_extension_worked_example", run: hello_extension_worked_example },
+    Test { name: "spin::exercise_guarded_extension", run: exercise_guarded_extension },
     Test { name: "spin::intruder_is_refused", run: intruder_is_refused },
     Test { name: "spin::panicking_handler_is_unloaded", run: panicking_handler_is_unloaded },
     Test { name: "spin::looping_handler_is_stopped", run: looping_handler_is_stopped },
@@ -95,6 +96,27 @@ fn hello_extension_worked_example() -> Result<(), String> {
     ensure_eq!(GREET.call(1), Ok(2 + 11));
     greeted.uninstall(me, h).map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(GREET.call(5), Ok(6));
+    Ok(())
+}
+
+static HANDLED_EVENS: Import<(), u64> = Import::new("Evens", "handled");
+
+/// The course exercise: `evens` handles only even greetings, answering n/2.
+fn exercise_guarded_extension() -> Result<(), String> {
+    let me = Identity::kernel(crate::key());
+    Domain::named("hello")
+        .and_then(|d| d.resolve(me, &[&GREET]))
+        .map_err(|e| alloc::format!("hello: {e:?}"))?;
+    Domain::named("evens")
+        .and_then(|d| d.resolve(me, &[&HANDLED_EVENS]))
+        .map_err(|e| alloc::format!("evens: {e:?}"))?;
+    let before = HANDLED_EVENS.call(()).map_err(|e| alloc::format!("{e:?}"))?;
+    for n in 0..20u64 {
+        let want = if n % 2 == 0 { n + 1 + n / 2 } else { n + 1 };
+        ensure_eq!(GREET.call(n), Ok(want));
+    }
+    // The guard kept the handler from seeing the ten odd greetings.
+    ensure_eq!(HANDLED_EVENS.call(()), Ok(before + 10));
     Ok(())
 }
 

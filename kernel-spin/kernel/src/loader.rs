@@ -28,6 +28,8 @@ pub const BOOT_EXTENSIONS: &[&Extension] = &[
     &spin_ext_uthreads::EXTENSION,
     &spin_ext_bench::EXTENSION,
     &spin_ext_hello::EXTENSION,
+    // The course exercise "an extension with a guard" (reference solution).
+    &spin_ext_evens::EXTENSION,
 ];
 
 /// Load one extension.
