@@ -117,6 +117,12 @@ pub fn cap_info(cap: Cap) -> Result<(u64, Rights), Error> {
     call(Call::CapInfo, cap.0, 0, 0, 0, 0).map(|(p, r)| (p, Rights(r)))
 }
 
+/// The capability the page bound at `va` (in our own address space) was
+/// bound with, and its page number.
+pub fn lookup(va: u64) -> Result<(Cap, u64), Error> {
+    call(Call::Lookup, va, 0, 0, 0, 0).map(|(c, p)| (Cap(c), p))
+}
+
 /// Apply bindings to `env`'s address space (`ENV_SELF` or a descendant).
 /// Returns how many were applied before an error, with the error.
 ///
