@@ -4,11 +4,16 @@
 //! address, RIP, RSP, RAX and RCX into the exception area and jumps to
 //! [`exos_xentry`] on the exception stack, with RFLAGS unchanged and every
 //! other register still the faulting context's. The entry saves RFLAGS and
-//! the caller-saved registers, calls the Rust handler (which may edit the
-//! area, e.g. advance `rip` past the faulting instruction), restores them,
-//! and resumes the faulting context itself — no system call on the way
-//! back: RCX, RAX and RSP come from the area, `busy` is cleared, and a
-//! `jmp` through the saved RIP completes the return.
+//! the caller-saved registers, lets ExOS's virtual memory try a page fault
+//! first (copy-on-write, demand-zero, the region's own handler: see
+//! `crate::vm::fault`), then calls the program's handler (which may edit
+//! the area, e.g. advance `rip` past the faulting instruction), restores
+//! the registers, and resumes the faulting context itself — no system
+//! call on the way back: RCX, RAX and RSP come from the area, `busy` is
+//! cleared, and a `jmp` through the saved RIP completes the return.
+//!
+//! The entry is registered on first need ([`ensure`]): by [`install`], or
+//! by the parts of ExOS that take faults (`vm`, `fork`).
 
 use crate::sys;
 use core::arch::naked_asm;
@@ -33,13 +38,32 @@ static HANDLER: AtomicUsize = AtomicUsize::new(0);
 /// Pages of the exception stack.
 const STACK_PAGES: u64 = 4;
 
-/// Handle this environment's exceptions with `handler`.
+const PAGE_FAULT: u64 = 14;
+
+/// Handle this environment's exceptions with `handler` (page faults that
+/// ExOS's virtual memory resolves never reach it).
 pub fn install(handler: Handler) -> Result<(), Error> {
-    let stack = crate::mem::new_stack(STACK_PAGES)?;
     HANDLER.store(handler as usize, Relaxed);
+    ensure()
+}
+
+/// Register ExOS's exception entry, if it is not yet.
+pub fn ensure() -> Result<(), Error> {
+    let r = crate::private::rt();
+    if r.xstack != 0 {
+        return Ok(());
+    }
+    let stack = crate::vm::new_private_stack(STACK_PAGES).map_err(crate::mem::to_error)?;
     // SAFETY: `exos_xentry` follows the exception entry convention and the
     // stack was just mapped for it alone.
-    unsafe { sys::set_handler(HandlerKind::Exception, exos_xentry as *const () as u64, stack) }
+    unsafe { sys::set_handler(HandlerKind::Exception, exos_xentry as *const () as u64, stack) }?;
+    r.xstack = stack;
+    Ok(())
+}
+
+/// Whether ExOS's exception entry is registered.
+pub fn installed() -> bool {
+    crate::private::rt().xstack != 0
 }
 
 /// A handler that reports the exception and ends the environment.
@@ -60,6 +84,9 @@ extern "C" fn exos_xdispatch() {
     // environment's whole life; while `busy` is set the kernel does not
     // write the exception part, so this is the only reference to it.
     let area = unsafe { &mut *(UAREA_VA as *mut ExceptionArea) };
+    if area.trapno == PAGE_FAULT && crate::vm::fault::on_page_fault(area) {
+        return;
+    }
     let h = HANDLER.load(Relaxed);
     let resolution = if h == 0 {
         report_and_exit(area)
@@ -88,6 +115,9 @@ pub extern "C" fn exos_xentry() {
         "mov rax, qword ptr [{x_rax}]",
         "mov rsp, qword ptr [{x_rsp}]",
         "mov qword ptr [{x_busy}], 0",   // from here on a new exception can be delivered
+        // An upcall taken here finds RIP = this jump (see `crate::upcall`).
+        ".globl exos_xresume_jmp",
+        "exos_xresume_jmp:",
         "jmp qword ptr [{x_rip}]",
         dispatch = sym exos_xdispatch,
         x_rcx = const UAREA_VA + xoff::RCX as u64,

@@ -1,5 +1,6 @@
 //! The test list: one scenario per mechanism, plus the hostile ones.
 
+use super::exos::exostest;
 use super::{ended, exited_cleanly, isolated, run, spawn, utest};
 use crate::{kernel, pages};
 use alloc::format;
@@ -34,6 +35,12 @@ pub const TESTS: &[Test] = &[
         run: || hostile_killed("nohandler", 6),
     },
     Test { name: "exo::unmapped_handler_stack_kills_only_that_env", run: || hostile_killed("badstack", 14) },
+    // ExOS, the library OS (kernel-exo/exos), exercised from ring 3.
+    Test { name: "exo::exos_vm_protect_fault_unprotect", run: || exostest("vm", 2, 256) },
+    Test { name: "exo::exos_vm_bad_requests_are_errors", run: || exostest("vm-errors", 2, 256) },
+    Test { name: "exo::exos_threads_pingpong_forkjoin", run: || exostest("threads", 4, 512) },
+    Test { name: "exo::exos_threads_preempted_by_slice_upcall", run: || exostest("preempt", 4, 512) },
+    Test { name: "exo::exos_fork_cow_isolation", run: || exostest("fork", 8, 2048) },
 ];
 
 fn utest_args(args: &str, quota: u64) -> Result<(), String> {

@@ -1,0 +1,596 @@
+//! Virtual memory, managed in ring 3.
+//!
+//! The kernel only checks and installs the bindings ExOS asks for; ExOS
+//! decides what lives where and keeps its own view of the address space
+//! ([`view`]): *regions* (what a range is for, the most protection its
+//! pages may get, who handles its faults) and a record of every page it
+//! bound (the capability, the page number, copy-on-write state). The
+//! current protection and the accessed/dirty bits it reads from the
+//! kernel's read-only self-map instead of keeping copies.
+//!
+//! - [`Mapping`]: make a region and fill it with fresh pages (or let
+//!   faults fill it on demand, or hand its faults to the application);
+//! - [`protect`]: change the protection of one page or a range, in one
+//!   system call;
+//! - [`is_dirty`]: the dirty bit, from the exposed page tables;
+//! - [`unmap`]: give pages back;
+//! - faults arrive through the user-level exception path ([`fault`]): the
+//!   region's handler resolves them (or ExOS does, for copy-on-write and
+//!   demand-zero pages) and the faulting code resumes.
+//!
+//! Errors are [`VmError`]s, never panics: bad ranges, overlaps, addresses
+//! ExOS does not manage, protections a region does not allow.
+
+pub mod fault;
+pub mod view;
+
+pub use fault::{Action, Fault, FaultHandler};
+pub use view::pte;
+
+use crate::private::{self, RegionRec, on_exos_stack, rt};
+use crate::sys;
+use exo_abi::layout::{RESERVED_END, RESERVED_START, USER_END, USER_START, pte as bits};
+use exo_abi::{ANY_PAGE, Binding, Cap, ENV_SELF, Error, Prot};
+use view::{PageRec, page};
+
+/// Why a virtual-memory request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmError {
+    /// A system call failed.
+    Kernel(Error),
+    /// Unaligned, empty, too large, or outside the part of the address
+    /// space ExOS hands out (the kernel window, ExOS's private area).
+    BadRange,
+    /// The range overlaps a region that exists.
+    Overlap,
+    /// No region (or no page) of the view is there.
+    NotMapped,
+    /// More protection than the region allows.
+    Denied,
+}
+
+impl From<Error> for VmError {
+    fn from(e: Error) -> Self {
+        VmError::Kernel(e)
+    }
+}
+
+/// What a region is for (`view` records it; fork and the pager read it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u16)]
+pub enum Kind {
+    /// The program image the loader bound (adopted at start-up).
+    Image = 1,
+    /// The initial stack.
+    Stack = 2,
+    Heap = 3,
+    /// ExOS's handler and scheduler stacks.
+    PrivateStack = 4,
+    ThreadStack = 5,
+    /// Memory the application asked for.
+    Anon = 6,
+    /// Shared with other environments (`crate::ipc`).
+    Shared = 7,
+}
+
+/// Region flag bits.
+pub mod region {
+    /// A forked child gets fresh, zeroed pages here, not ours.
+    pub const FRESH: u32 = 1;
+    /// A forked child gets nothing here.
+    pub const NOFORK: u32 = 2;
+    /// A fault on a missing page maps a fresh zeroed one.
+    pub const ZERO_FILL: u32 = 4;
+    /// The pager may give these pages back when the kernel asks for pages
+    /// (a later access gets a zeroed page).
+    pub const RECLAIMABLE: u32 = 8;
+    /// Some page may be copy-on-write: protection changes look at each page.
+    pub const HAS_COW: u32 = 16;
+}
+
+/// Where ExOS puts what it places itself (see also `crate::mem`).
+pub use crate::mem::{ANON_BASE, ANON_END};
+
+/// Most pages one request may cover.
+pub const MAX_PAGES: u64 = 1 << 24;
+
+/// Check `va .. va + pages` is a range ExOS may hand out; returns its end.
+pub fn check_range(va: u64, pages: u64) -> Result<u64, VmError> {
+    if va & 0xfff != 0 || pages == 0 || pages > MAX_PAGES {
+        return Err(VmError::BadRange);
+    }
+    let end = va.checked_add(pages * 4096).ok_or(VmError::BadRange)?;
+    let clashes = |lo: u64, hi: u64| va < hi && lo < end;
+    if va < USER_START
+        || end > USER_END
+        || clashes(RESERVED_START, RESERVED_END)
+        || clashes(private::BASE, private::END)
+    {
+        return Err(VmError::BadRange);
+    }
+    Ok(end)
+}
+
+/// A region to create, built up with the methods below and made by
+/// [`Mapping::map`].
+#[derive(Debug, Clone, Copy)]
+pub struct Mapping {
+    pages: u64,
+    prot: Prot,
+    at: Option<u64>,
+    kind: Kind,
+    flags: u32,
+    handler: Option<FaultHandler>,
+    populate: bool,
+}
+
+impl Mapping {
+    /// `pages` fresh, zeroed, read-write pages at an address ExOS picks.
+    pub const fn anon(pages: u64) -> Self {
+        Self { pages, prot: Prot::RW, at: None, kind: Kind::Anon, flags: 0, handler: None, populate: true }
+    }
+
+    /// At this address (which must be free).
+    pub const fn at(mut self, va: u64) -> Self {
+        self.at = Some(va);
+        self
+    }
+
+    /// With this protection (also the most the region's pages may get).
+    pub const fn prot(mut self, prot: Prot) -> Self {
+        self.prot = prot;
+        self
+    }
+
+    /// Do not allocate the pages now: the first access to each page maps
+    /// a zeroed one (demand-zero).
+    pub const fn lazy(mut self) -> Self {
+        self.populate = false;
+        self.flags |= region::ZERO_FILL;
+        self
+    }
+
+    /// The pager may take these pages when the kernel wants pages back
+    /// (they are demand-zero afterwards: the application must be able to
+    /// recompute their contents, e.g. a cache).
+    pub const fn reclaimable(mut self) -> Self {
+        self.flags |= region::RECLAIMABLE | region::ZERO_FILL;
+        self
+    }
+
+    /// Faults in the region go to `handler` (after ExOS's own
+    /// copy-on-write and demand-zero handling).
+    pub const fn handler(mut self, handler: FaultHandler) -> Self {
+        self.handler = Some(handler);
+        self
+    }
+
+    /// Only the region: its pages are bound later (`populate`).
+    pub(crate) const fn unpopulated(mut self) -> Self {
+        self.populate = false;
+        self
+    }
+
+    pub(crate) const fn kind(mut self, kind: Kind, flags: u32) -> Self {
+        self.kind = kind;
+        self.flags |= flags;
+        self
+    }
+
+    /// Create the region; returns its address.
+    pub fn map(self) -> Result<u64, VmError> {
+        if self.pages == 0 || self.pages > MAX_PAGES {
+            return Err(VmError::BadRange);
+        }
+        if self.handler.is_some() || self.flags & region::ZERO_FILL != 0 {
+            // Its faults come to ExOS's exception entry.
+            crate::exception::ensure()?;
+        }
+        on_exos_stack(|| {
+            let va = match self.at {
+                Some(va) => va,
+                None => {
+                    let va = rt().next_anon;
+                    if va + self.pages * 4096 > ANON_END {
+                        return Err(VmError::BadRange);
+                    }
+                    va
+                }
+            };
+            let end = check_range(va, self.pages)?;
+            if view::overlaps(va, end) {
+                return Err(VmError::Overlap);
+            }
+            let g = RegionRec {
+                start: va,
+                end,
+                handler: self.handler.map_or(0, |h| h as *const () as u64),
+                flags: self.flags,
+                kind: self.kind as u16,
+                maxprot: self.prot.0 as u16,
+            };
+            view::add_region(g)?;
+            if self.populate
+                && let Err(e) = populate_locked(va, self.pages, self.prot)
+            {
+                let _ = release_locked(va, self.pages);
+                if let Some(i) = view::region_of(va) {
+                    view::remove_region(i);
+                }
+                return Err(e);
+            }
+            if self.at.is_none() {
+                // Leave an unmapped guard page between anonymous regions.
+                rt().next_anon = end + 4096;
+            }
+            Ok(va)
+        })
+    }
+}
+
+/// Fill `va .. va + pages` (inside one region, nothing bound there yet)
+/// with fresh zeroed pages.
+pub fn populate(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
+    on_exos_stack(|| populate_locked(va, pages, prot))
+}
+
+/// The region containing all of `va .. end`.
+fn region_covering(va: u64, end: u64) -> Result<usize, VmError> {
+    let i = view::region_of(va).ok_or(VmError::NotMapped)?;
+    if end > view::regions()[i].end {
+        return Err(VmError::BadRange);
+    }
+    Ok(i)
+}
+
+const BATCH: usize = 16;
+
+pub(crate) fn populate_locked(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
+    let end = check_range(va, pages)?;
+    let g = view::regions()[region_covering(va, end)?];
+    if prot.0 & !(g.maxprot as u64) != 0 {
+        return Err(VmError::Denied);
+    }
+    let mut done = 0;
+    while done < pages {
+        let n = (pages - done).min(BATCH as u64) as usize;
+        let mut list = [Binding::default(); BATCH];
+        let mut ppns = [0u64; BATCH];
+        for j in 0..n {
+            let at = va + (done + j as u64) * 4096;
+            if view::find(at).is_ok() {
+                free_unbound(&list[..j]);
+                return Err(VmError::Overlap);
+            }
+            match sys::page_alloc(ANY_PAGE) {
+                Ok((cap, ppn)) => {
+                    list[j] = Binding { va: at, cap: cap.0, prot: prot.0 };
+                    ppns[j] = ppn;
+                }
+                Err(e) => {
+                    free_unbound(&list[..j]);
+                    return Err(e.into());
+                }
+            }
+        }
+        // SAFETY: the region is ExOS's, and nothing is bound at these
+        // addresses (checked above): no live data changes.
+        let (applied, r) = unsafe { sys::bind(ENV_SELF, &list[..n]) };
+        for j in 0..n {
+            let b = list[j];
+            if (j as u64) < applied {
+                let rec = PageRec {
+                    va: b.va,
+                    cap: b.cap,
+                    ppn: ppns[j],
+                    flags: page::OWNED,
+                    age: 0,
+                    seq: view::next_seq(),
+                };
+                if let Err(e) = view::insert(rec) {
+                    // SAFETY: as above; the page was just bound by us.
+                    let _ = unsafe { sys::page_free(Cap(b.cap)) };
+                    free_unbound(&list[j + 1..n]);
+                    return Err(e.into());
+                }
+            } else {
+                // SAFETY: never bound.
+                let _ = unsafe { sys::page_free(Cap(b.cap)) };
+            }
+        }
+        r?;
+        done += n as u64;
+    }
+    Ok(())
+}
+
+fn free_unbound(list: &[Binding]) {
+    for b in list {
+        // SAFETY: these pages were allocated and never bound.
+        let _ = unsafe { sys::page_free(Cap(b.cap)) };
+    }
+}
+
+/// Give back a page we hold: free it, or (if a forked child still holds a
+/// grant of it) unbind it and keep it until the child lets go.
+pub(crate) fn release_page(rec: &PageRec) {
+    let cap = Cap(rec.cap);
+    if rec.flags & page::OWNED == 0 {
+        // SAFETY: ExOS only releases pages the program gave up.
+        let _ = unsafe { sys::cap_revoke(cap) };
+    } else if view::shared(rec.ppn) {
+        // SAFETY: as above.
+        let _ = unsafe { sys::bind(ENV_SELF, &[Binding { va: rec.va, cap: 0, prot: 0 }]) };
+        if view::add_retired(view::Retired { ppn: rec.ppn, cap: rec.cap }).is_err() {
+            // No room to remember it: freeing it breaks the child's copy,
+            // keeping it unrecorded would leak it until we end. Keep it.
+        }
+    } else {
+        // SAFETY: as above.
+        let _ = unsafe { sys::page_free(cap) };
+    }
+}
+
+pub(crate) fn release_locked(va: u64, pages: u64) -> Result<u64, VmError> {
+    let end = check_range(va, pages)?;
+    let i = match view::find(va) {
+        Ok(i) | Err(i) => i,
+    };
+    let mut n = 0;
+    while i < view::pages().len() && view::pages()[i].va < end {
+        let rec = view::pages()[i];
+        view::remove(i);
+        release_page(&rec);
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Give back the pages of `va .. va + pages` (and the region, if that is
+/// all of it). The range must lie in one region.
+pub fn unmap(va: u64, pages: u64) -> Result<(), VmError> {
+    on_exos_stack(|| {
+        let end = check_range(va, pages)?;
+        let i = region_covering(va, end)?;
+        release_locked(va, pages)?;
+        let g = view::regions()[i];
+        match (g.start == va, g.end == end) {
+            (true, true) => view::remove_region(i),
+            (true, false) => view::regions()[i].start = end,
+            (false, true) => view::regions()[i].end = va,
+            (false, false) => {
+                view::regions()[i].end = va;
+                view::add_region(RegionRec { start: end, ..g })?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Change the protection of `pages` pages from `va` (all in one region,
+/// all bound): one system call for the whole range. Copy-on-write pages
+/// stay read-only until written (then they are copied and get `prot`).
+#[inline]
+pub fn protect(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
+    let Some(i) = view::region_of(va) else { return Err(VmError::NotMapped) };
+    let g = &view::regions()[i];
+    let end = va.wrapping_add(pages << 12);
+    if end > g.end || end <= va || prot.0 & !(g.maxprot as u64 | Prot::CLEAR_AD.0) != 0 {
+        return Err(protect_error(va, pages, prot));
+    }
+    if g.flags & region::HAS_COW != 0 {
+        return protect_cow(va, pages, prot);
+    }
+    // SAFETY: protection changes of ExOS-managed pages; the application
+    // asked for them (a later access it did not allow faults, it does not
+    // corrupt memory).
+    let (_, r) = unsafe { sys::protect(ENV_SELF, va, pages, prot) };
+    r.map_err(VmError::Kernel)
+}
+
+#[cold]
+fn protect_error(va: u64, pages: u64, prot: Prot) -> VmError {
+    match check_range(va, pages) {
+        Err(e) => e,
+        Ok(_) if view::region_of(va).is_some_and(|i| va + pages * 4096 > view::regions()[i].end) => {
+            VmError::BadRange
+        }
+        Ok(_) if prot.0 & Prot::READ.0 == 0 || prot.0 & !Prot::VALID_BITS != 0 => {
+            VmError::Kernel(Error::BadArgument)
+        }
+        Ok(_) => VmError::Denied,
+    }
+}
+
+/// `protect` in a region with copy-on-write pages: page by page, keeping
+/// copy-on-write pages read-only and remembering what the application
+/// wants for them.
+fn protect_cow(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
+    on_exos_stack(|| {
+        let mut at = va;
+        let end = va + pages * 4096;
+        while at < end {
+            let cow = view::record(at).is_some_and(|r| r.flags & page::COW != 0);
+            // A run of pages of the same kind, changed with one call.
+            let mut run_end = at + 4096;
+            while run_end < end && view::record(run_end).is_some_and(|r| r.flags & page::COW != 0) == cow {
+                run_end += 4096;
+            }
+            let mut p = prot;
+            if cow {
+                p = Prot(prot.0 & !Prot::WRITE.0);
+                let mut x = at;
+                while x < run_end {
+                    if let Some(r) = view::record(x) {
+                        if prot.contains(Prot::WRITE) {
+                            r.flags &= !page::APP_RO;
+                        } else {
+                            r.flags |= page::APP_RO;
+                        }
+                    }
+                    x += 4096;
+                }
+            }
+            // SAFETY: as in `protect`.
+            let (_, r) = unsafe { sys::protect(ENV_SELF, at, (run_end - at) / 4096, p) };
+            r?;
+            at = run_end;
+        }
+        Ok(())
+    })
+}
+
+/// Whether the page at `va` has been written since it was bound (or since
+/// its accessed/dirty bits were last cleared), read from the page tables
+/// the kernel exposes.
+#[inline]
+pub fn is_dirty(va: u64) -> Result<bool, VmError> {
+    match view::pte(va & !0xfff) {
+        Some(e) => Ok(e & bits::DIRTY != 0),
+        None => Err(VmError::NotMapped),
+    }
+}
+
+/// Hand the faults of the region containing `va` to `handler` (or to
+/// nobody: None).
+pub fn set_fault_handler(va: u64, handler: Option<FaultHandler>) -> Result<(), VmError> {
+    if handler.is_some() {
+        crate::exception::ensure()?;
+    }
+    let _c = private::critical();
+    let i = view::region_of(va).ok_or(VmError::NotMapped)?;
+    view::regions()[i].handler = handler.map_or(0, |h| h as *const () as u64);
+    Ok(())
+}
+
+/// What the view says about the region containing `va`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegionInfo {
+    pub start: u64,
+    pub end: u64,
+    pub kind: u16,
+    pub flags: u32,
+    pub maxprot: Prot,
+}
+
+pub fn region_at(va: u64) -> Option<RegionInfo> {
+    let i = view::region_of(va)?;
+    let g = view::regions()[i];
+    Some(RegionInfo {
+        start: g.start,
+        end: g.end,
+        kind: g.kind,
+        flags: g.flags,
+        maxprot: Prot(g.maxprot as u64),
+    })
+}
+
+/// What the view says about the page at `va`: the capability, the page
+/// number and the record's flags (`view::page`).
+pub fn page_at(va: u64) -> Option<(Cap, u64, u16)> {
+    let _c = private::critical();
+    view::record(va & !0xfff).map(|r| (Cap(r.cap), r.ppn, r.flags))
+}
+
+/// Pages the view records.
+pub fn pages_recorded() -> usize {
+    view::pages().len()
+}
+
+/// Check the view against the page tables: every recorded page is bound
+/// at its address to its page. Returns the first address that is not.
+pub fn audit() -> Result<(), u64> {
+    let _c = private::critical();
+    for r in view::pages().iter() {
+        match view::pte(r.va) {
+            Some(e) if e & bits::ADDR == r.ppn << 12 => {}
+            _ => return Err(r.va),
+        }
+    }
+    Ok(())
+}
+
+/// A fresh private stack (exception, upcall, PCT, scheduler stacks) of
+/// `pages` pages with an unmapped guard page below; returns its top.
+/// A forked child gets fresh pages there, not copies.
+pub fn new_private_stack(pages: u64) -> Result<u64, VmError> {
+    on_exos_stack(|| new_private_stack_locked(pages))
+}
+
+/// [`new_private_stack`] on the current stack, inside a critical section
+/// (how the ExOS stack itself is made).
+pub(crate) fn new_private_stack_locked(pages: u64) -> Result<u64, VmError> {
+    ensure_window(crate::mem::STACKS_BASE, crate::mem::STACKS_END, Kind::PrivateStack, region::FRESH)?;
+    let base = rt().next_private_stack + 4096;
+    if base + pages * 4096 > crate::mem::STACKS_END {
+        return Err(VmError::BadRange);
+    }
+    populate_locked(base, pages, Prot::RW)?;
+    rt().next_private_stack = base + pages * 4096;
+    Ok(base + pages * 4096)
+}
+
+/// Make sure the window `start..end` is a region of `kind`.
+pub(crate) fn ensure_window(start: u64, end: u64, kind: Kind, flags: u32) -> Result<(), VmError> {
+    if view::region_of(start).is_some() {
+        return Ok(());
+    }
+    let g = RegionRec { start, end, handler: 0, flags, kind: kind as u16, maxprot: Prot::RW.0 as u16 };
+    view::add_region(g).map_err(|_| VmError::Overlap)
+}
+
+/// Set up the view at start-up: adopt every page the loader bound (the
+/// program image and the initial stack), learning the capability each
+/// was bound with.
+pub fn init() -> Result<(), Error> {
+    let mut run: Option<(u64, u64, u16)> = None; // start, end, maxprot
+    let mut result = Ok(());
+    let mut adopt = |va: u64, e: u64| {
+        if result.is_err()
+            || (RESERVED_START..RESERVED_END).contains(&va)
+            || (private::BASE..private::END).contains(&va)
+        {
+            return;
+        }
+        let prot = (Prot::READ.0
+            | if e & bits::WRITABLE != 0 { Prot::WRITE.0 } else { 0 }
+            | if e & bits::NO_EXECUTE == 0 { Prot::EXEC.0 } else { 0 }) as u16;
+        let (cap, ppn) = match sys::lookup(va) {
+            Ok(x) => x,
+            Err(_) => return, // not ours to adopt (nothing should be)
+        };
+        let owned = sys::cap_info(cap).is_ok_and(|(_, r)| r.contains(exo_abi::Rights::OWNER));
+        let rec = PageRec {
+            va,
+            cap: cap.0,
+            ppn,
+            flags: if owned { page::OWNED } else { 0 },
+            age: 0,
+            seq: view::next_seq(),
+        };
+        if let Err(e) = view::insert(rec) {
+            result = Err(e);
+            return;
+        }
+        run = match run {
+            Some((s, end, p)) if end == va && p == prot => Some((s, va + 4096, p)),
+            other => {
+                if let Some((s, end, p)) = other {
+                    result = adopt_region(s, end, p);
+                }
+                Some((va, va + 4096, prot))
+            }
+        };
+    };
+    view::walk(USER_START, USER_END, &mut adopt);
+    result?;
+    if let Some((s, end, p)) = run {
+        adopt_region(s, end, p)?;
+    }
+    Ok(())
+}
+
+fn adopt_region(start: u64, end: u64, maxprot: u16) -> Result<(), Error> {
+    let kind = if end == exo_abi::layout::STACK_TOP { Kind::Stack } else { Kind::Image };
+    view::add_region(RegionRec { start, end, handler: 0, flags: 0, kind: kind as u16, maxprot })
+}

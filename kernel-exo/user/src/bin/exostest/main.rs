@@ -1,0 +1,31 @@
+//! exo-exostest: the in-QEMU tests of ExOS, the library OS. The kernel's
+//! tests start it with `role=<name>`; it exercises one part of ExOS from
+//! ring 3, prints every failed check, and exits with the number of
+//! failures. Roles that need a partner environment start one (a copy of
+//! this program with another role, or a fork of themselves).
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod fork;
+mod threads;
+mod vm;
+
+use exo_user::arg;
+
+fn main(args: &str) -> u64 {
+    match arg(args, "role").unwrap_or("") {
+        "vm" => vm::run(),
+        "vm-errors" => vm::errors(),
+        "threads" => threads::run(),
+        "preempt" => threads::preempt(),
+        "fork" => fork::run(),
+        other => {
+            exos::println!("exo-exostest: unknown role {other:?}");
+            255
+        }
+    }
+}
+
+exos::entry!(main);
