@@ -108,9 +108,13 @@ pub fn serve_forever(server: Server) -> Result<core::convert::Infallible, Error>
 }
 
 /// Call `target` with `msg`, synchronously (our slices are donated to it
-/// until it replies); returns its reply. [`install`] must have been called.
+/// until it replies); returns its reply. Registers the PCT entry first if
+/// needed (the reply arrives through it).
 #[inline]
 pub fn call(target: EnvId, msg: Message) -> Result<Message, Error> {
+    if PCT_STACK.load(Relaxed) == 0 {
+        ensure()?;
+    }
     // No thread switch between parking our state and the transfer.
     let _c = crate::private::critical();
     let mut reply = core::mem::MaybeUninit::<Message>::uninit();

@@ -228,6 +228,74 @@ impl Mapping {
     }
 }
 
+/// Bind pages other environments granted us (`caps`, in order) as a new
+/// shared region with `prot`; returns its address. A page whose owner
+/// takes it back (or ends) reads as zeroes afterwards, so code reading a
+/// shared structure never faults on it; [`unmap`] drops the grants.
+pub fn map_grants(caps: &[Cap], prot: Prot) -> Result<u64, VmError> {
+    let pages = caps.len() as u64;
+    if pages == 0 || pages > MAX_PAGES {
+        return Err(VmError::BadRange);
+    }
+    crate::exception::ensure()?;
+    on_exos_stack(|| {
+        let va = rt().next_anon;
+        let end = check_range(va, pages)?;
+        if end > ANON_END {
+            return Err(VmError::BadRange);
+        }
+        let g = RegionRec {
+            start: va,
+            end,
+            handler: 0,
+            flags: region::NOFORK | region::ZERO_FILL,
+            kind: Kind::Shared as u16,
+            maxprot: prot.0 as u16,
+        };
+        view::add_region(g)?;
+        rt().next_anon = end + 4096;
+        for (j, chunk) in caps.chunks(BATCH).enumerate() {
+            let mut list = [Binding::default(); BATCH];
+            for (k, cap) in chunk.iter().enumerate() {
+                list[k] = Binding { va: va + ((j * BATCH + k) as u64) * 4096, cap: cap.0, prot: prot.0 };
+            }
+            // SAFETY: a new region: nothing of the program's is there.
+            let (applied, r) = unsafe { sys::bind(ENV_SELF, &list[..chunk.len()]) };
+            for b in &list[..applied as usize] {
+                let ppn = sys::cap_info(Cap(b.cap)).map_or(0, |i| i.0);
+                let rec = PageRec { va: b.va, cap: b.cap, ppn, flags: 0, age: 0, seq: view::next_seq() };
+                if view::insert(rec).is_err() {
+                    break;
+                }
+            }
+            if let Err(e) = r {
+                // Undo: forget what was bound (the grants stay the caller's).
+                let _ = release_bindings(va, end);
+                if let Some(i) = view::region_of(va) {
+                    view::remove_region(i);
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(va)
+    })
+}
+
+/// Unbind (without giving up the capabilities) the recorded pages of
+/// `va..end` and forget them.
+fn release_bindings(va: u64, end: u64) -> Result<(), VmError> {
+    let i = match view::find(va) {
+        Ok(i) | Err(i) => i,
+    };
+    while i < view::pages().len() && view::pages()[i].va < end {
+        let r = view::pages()[i];
+        view::remove(i);
+        // SAFETY: pages of a shared region being torn down.
+        let _ = unsafe { sys::bind(ENV_SELF, &[Binding { va: r.va, cap: 0, prot: 0 }]) };
+    }
+    Ok(())
+}
+
 /// Fill `va .. va + pages` (inside one region, nothing bound there yet)
 /// with fresh zeroed pages.
 pub fn populate(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {

@@ -41,6 +41,9 @@ pub const TESTS: &[Test] = &[
     Test { name: "exo::exos_threads_pingpong_forkjoin", run: || exostest("threads", 4, 512) },
     Test { name: "exo::exos_threads_preempted_by_slice_upcall", run: || exostest("preempt", 4, 512) },
     Test { name: "exo::exos_fork_cow_isolation", run: || exostest("fork", 8, 2048) },
+    Test { name: "exo::exos_pipe_round_trip_two_envs", run: || exostest("pipe", 8, 1024) },
+    Test { name: "exo::exos_shared_memory_two_envs", run: || exostest("shm", 4, 512) },
+    Test { name: "exo::exos_lrpc_over_pct", run: || exostest("lrpc", 4, 1024) },
 ];
 
 fn utest_args(args: &str, quota: u64) -> Result<(), String> {

@@ -9,6 +9,8 @@
 extern crate alloc;
 
 mod fork;
+mod ipc;
+mod lrpc;
 mod threads;
 mod vm;
 
@@ -21,6 +23,15 @@ fn main(args: &str) -> u64 {
         "threads" => threads::run(),
         "preempt" => threads::preempt(),
         "fork" => fork::run(),
+        "pipe" => ipc::pipes(),
+        "pipe-echo" => ipc::echo(args),
+        "pipe-die" => ipc::die(args),
+        "pipe-vandal" => ipc::vandal(args),
+        "shm" => ipc::shm(),
+        "shm-peer" => ipc::shm_peer(args),
+        "lrpc" => lrpc::run(),
+        "lrpc-server" => lrpc::server(),
+        "lrpc-impostor" => lrpc::impostor(args),
         other => {
             exos::println!("exo-exostest: unknown role {other:?}");
             255
