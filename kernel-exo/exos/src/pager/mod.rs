@@ -240,6 +240,18 @@ fn gather() -> usize {
 pub fn scan() {
     private::on_exos_stack(|| {
         rt().scans += 1;
+        // Room for every candidate now, so that answering a request never
+        // has to map a page.
+        let mut reclaimable = 0;
+        for g in view::regions().iter().filter(|g| g.flags & region::RECLAIMABLE != 0) {
+            reclaimable += view::pages().iter().filter(|r| (g.start..g.end).contains(&r.va)).count() as u64;
+        }
+        let a = &mut rt().candidates;
+        while a.cap < reclaimable {
+            if private::grow(private::CANDIDATES_VA, a, core::mem::size_of::<Candidate>()).is_err() {
+                break;
+            }
+        }
         let regs = view::regions();
         for g in regs.iter().filter(|g| g.flags & region::RECLAIMABLE != 0) {
             let mut i = match view::find(g.start) {

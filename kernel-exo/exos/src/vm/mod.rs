@@ -560,6 +560,20 @@ pub fn page_at(va: u64) -> Option<(Cap, u64, u16)> {
     view::record(va & !0xfff).map(|r| (Cap(r.cap), r.ppn, r.flags))
 }
 
+/// Make room in the view for `n` more page records now, so that mapping
+/// that many pages later (e.g. by demand-zero faults) allocates no
+/// metadata page. (The kernel's abort protocol takes the newest pages an
+/// environment owns; ExOS's own bookkeeping had better not be among them.)
+pub fn reserve(n: u64) -> Result<(), VmError> {
+    on_exos_stack(|| {
+        let a = &mut rt().pages;
+        while a.cap < a.len + n {
+            private::grow(private::PAGES_VA, a, core::mem::size_of::<PageRec>())?;
+        }
+        Ok(())
+    })
+}
+
 /// Pages the view records.
 pub fn pages_recorded() -> usize {
     view::pages().len()

@@ -44,6 +44,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "exo::exos_pipe_round_trip_two_envs", run: || exostest("pipe", 8, 1024) },
     Test { name: "exo::exos_shared_memory_two_envs", run: || exostest("shm", 4, 512) },
     Test { name: "exo::exos_lrpc_over_pct", run: || exostest("lrpc", 4, 1024) },
+    Test { name: "exo::exos_pager_every_policy", run: || exostest("pager", 4, 2048) },
+    Test { name: "exo::exos_revocation_abort_survived", run: || exostest("pager-abort", 4, 1024) },
 ];
 
 fn utest_args(args: &str, quota: u64) -> Result<(), String> {

@@ -11,6 +11,7 @@ extern crate alloc;
 mod fork;
 mod ipc;
 mod lrpc;
+mod pager;
 mod threads;
 mod vm;
 
@@ -32,6 +33,10 @@ fn main(args: &str) -> u64 {
         "lrpc" => lrpc::run(),
         "lrpc-server" => lrpc::server(),
         "lrpc-impostor" => lrpc::impostor(args),
+        "pager" => pager::every_policy(),
+        "pager-child" => pager::child(args),
+        "pager-abort" => pager::abort(),
+        "pager-ignore" => pager::ignore(args),
         other => {
             exos::println!("exo-exostest: unknown role {other:?}");
             255
