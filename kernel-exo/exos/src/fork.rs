@@ -50,6 +50,9 @@ pub fn fork(slices: u64, quota: u64) -> Result<Fork, Error> {
         return Err(Error::BadState);
     }
     exception::ensure()?;
+    // From now on view changes run on the ExOS stack (fork's own work
+    // first of all: it must write no page it is sharing).
+    rt().cow = 1;
     let _c = private::critical();
     if rt().nopreempt.load(core::sync::atomic::Ordering::SeqCst) != 1 {
         return Err(Error::BadState); // inside another critical section
@@ -369,6 +372,7 @@ fn build_into(child: EnvId, staged: &mut Staged) -> Result<(), Error> {
         protect_parent(s, end, q)?;
     }
     // From here on the parent's writable pages are read-only: the snapshot.
+    view::regions_changed();
     for g in view::regions().iter_mut() {
         if g.maxprot as u64 & Prot::WRITE.0 != 0 && g.flags & region::FRESH == 0 {
             g.flags |= region::HAS_COW;
@@ -412,6 +416,8 @@ fn write_runtime(staged: &mut Staged) -> Result<(), Error> {
         c.revoke_wanted = 0;
         c.repossessed_seen = 0;
         c.last_region = 0;
+        c.last_off = 0;
+        c.fault_off = u64::MAX;
         c.pages = private::Array { len: staged.n as u64, cap: (record_pages * PER_PAGE) as u64 };
         c.shares = private::Array::default();
         c.retired = private::Array::default();

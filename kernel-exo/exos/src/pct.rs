@@ -115,8 +115,9 @@ pub fn call(target: EnvId, msg: Message) -> Result<Message, Error> {
     if PCT_STACK.load(Relaxed) == 0 {
         ensure()?;
     }
-    // No thread switch between parking our state and the transfer.
-    let _c = crate::private::critical();
+    // No thread switch may happen between parking our state and the
+    // transfer (another thread's call would overwrite it): the upcall
+    // handler does not preempt inside `exos_pct_call` (`in_call_window`).
     let mut reply = core::mem::MaybeUninit::<Message>::uninit();
     // SAFETY: exos_pct_call follows the C ABI; it returns either an error
     // from the kernel or, through exos_pct_entry, 0 with the reply written
@@ -211,10 +212,24 @@ pub unsafe extern "C" fn exos_pct_call(target: u64, msg: *const Message, out: *m
         "pop rdx",
         "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
         "ret",
+        ".globl exos_pct_call_end",
+        "exos_pct_call_end:",
         call_rsp = sym CALL_RSP,
         call_target = sym CALL_TARGET,
         pct_sync = const Call::PctSync as u64,
     )
+}
+
+unsafe extern "C" {
+    /// The first byte after `exos_pct_call`.
+    fn exos_pct_call_end();
+}
+
+/// Whether `rip` is inside `exos_pct_call`, which parks the caller's state
+/// in globals before transferring: no thread switch may happen there.
+#[inline]
+pub(crate) fn in_call_window(rip: u64) -> bool {
+    (exos_pct_call as *const () as u64..exos_pct_call_end as *const () as u64).contains(&rip)
 }
 
 /// Transfer synchronously to `target` with the message at `msg`, sending

@@ -14,7 +14,9 @@
 //! end does it. And the **ExOS stack**: code that changes ExOS's view of
 //! the address space runs on it ([`on_exos_stack`]), so it never writes a
 //! copy-on-write page (a thread's stack may be one) halfway through a
-//! change the exception handler would then see.
+//! change the exception handler would then see. It is made when the
+//! environment first forks (or is forked): before, no page is
+//! copy-on-write and the caller's stack does as well.
 
 use crate::sys;
 use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
@@ -121,8 +123,18 @@ pub struct Runtime {
     pub next_anon: u64,
     pub next_stack: u64,
     pub next_private_stack: u64,
-    /// Index of the region the last fault was in (a one-entry cache).
+    /// Non-zero once copy-on-write sharing exists (we forked, or were
+    /// forked): from then on view changes run on the ExOS stack.
+    pub cow: u64,
+    /// Index of the region the last fault or protection change was in
+    /// (a one-entry cache), and the same as a byte offset into `regions`
+    /// (what the exception entry's fast path reads).
     pub last_region: u64,
+    pub last_off: u64,
+    /// Byte offset into `regions` of the region of the fault being
+    /// handled, if it has no copy-on-write page (else `u64::MAX`): what
+    /// `vm::Fault::protect` trusts.
+    pub fault_off: u64,
     pub nregions: u64,
     pub pages: Array,
     pub shares: Array,
@@ -201,6 +213,7 @@ pub fn init() -> Result<(), Error> {
     r.next_anon = crate::mem::ANON_BASE;
     r.next_stack = crate::mem::THREAD_STACKS;
     r.next_private_stack = crate::mem::STACKS_BASE;
+    r.fault_off = u64::MAX;
     r.magic = MAGIC;
     Ok(())
 }
@@ -251,6 +264,7 @@ impl Drop for Critical {
 
 /// Whether the code running now is a handler (exception or upcall), not
 /// a thread: deferred work waits for thread context.
+#[inline]
 pub fn in_handler() -> bool {
     // SAFETY: the user area is mapped for the environment's life; the
     // busy words are read as hints.
@@ -276,7 +290,7 @@ fn run_pending() {
 }
 
 /// Pages of the ExOS stack.
-const EXOS_STACK_PAGES: u64 = 8;
+const EXOS_STACK_PAGES: u64 = 4;
 
 /// Whether `rsp` is on one of ExOS's private stacks (exception, upcall,
 /// PCT, scheduler and ExOS stacks all live in the private-stack window).
@@ -291,7 +305,8 @@ pub fn on_private_stack() -> bool {
 /// inside a critical section. `f` must not block.
 pub fn on_exos_stack<R, F: FnOnce() -> R>(f: F) -> R {
     let _c = critical();
-    if on_private_stack() {
+    // Before any fork no page is copy-on-write: this stack is as good.
+    if rt().cow == 0 || on_private_stack() {
         return f();
     }
     if rt().exos_stack == 0 {

@@ -143,9 +143,24 @@ pub unsafe fn bind(env: u64, list: &[Binding]) -> (u64, Result<(), Error>) {
 ///
 /// # Safety
 /// As for [`bind`]: no live reference may rely on access this removes.
+#[inline(always)]
 pub unsafe fn protect(env: u64, va: u64, pages: u64, prot: Prot) -> (u64, Result<(), Error>) {
-    // SAFETY: the caller upholds the contract above.
-    let (s, done, _) = unsafe { raw(Call::Protect as u64, env, va, pages, prot.0, 0, 0) };
+    let (s, done);
+    // SAFETY: as in `raw`, with the four arguments Protect takes (the
+    // kernel returns R8 as result 1 and zeroes the other argument
+    // registers, all declared clobbered); the caller upholds the rest.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") Call::Protect as u64 => s,
+            inlateout("rdi") env => _,
+            inlateout("rsi") va => _,
+            inlateout("rdx") pages => done,
+            inlateout("r10") prot.0 => _,
+            out("r8") _, out("r9") _, out("rcx") _, out("r11") _,
+            options(nostack),
+        )
+    };
     (done, Error::check(s))
 }
 

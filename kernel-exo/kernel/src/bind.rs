@@ -56,7 +56,7 @@ fn check_prot(prot: u64) -> Result<(), Error> {
 
 /// The permission bits of an entry bound with `prot`.
 #[inline(always)]
-const fn permission_bits(prot: u64) -> u64 {
+pub(crate) const fn permission_bits(prot: u64) -> u64 {
     // Prot::WRITE and the entry's WRITABLE bit are both bit 1.
     const _: () = assert!(Prot::WRITE.0 == pte::WRITABLE);
     let nx = if prot & Prot::EXEC.0 == 0 { pte::NO_EXECUTE } else { 0 };
@@ -99,8 +99,12 @@ impl LeafCache {
 
     fn store(self, t: usize) {
         let fe = envtab::slot(t);
+        // Never the first 2 MiB, which holds the kernel-managed window:
+        // `fast::protect` relies on a tag match meaning "a validated user
+        // region outside that window" and skips the range checks.
+        let tag = if self.tag == Self::tag(0) { 0 } else { self.tag };
         fe.leaf_table.store(self.table, Relaxed);
-        fe.leaf_tag.store(self.tag, Relaxed);
+        fe.leaf_tag.store(tag, Relaxed);
     }
 }
 

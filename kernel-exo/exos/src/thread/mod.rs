@@ -96,6 +96,13 @@ pub(crate) struct Tcb {
 }
 
 impl Tcb {
+    /// The main thread's block (id 1, running).
+    const fn main() -> Self {
+        let mut t = Tcb::new();
+        t.id = 1;
+        t
+    }
+
     const fn new() -> Self {
         Tcb {
             rsp: 0,
@@ -145,10 +152,12 @@ impl Queue {
         Queue { head: null_mut(), tail: null_mut() }
     }
 
+    #[inline(always)]
     pub(crate) fn is_empty(&self) -> bool {
         self.head.is_null()
     }
 
+    #[inline(always)]
     pub(crate) fn push(&mut self, t: *mut Tcb) {
         // SAFETY: `t` is a live control block (they are never freed), in
         // no other queue; inside a critical section.
@@ -162,6 +171,7 @@ impl Queue {
         self.tail = t;
     }
 
+    #[inline(always)]
     pub(crate) fn pop(&mut self) -> *mut Tcb {
         let t = self.head;
         if !t.is_null() {
@@ -189,9 +199,9 @@ struct Sched {
 }
 
 /// The main thread's control block.
-static mut MAIN: Tcb = Tcb::new();
+static mut MAIN: Tcb = Tcb::main();
 static mut S: Sched = Sched {
-    current: null_mut(),
+    current: &raw mut MAIN,
     ready: Queue::new(),
     waiting: Queue::new(),
     free: null_mut(),
@@ -207,13 +217,7 @@ static mut S: Sched = Sched {
 #[inline(always)]
 fn s() -> &'static mut Sched {
     // SAFETY: see above; one CPU.
-    let s = unsafe { &mut *core::ptr::addr_of_mut!(S) };
-    if s.current.is_null() {
-        s.current = core::ptr::addr_of_mut!(MAIN);
-        // SAFETY: MAIN is the main thread's block, now current.
-        unsafe { (*s.current).id = 1 };
-    }
-    s
+    unsafe { &mut *core::ptr::addr_of_mut!(S) }
 }
 
 /// Whether threads other than the main one exist (or ever did).
@@ -410,6 +414,7 @@ fn remove_waiting(sc: &mut Sched, t: *mut Tcb) {
 }
 
 /// Move blocked thread `t` to the ready queue.
+#[inline]
 pub(crate) fn make_ready(t: *mut Tcb) {
     // SAFETY: a live block, in no queue (its waker took it out).
     unsafe { (*t).state = State::Ready };
@@ -417,12 +422,14 @@ pub(crate) fn make_ready(t: *mut Tcb) {
 }
 
 /// The running thread's block.
+#[inline]
 pub(crate) fn current_tcb() -> *mut Tcb {
     s().current
 }
 
 /// Block the running thread (already put on some wait queue by the
 /// caller, who also set its state) and run others until it is made ready.
+#[inline]
 pub(crate) fn block_current() -> Result<(), ThreadError> {
     // SAFETY: the running thread's block.
     unsafe { (*s().current).state = State::Blocked };
@@ -431,16 +438,12 @@ pub(crate) fn block_current() -> Result<(), ThreadError> {
 
 /// Whether the running thread may block now: inside exactly the
 /// operation's own critical section, and not in a handler.
+#[inline]
 pub(crate) fn can_block() -> bool {
     rt().nopreempt.load(SeqCst) == 1 && !private::in_handler()
 }
 
-/// Whether the running thread may block in an operation that has not yet
-/// opened its critical section.
-pub(crate) fn can_block_outside() -> bool {
-    rt().nopreempt.load(SeqCst) == 0 && !private::in_handler()
-}
-
+#[inline]
 fn schedule() -> Result<(), ThreadError> {
     if !can_block() {
         // Blocking inside a nested critical section (or a handler) would
@@ -473,6 +476,7 @@ fn sched_stack() -> u64 {
 }
 
 /// Continue `next` (ready, taken off the queue), saving the running thread.
+#[inline]
 fn switch_to(next: *mut Tcb) {
     let sc = s();
     let me = sc.current;
@@ -529,6 +533,7 @@ fn enter(next: *mut Tcb) -> ! {
 }
 
 /// Wake the threads whose condition holds (or whose peer has ended).
+#[inline]
 fn poll_waiters(sc: &mut Sched) {
     if sc.waiting.is_empty() {
         return;
@@ -619,7 +624,7 @@ pub(crate) fn on_slice_end(ctx: &Regs) {
     }
     let r = rt();
     let sc = s();
-    let in_section = r.nopreempt.load(SeqCst) != 0 || exception_busy();
+    let in_section = r.nopreempt.load(SeqCst) != 0 || exception_busy() || crate::pct::in_call_window(ctx.rip);
     if in_section {
         if !sc.ready.is_empty() || !sc.waiting.is_empty() {
             r.pending.fetch_or(private::PENDING_SWITCH, SeqCst);

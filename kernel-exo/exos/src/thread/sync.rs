@@ -33,6 +33,7 @@ impl<T> Mutex<T> {
     }
 
     /// Take the lock, blocking the thread while another holds it.
+    #[inline]
     pub fn lock(&self) -> Result<MutexGuard<'_, T>, ThreadError> {
         let _c = private::critical();
         let me = current_tcb();
@@ -79,6 +80,7 @@ impl<T> Mutex<T> {
 
     /// Release (inside a critical section): hand the lock to the first
     /// waiter, or free it.
+    #[inline]
     fn release(&self) {
         // SAFETY: inside the caller's critical section.
         let next = unsafe { (*self.waiters.get()).pop() };
@@ -140,37 +142,33 @@ impl Condvar {
 
     /// Release the lock, block until signalled, take the lock again.
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> Result<MutexGuard<'a, T>, ThreadError> {
-        if !super::can_block_outside() {
+        // One critical section for all of it: release, block, and (once
+        // woken) take the lock again — directly if it is free.
+        let _c = private::critical();
+        if !super::can_block() {
             return Err(ThreadError::Deadlock); // the guard unlocks as it drops
         }
         let lock = guard.lock;
         core::mem::forget(guard);
-        {
-            let _c = private::critical();
-            let me = current_tcb();
-            // SAFETY: inside a critical section.
-            unsafe { (*self.waiters.get()).push(me) };
-            lock.release();
-            if let Err(e) = block_current() {
-                // Could not block (a nested critical section): take
-                // ourselves off; the lock stays released with the guard gone.
-                // SAFETY: inside a critical section.
-                let q = unsafe { &mut *self.waiters.get() };
-                let mut keep = Queue::new();
-                while !q.is_empty() {
-                    let x = q.pop();
-                    if x != me {
-                        keep.push(x);
-                    }
-                }
-                *q = keep;
-                return Err(e);
-            }
+        let me = current_tcb();
+        // SAFETY: inside a critical section.
+        unsafe { (*self.waiters.get()).push(me) };
+        lock.release();
+        block_current()?; // cannot fail: checked above
+        // SAFETY: inside the critical section, the only access.
+        let owner = unsafe { &mut *lock.owner.get() };
+        if owner.is_null() {
+            *owner = me;
+        } else {
+            // SAFETY: as above; the unlocking thread hands us the lock.
+            unsafe { (*lock.waiters.get()).push(me) };
+            block_current()?;
         }
-        lock.lock()
+        Ok(MutexGuard { lock })
     }
 
     /// Wake one waiter.
+    #[inline]
     pub fn notify_one(&self) {
         let _c = private::critical();
         // SAFETY: inside a critical section.

@@ -26,28 +26,78 @@ use crate::sys;
 use exo_abi::layout::{ExceptionArea, pte as bits};
 use exo_abi::{ANY_PAGE, Binding, Cap, ENV_SELF, Error, Prot};
 
-/// A page fault, as the application's handler sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fault {
+/// A page fault, as the application's handler sees it: a view of the
+/// exception area the kernel filled (no copy is made on the way).
+#[derive(Debug)]
+#[repr(transparent)]
+pub struct Fault(ExceptionArea);
+
+impl Fault {
     /// The faulting address.
-    pub addr: u64,
+    #[inline(always)]
+    pub fn addr(&self) -> u64 {
+        self.0.addr
+    }
+
     /// A write (else a read or an instruction fetch).
-    pub write: bool,
+    #[inline(always)]
+    pub fn write(&self) -> bool {
+        self.0.error & PF_WRITE != 0
+    }
+
     /// The page was bound (a protection fault), else missing.
-    pub present: bool,
+    #[inline(always)]
+    pub fn present(&self) -> bool {
+        self.0.error & PF_PRESENT != 0
+    }
+
     /// An instruction fetch.
-    pub exec: bool,
+    #[inline(always)]
+    pub fn exec(&self) -> bool {
+        self.0.error & PF_FETCH != 0
+    }
+
     /// The faulting instruction.
-    pub rip: u64,
+    #[inline(always)]
+    pub fn rip(&self) -> u64 {
+        self.0.rip
+    }
+
+    /// Change the protection of the faulting page (what a handler that
+    /// resolves a protection fault does): `vm::protect` of that page,
+    /// without the checks the fault's dispatch already made. (The
+    /// dispatch leaves the fault's region in `fault_off` if the region has
+    /// no copy-on-write page; any change to the region table clears it.)
+    #[inline(always)]
+    pub fn protect(&self, prot: Prot) -> Result<(), super::VmError> {
+        let page = self.0.addr & !0xfff;
+        let r = crate::private::rt();
+        let off = r.fault_off;
+        const SLOT: usize = core::mem::size_of::<crate::private::RegionRec>();
+        if off < (crate::private::MAX_REGIONS * SLOT) as u64 {
+            // SAFETY: `fault_off` is a multiple of the slot size (set by the
+            // dispatch) below the table's size (checked): a slot of it.
+            let g = unsafe { &*r.regions.as_ptr().byte_add(off as usize) };
+            if prot.0 & !(g.maxprot as u64 | Prot::CLEAR_AD.0) == 0 {
+                // SAFETY: a page of an ExOS region without copy-on-write
+                // pages, reprotected as the application asks.
+                let (_, res) = unsafe { sys::protect(ENV_SELF, page, 1, prot) };
+                return res.map_err(super::VmError::Kernel);
+            }
+        }
+        super::protect(page, 1, prot)
+    }
 }
 
-/// What the application's handler decided.
+/// What the application's handler decided (returned in AL: the
+/// exception entry's fast path tests it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Action {
     /// The cause is fixed: run the faulting instruction again.
-    Retry,
+    Retry = 0,
     /// Not mine: let the exception layer decide (handler or report).
-    Unhandled,
+    Unhandled = 1,
 }
 
 /// An application's fault handler for a region (see the module doc for
@@ -61,28 +111,30 @@ const PF_FETCH: u64 = 16;
 
 /// Try to resolve a page fault: true to resume (retry), false if it is
 /// not ExOS's or the region's to resolve.
-#[inline]
+#[inline(always)]
 pub fn on_page_fault(area: &ExceptionArea) -> bool {
     let addr = area.addr;
     let Some(i) = view::region_of(addr) else { return false };
-    let g = view::regions()[i];
-    let present = area.error & PF_PRESENT != 0;
-    let write = area.error & PF_WRITE != 0;
-    if g.flags & (region::HAS_COW | region::ZERO_FILL) != 0
-        && exos_resolves(g.flags, addr & !0xfff, present, write)
+    let g = &view::regions()[i];
+    let (flags, handler) = (g.flags, g.handler);
+    if flags & (region::HAS_COW | region::ZERO_FILL) != 0
+        && exos_resolves(flags, addr & !0xfff, area.error & PF_PRESENT != 0, area.error & PF_WRITE != 0)
     {
         return true;
     }
-    match g.handler {
-        0 => false,
-        h => {
-            // SAFETY: only `Mapping::handler` and `set_fault_handler` store
-            // non-zero values, and they are FaultHandlers.
-            let handler = unsafe { core::mem::transmute::<u64, FaultHandler>(h) };
-            let f = Fault { addr, write, present, exec: area.error & PF_FETCH != 0, rip: area.rip };
-            handler(&f) == Action::Retry
-        }
+    if handler == 0 {
+        return false;
     }
+    crate::private::rt().fault_off = if flags & region::HAS_COW == 0 {
+        (i * core::mem::size_of::<crate::private::RegionRec>()) as u64
+    } else {
+        u64::MAX
+    };
+    // SAFETY: only `Mapping::handler` and `set_fault_handler` store
+    // non-zero values, and they are FaultHandlers.
+    let handler = unsafe { core::mem::transmute::<u64, FaultHandler>(handler) };
+    // SAFETY: Fault is a transparent view of the area.
+    handler(unsafe { &*(area as *const ExceptionArea as *const Fault) }) == Action::Retry
 }
 
 /// Copy-on-write and demand-zero.

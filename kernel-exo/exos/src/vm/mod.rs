@@ -86,6 +86,9 @@ pub mod region {
     pub const RECLAIMABLE: u32 = 8;
     /// Some page may be copy-on-write: protection changes look at each page.
     pub const HAS_COW: u32 = 16;
+    /// The region has no fault handler (kept by `view` from the handler
+    /// word, so the exception entry tests one word).
+    pub const NO_HANDLER: u32 = 32;
 }
 
 /// Where ExOS puts what it places itself (see also `crate::mem`).
@@ -422,6 +425,7 @@ pub fn unmap(va: u64, pages: u64) -> Result<(), VmError> {
         let i = region_covering(va, end)?;
         release_locked(va, pages)?;
         let g = view::regions()[i];
+        view::regions_changed();
         match (g.start == va, g.end == end) {
             (true, true) => view::remove_region(i),
             (true, false) => view::regions()[i].start = end,
@@ -438,8 +442,38 @@ pub fn unmap(va: u64, pages: u64) -> Result<(), VmError> {
 /// Change the protection of `pages` pages from `va` (all in one region,
 /// all bound): one system call for the whole range. Copy-on-write pages
 /// stay read-only until written (then they are copied and get `prot`).
+///
+/// The fast path (what a fault handler takes) checks the range against
+/// the region of the last fault or protection change — the one-entry
+/// cache `view::region_of` keeps — and goes straight to the kernel.
 #[inline]
 pub fn protect(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
+    let r = rt();
+    let i = r.last_region as usize;
+    if i < r.nregions as usize && i < private::MAX_REGIONS {
+        let g = &r.regions[i];
+        let end = va.wrapping_add(pages << 12);
+        // In the region (end > va also rules out 0 pages and overflow),
+        // no more protection than it allows, no copy-on-write page in it.
+        if va >= g.start
+            && end <= g.end
+            && end > va
+            && prot.0 & !(g.maxprot as u64 | Prot::CLEAR_AD.0) == 0
+            && g.flags & region::HAS_COW == 0
+        {
+            // SAFETY: protection changes of ExOS-managed pages; the
+            // application asked for them (a later access it did not
+            // allow faults, it does not corrupt memory).
+            let (_, res) = unsafe { sys::protect(ENV_SELF, va, pages, prot) };
+            return res.map_err(VmError::Kernel);
+        }
+    }
+    protect_general(va, pages, prot)
+}
+
+/// `protect` for any region (finds it, handles copy-on-write pages).
+#[inline(never)]
+fn protect_general(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
     let Some(i) = view::region_of(va) else { return Err(VmError::NotMapped) };
     let g = &view::regions()[i];
     let end = va.wrapping_add(pages << 12);
@@ -449,9 +483,7 @@ pub fn protect(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
     if g.flags & region::HAS_COW != 0 {
         return protect_cow(va, pages, prot);
     }
-    // SAFETY: protection changes of ExOS-managed pages; the application
-    // asked for them (a later access it did not allow faults, it does not
-    // corrupt memory).
+    // SAFETY: as in `protect`.
     let (_, r) = unsafe { sys::protect(ENV_SELF, va, pages, prot) };
     r.map_err(VmError::Kernel)
 }
@@ -527,7 +559,10 @@ pub fn set_fault_handler(va: u64, handler: Option<FaultHandler>) -> Result<(), V
     }
     let _c = private::critical();
     let i = view::region_of(va).ok_or(VmError::NotMapped)?;
-    view::regions()[i].handler = handler.map_or(0, |h| h as *const () as u64);
+    view::regions_changed();
+    let g = &mut view::regions()[i];
+    g.handler = handler.map_or(0, |h| h as *const () as u64);
+    g.flags = view::with_handler_flag(g.flags, g.handler);
     Ok(())
 }
 

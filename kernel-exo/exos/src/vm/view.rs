@@ -195,6 +195,7 @@ pub fn collect_retired() -> u64 {
 
 // ---- regions ------------------------------------------------------------
 
+#[inline(always)]
 pub fn regions() -> &'static mut [RegionRec] {
     let r = rt();
     &mut r.regions[..r.nregions as usize]
@@ -212,7 +213,7 @@ pub fn region_of(va: u64) -> Option<usize> {
         }
     }
     let i = regions().iter().position(|g| (g.start..g.end).contains(&va))?;
-    r.last_region = i as u64;
+    set_last(i);
     Some(i)
 }
 
@@ -233,18 +234,46 @@ pub fn add_region(g: RegionRec) -> Result<(), Error> {
     }
     let at = r.regions[..n].iter().position(|x| x.start > g.start).unwrap_or(n);
     r.regions.copy_within(at..n, at + 1);
+    regions_changed();
     r.regions[at] = g;
+    r.regions[at].flags = with_handler_flag(g.flags, g.handler);
     r.nregions += 1;
-    r.last_region = at as u64;
+    set_last(at);
     Ok(())
 }
 
 pub fn remove_region(i: usize) {
     let r = rt();
     let n = r.nregions as usize;
+    regions_changed();
     r.regions.copy_within(i + 1..n, i);
+    // Slots past the last region stay zeroed: `exception`'s fast path
+    // reads the cached slot without checking the count (an empty slot
+    // contains no address).
+    r.regions[n - 1] = RegionRec::default();
     r.nregions -= 1;
-    r.last_region = 0;
+    set_last(0);
+}
+
+/// The region table changed: the fault being handled (if any) no longer
+/// has a region `Fault::protect` may trust.
+#[inline(always)]
+pub fn regions_changed() {
+    rt().fault_off = u64::MAX;
+}
+
+/// Make slot `i` the one-entry region cache.
+#[inline(always)]
+pub fn set_last(i: usize) {
+    let r = rt();
+    r.last_region = i as u64;
+    r.last_off = (i * core::mem::size_of::<RegionRec>()) as u64;
+}
+
+/// `flags` with `region::NO_HANDLER` set exactly when `handler` is 0.
+pub fn with_handler_flag(flags: u32, handler: u64) -> u32 {
+    let f = flags & !super::region::NO_HANDLER;
+    if handler == 0 { f | super::region::NO_HANDLER } else { f }
 }
 
 // ---- the exposed page tables --------------------------------------------

@@ -15,8 +15,8 @@ static OTHER: AtomicU64 = AtomicU64::new(0);
 /// Unprotect the faulting page and retry (what a pager does).
 fn unprotect(f: &Fault) -> Action {
     FAULTS.fetch_add(1, SeqCst);
-    LAST_ADDR.store(f.addr, SeqCst);
-    match vm::protect(f.addr & !0xfff, 1, Prot::RW) {
+    LAST_ADDR.store(f.addr(), SeqCst);
+    match vm::protect(f.addr() & !0xfff, 1, Prot::RW) {
         Ok(()) => Action::Retry,
         Err(_) => Action::Unhandled,
     }
@@ -26,8 +26,8 @@ fn unprotect(f: &Fault) -> Action {
 fn swap(f: &Fault) -> Action {
     FAULTS.fetch_add(1, SeqCst);
     let other = OTHER.load(SeqCst);
-    let ok = vm::protect(f.addr & !0xfff, 1, Prot::RW).is_ok() && vm::protect(other, 1, Prot::READ).is_ok();
-    OTHER.store(f.addr & !0xfff, SeqCst);
+    let ok = vm::protect(f.addr() & !0xfff, 1, Prot::RW).is_ok() && vm::protect(other, 1, Prot::READ).is_ok();
+    OTHER.store(f.addr() & !0xfff, SeqCst);
     if ok { Action::Retry } else { Action::Unhandled }
 }
 

@@ -330,4 +330,22 @@ fn one_page_protect(c: &mut Checks) {
         (0, Err(Error::BadAddress))
     );
     expect_eq!(c, "back to the first", p(va, Prot::RW.0), (1, Ok(())));
+    // The first 2 MiB holds the kernel's user area and info page next to
+    // pages we may bind: protecting one of ours there must never let a
+    // later request reach the kernel's pages (the fast path trusts its
+    // cached table only outside that region).
+    let low = 0x8000;
+    let cap = sys::page_alloc(exo_abi::ANY_PAGE).map_or(0, |r| r.0.0);
+    expect_eq!(
+        c,
+        "bind a page in the first 2 MiB",
+        bind_self(&[Binding { va: low, cap, prot: Prot::RW.0 }]),
+        (1, Ok(()))
+    );
+    expect_eq!(c, "protect it", p(low, Prot::READ.0), (1, Ok(())));
+    expect_eq!(c, "protect it again", p(low, Prot::RW.0), (1, Ok(())));
+    expect_eq!(c, "then the user area", p(UAREA_VA, Prot::READ.0), (0, Err(Error::BadAddress)));
+    expect_eq!(c, "then the info page", p(INFO_VA, Prot::RW.0), (0, Err(Error::BadAddress)));
+    store(low, 9);
+    expect_eq!(c, "our low page still writable", load(low), 9);
 }
