@@ -345,7 +345,10 @@ pub fn join(h: JoinHandle) -> Result<u64, ThreadError> {
             return Err(ThreadError::BadHandle);
         }
         t.joiner = sc.current;
-        block_current()?;
+        if let Err(e) = block_current() {
+            t.joiner = null_mut();
+            return Err(e);
+        }
     }
     let result = t.result;
     t.state = State::Free;
@@ -458,7 +461,12 @@ fn schedule() -> Result<(), ThreadError> {
     if !next.is_null() {
         switch_to(next);
     } else {
-        let stack = sched_stack();
+        let Some(stack) = sched_stack() else {
+            // Nowhere to run the idle loop: the caller undoes its wait.
+            // SAFETY: the running thread's block.
+            unsafe { (*sc.current).state = State::Running };
+            return Err(ThreadError::NoMemory);
+        };
         // SAFETY: the scheduler stack is private; the idle loop never
         // returns, it continues some thread (eventually this one).
         unsafe { exos_switch_to_stack(&mut (*sc.current).rsp, stack, idle_entry) };
@@ -466,13 +474,14 @@ fn schedule() -> Result<(), ThreadError> {
     Ok(())
 }
 
-fn sched_stack() -> u64 {
+/// The scheduler's own stack (where the idle loop runs), made on first
+/// need.
+fn sched_stack() -> Option<u64> {
     let sc = s();
     if sc.sched_stack == 0 {
-        // Made on first need; without it the idle loop has nowhere to run.
-        sc.sched_stack = crate::vm::new_private_stack(4).expect("exos: no memory for the scheduler stack");
+        sc.sched_stack = crate::vm::new_private_stack(4).ok()?;
     }
-    sc.sched_stack
+    Some(sc.sched_stack)
 }
 
 /// Continue `next` (ready, taken off the queue), saving the running thread.
@@ -508,8 +517,13 @@ fn next_without_saving() -> ! {
     poll_waiters(sc);
     let next = sc.ready.pop();
     if next.is_null() {
-        // SAFETY: the idle loop runs on its own stack.
-        unsafe { exos_run_on_stack(sched_stack(), idle_entry) }
+        match sched_stack() {
+            // SAFETY: the idle loop runs on its own stack.
+            Some(stack) => unsafe { exos_run_on_stack(stack, idle_entry) },
+            // No memory for one: our own stack is abandoned anyway (the
+            // thread has ended), so the idle loop runs on it.
+            None => idle_entry(),
+        }
     }
     enter(next)
 }
@@ -610,8 +624,13 @@ fn give_to_peers(sc: &mut Sched) -> bool {
 /// the environment waiting): run whatever can run, or wait again.
 pub(crate) fn reenter() -> ! {
     rt().nopreempt.store(1, SeqCst);
-    // SAFETY: the idle loop runs on its own stack; nothing on this one is kept.
-    unsafe { exos_run_on_stack(sched_stack(), idle_entry) }
+    match sched_stack() {
+        // SAFETY: the idle loop runs on its own stack; nothing on this one is kept.
+        Some(stack) => unsafe { exos_run_on_stack(stack, idle_entry) },
+        // This stack is a private one (PCT or upcall) whose context is
+        // not kept: the idle loop may as well run here.
+        None => idle_entry(),
+    }
 }
 
 /// The end-of-slice upcall's default: preempt the interrupted thread if

@@ -67,15 +67,7 @@ impl<T> Mutex<T> {
 
     fn forget(&self, t: *mut Tcb) {
         // SAFETY: inside the caller's critical section.
-        let q = unsafe { &mut *self.waiters.get() };
-        let mut keep = Queue::new();
-        while !q.is_empty() {
-            let x = q.pop();
-            if x != t {
-                keep.push(x);
-            }
-        }
-        *q = keep;
+        remove(unsafe { &mut *self.waiters.get() }, t);
     }
 
     /// Release (inside a critical section): hand the lock to the first
@@ -154,7 +146,12 @@ impl Condvar {
         // SAFETY: inside a critical section.
         unsafe { (*self.waiters.get()).push(me) };
         lock.release();
-        block_current()?; // cannot fail: checked above
+        if let Err(e) = block_current() {
+            // No memory to wait in: off the queue; the lock stays released.
+            // SAFETY: inside the critical section.
+            remove(unsafe { &mut *self.waiters.get() }, me);
+            return Err(e);
+        }
         // SAFETY: inside the critical section, the only access.
         let owner = unsafe { &mut *lock.owner.get() };
         if owner.is_null() {
@@ -162,7 +159,7 @@ impl Condvar {
         } else {
             // SAFETY: as above; the unlocking thread hands us the lock.
             unsafe { (*lock.waiters.get()).push(me) };
-            block_current()?;
+            block_current().inspect_err(|_| lock.forget(me))?;
         }
         Ok(MutexGuard { lock })
     }
@@ -190,4 +187,16 @@ impl Condvar {
             make_ready(t);
         }
     }
+}
+
+/// Take `t` off queue `q` (if it is there).
+fn remove(q: &mut Queue, t: *mut Tcb) {
+    let mut keep = Queue::new();
+    while !q.is_empty() {
+        let x = q.pop();
+        if x != t {
+            keep.push(x);
+        }
+    }
+    *q = keep;
 }
