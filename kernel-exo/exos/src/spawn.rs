@@ -139,6 +139,8 @@ pub fn wait_child(child: EnvId) -> Result<(EnvStatus, u64), Error> {
         match status {
             EnvStatus::Exited | EnvStatus::Killed | EnvStatus::Faulted => {
                 sys::env_kill(child)?;
+                // Pages we kept for it (copy-on-write) can go now.
+                crate::vm::collect();
                 return Ok((status, detail));
             }
             _ => {

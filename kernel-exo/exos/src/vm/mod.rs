@@ -404,6 +404,16 @@ pub fn reserve(n: u64) -> Result<(), VmError> {
     })
 }
 
+/// Free the pages kept only because a forked child still shared them,
+/// if no child does any more; returns how many were freed. (ExOS also
+/// does this when it reaps a child, forks, or answers a revocation.)
+pub fn collect() -> u64 {
+    if rt().retired.len == 0 {
+        return 0;
+    }
+    on_exos_stack(view::collect_retired)
+}
+
 /// Pages the view records.
 pub fn pages_recorded() -> usize {
     view::pages().len()

@@ -95,6 +95,9 @@ pub fn run() -> u64 {
             let mine =
                 (data(0), data(599), BSS.load(SeqCst), heap[0], heap[999], local[0], local[15], peek(anon));
             expect_eq!(c, "the parent's memory is its own", mine, (10, 19, 20, 39, 30, 49, 40, 50));
+            // The pages we copied away from while the child shared them
+            // were freed when we reaped it.
+            expect_eq!(c, "nothing kept for the child", exos::private::rt().retired.len, 0);
             // Nobody shares the anonymous page now: writing it makes our
             // own page writable again, no copy.
             poke(anon, 59);
