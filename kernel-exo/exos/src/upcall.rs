@@ -117,6 +117,16 @@ extern "C" fn exos_upcall_dispatch(kind: u64, arg0: u64, arg1: u64) {
     if has_ctx {
         repair(&mut a.ctx);
     }
+    // A revocation request deferred by a critical section that has not
+    // been handled yet (no section closed since): now, if we may.
+    if has_ctx
+        && rt().pending.load(core::sync::atomic::Ordering::SeqCst) & private::PENDING_REVOKE != 0
+        && rt().nopreempt.load(core::sync::atomic::Ordering::SeqCst) == 0
+        && !exception_busy()
+    {
+        rt().pending.fetch_and(!private::PENDING_REVOKE, core::sync::atomic::Ordering::SeqCst);
+        crate::pager::on_revoke(core::mem::take(&mut rt().revoke_wanted));
+    }
     match UpcallKind::from_number(kind) {
         Some(UpcallKind::SliceEnd) => match SLICE_END.load(Relaxed) {
             0 if has_ctx => crate::thread::on_slice_end(&a.ctx),
