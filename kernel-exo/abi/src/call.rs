@@ -51,7 +51,10 @@ pub enum Call {
     /// (an owner capability: use PageFree).
     CapRevoke = 7,
     /// r0 = page number of capability `a0`, r1 = its [`crate::Rights`]
-    /// (with [`crate::Rights::OWNER`] for the owner capability).
+    /// (with [`crate::Rights::OWNER`] for the owner capability). The
+    /// caller must hold `a0` — or own its page: an owner may ask about a
+    /// grant it gave, to learn whether the holder still holds it (Revoked
+    /// once the holder dropped it or ended).
     /// Errors: InvalidCap, Revoked, NotHolder.
     CapInfo = 8,
     /// Apply `a2` [`crate::Binding`]s (bind, reprotect or unbind) read
@@ -101,6 +104,12 @@ pub enum Call {
     /// Errors: BadAddress, Unaligned, BadLength, BadArgument, NoRights,
     /// NoSuchEnv, Denied.
     Protect = 17,
+    /// Which capability the page bound at `a0` in the caller's own address
+    /// space was bound with: r0 = that capability (held by the caller),
+    /// r1 = the page number. Lets a library OS adopt pages it did not bind
+    /// itself (the program image its loader bound). Errors: Unaligned,
+    /// BadAddress (outside user space, or nothing bound there).
+    Lookup = 18,
 
     /// Synchronous protected control transfer to environment `a0` (see
     /// the crate docs for the register convention): the caller stops (it
@@ -126,7 +135,7 @@ pub enum Call {
 
 impl Call {
     /// Every call, for tables and tests.
-    pub const ALL: [Call; 23] = [
+    pub const ALL: [Call; 24] = [
         Call::Null,
         Call::ConsoleWrite,
         Call::EnvSelf,
@@ -145,6 +154,7 @@ impl Call {
         Call::EnvReclaim,
         Call::ProgramRead,
         Call::Protect,
+        Call::Lookup,
         Call::PctSync,
         Call::PctAsync,
         Call::Yield,
@@ -180,7 +190,7 @@ mod tests {
             }
             assert!(c as u64 <= LAST_CALL);
         }
-        assert_eq!(Call::from_number(18), None);
+        assert_eq!(Call::from_number(19), None);
         assert_eq!(Call::from_number(LAST_CALL + 1), None);
         assert_eq!(Call::from_number(u64::MAX), None);
     }

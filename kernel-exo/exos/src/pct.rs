@@ -1,7 +1,7 @@
 //! Protected control transfer from the library OS's side: a synchronous
-//! call that looks like a function call, serving incoming calls, and
-//! asynchronous sends. (LRPC proper, with bindings and argument stacks,
-//! is the next step of ExOS; this is its control-transfer core.)
+//! call that looks like a function call, serving incoming calls,
+//! asynchronous sends, and wake-up notifications. (LRPC, with bindings and
+//! argument stacks, is built on this in `crate::ipc::lrpc`.)
 //!
 //! The kernel saves nothing for a synchronous PCT, so the caller saves its
 //! own state: [`exos_pct_call`] pushes the callee-saved registers, parks
@@ -10,7 +10,13 @@
 //! this environment arrives at [`exos_pct_entry`] with RAX = the sender:
 //! if that is the environment we are calling, it is the reply, and the
 //! entry restores the parked state and returns from the call; otherwise it
-//! is a new call, served on the PCT stack by the registered server.
+//! is a new call, served on the PCT stack by the registered server — or a
+//! wake-up ([`NOTIFY`] in the first word, sent by [`notify`]), after which
+//! the thread scheduler looks at what it may now run.
+//!
+//! A synchronous call keeps the whole environment waiting until the
+//! reply (the caller's thread of control has moved into the callee): no
+//! other thread of the caller runs meanwhile.
 
 use crate::sys;
 use core::arch::{asm, naked_asm};
@@ -32,14 +38,67 @@ static CALL_RSP: AtomicU64 = AtomicU64::new(0);
 
 const STACK_PAGES: u64 = 4;
 
-/// Accept PCTs: replies to our calls always, new calls if `server` is given.
+/// First word of a wake-up notification (no server sees it).
+pub const NOTIFY: u64 = 0xe705_0000_7a4e_0001;
+/// First word of the reply to a call into an environment that serves no
+/// calls (it takes only replies and notifications).
+pub const NO_SERVER: u64 = 0xe705_0000_7a4e_00ff;
+
+/// Accept PCTs: replies to our calls and notifications always, new calls
+/// if `server` is given.
 pub fn install(server: Option<Server>) -> Result<(), Error> {
     SERVER.store(server.map_or(0, |f| f as usize), Relaxed);
-    if PCT_STACK.load(Relaxed) == 0 {
-        PCT_STACK.store(crate::mem::new_stack(STACK_PAGES)?, Relaxed);
+    ensure()
+}
+
+/// Register the PCT entry (keeping any server), if it is not yet.
+pub fn ensure() -> Result<(), Error> {
+    if PCT_STACK.load(Relaxed) != 0 {
+        return Ok(());
     }
+    let stack = crate::mem::new_stack(STACK_PAGES)?;
     // SAFETY: `exos_pct_entry` follows the PCT entry convention.
+    unsafe { sys::set_handler(HandlerKind::Pct, exos_pct_entry as *const () as u64, 0) }?;
+    PCT_STACK.store(stack, Relaxed);
+    Ok(())
+}
+
+/// In a forked child: register the entry again if the parent had one.
+pub(crate) fn after_fork() -> Result<(), Error> {
+    CALL_TARGET.store(0, Relaxed);
+    if PCT_STACK.load(Relaxed) == 0 {
+        return Ok(());
+    }
+    // SAFETY: as in `ensure`; the stack is a private one (fresh here).
     unsafe { sys::set_handler(HandlerKind::Pct, exos_pct_entry as *const () as u64, 0) }
+}
+
+/// Whether a synchronous call of ours is outstanding (the environment is
+/// waiting for its reply).
+pub fn in_call() -> bool {
+    CALL_TARGET.load(Relaxed) != 0
+}
+
+/// Wake `target` (it is waiting on something we changed): an
+/// asynchronous notification. If it is not waiting yet, hand it the
+/// processor and try again, while `still_needed()` says so. Returns
+/// NoSuchEnv if it has ended.
+pub fn notify(target: EnvId, still_needed: impl Fn() -> bool) -> Result<(), Error> {
+    for _ in 0..1000 {
+        if !still_needed() {
+            return Ok(());
+        }
+        match send_async(target, [NOTIFY, 0, 0, 0, 0]) {
+            Err(Error::BadState) => {
+                // Running or ready: let it get to its wait (or see the change).
+                if sys::yield_to(target.0).is_err() {
+                    sys::yield_to(exo_abi::YIELD_ANY)?;
+                }
+            }
+            r => return r,
+        }
+    }
+    Err(Error::BadState)
 }
 
 /// Serve calls with `server` from now on; this context ends (waits).
@@ -49,9 +108,16 @@ pub fn serve_forever(server: Server) -> Result<core::convert::Infallible, Error>
 }
 
 /// Call `target` with `msg`, synchronously (our slices are donated to it
-/// until it replies); returns its reply. [`install`] must have been called.
+/// until it replies); returns its reply. Registers the PCT entry first if
+/// needed (the reply arrives through it).
 #[inline]
 pub fn call(target: EnvId, msg: Message) -> Result<Message, Error> {
+    if PCT_STACK.load(Relaxed) == 0 {
+        ensure()?;
+    }
+    // No thread switch may happen between parking our state and the
+    // transfer (another thread's call would overwrite it): the upcall
+    // handler does not preempt inside `exos_pct_call` (`in_call_window`).
     let mut reply = core::mem::MaybeUninit::<Message>::uninit();
     // SAFETY: exos_pct_call follows the C ABI; it returns either an error
     // from the kernel or, through exos_pct_entry, 0 with the reply written
@@ -90,12 +156,26 @@ pub fn send_async(target: EnvId, msg: Message) -> Result<(), Error> {
 
 extern "C" fn exos_pct_serve(caller: u64, m0: u64, m1: u64, m2: u64, m3: u64, m4: u64) -> ! {
     let caller = EnvId(caller);
+    if m0 == NOTIFY {
+        // Something we wait for may have changed. In a call of our own we
+        // keep waiting for its reply; otherwise the scheduler decides.
+        if in_call() {
+            sys::wait();
+        }
+        crate::thread::reenter();
+    }
     match SERVER.load(Relaxed) {
-        0 => sys::wait(),
+        0 => reply(caller, [NO_SERVER, 0, 0, 0, 0]),
         f => {
             // SAFETY: only `install` stores non-zero values, and they are Servers.
             let server: Server = unsafe { core::mem::transmute::<usize, Server>(f) };
-            reply(caller, server(caller, [m0, m1, m2, m3, m4]))
+            // Not a thread: no thread switch while it runs (and whatever
+            // was parked keeps its critical-section depth).
+            let depth = &crate::private::rt().nopreempt;
+            depth.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
+            let out = server(caller, [m0, m1, m2, m3, m4]);
+            depth.fetch_sub(1, core::sync::atomic::Ordering::SeqCst);
+            reply(caller, out)
         }
     }
 }
@@ -132,10 +212,24 @@ pub unsafe extern "C" fn exos_pct_call(target: u64, msg: *const Message, out: *m
         "pop rdx",
         "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx",
         "ret",
+        ".globl exos_pct_call_end",
+        "exos_pct_call_end:",
         call_rsp = sym CALL_RSP,
         call_target = sym CALL_TARGET,
         pct_sync = const Call::PctSync as u64,
     )
+}
+
+unsafe extern "C" {
+    /// The first byte after `exos_pct_call`.
+    fn exos_pct_call_end();
+}
+
+/// Whether `rip` is inside `exos_pct_call`, which parks the caller's state
+/// in globals before transferring: no thread switch may happen there.
+#[inline]
+pub(crate) fn in_call_window(rip: u64) -> bool {
+    (exos_pct_call as *const () as u64..exos_pct_call_end as *const () as u64).contains(&rip)
 }
 
 /// Transfer synchronously to `target` with the message at `msg`, sending

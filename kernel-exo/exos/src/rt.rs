@@ -5,11 +5,19 @@ use crate::sys;
 
 /// Exit code of an environment that panicked.
 pub const PANIC_EXIT: u64 = 101;
+/// Exit code of an environment whose runtime could not start.
+pub const INIT_FAILED: u64 = 102;
 
 /// Called by `_start` with the RDI/RSI the program was started with: the
 /// address and length of its argument string (see `exos::spawn` and the
 /// kernel's loader, which put it at the top of the initial stack).
 pub fn run(args_ptr: u64, args_len: u64, main: fn(&str) -> u64) -> ! {
+    // ExOS's private runtime page and its view of the address space come
+    // first: everything else uses them.
+    if let Err(e) = crate::private::init().and_then(|()| crate::vm::init()) {
+        crate::println!("[exos] cannot start: {e:?}");
+        sys::exit(INIT_FAILED);
+    }
     let args = if args_ptr == 0 || args_len == 0 || args_len > 4096 {
         ""
     } else {

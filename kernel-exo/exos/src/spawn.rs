@@ -5,7 +5,7 @@
 //! give it to the child (`page_transfer`), and bind it into the child's
 //! address space with the child's new capability. Then start the child.
 
-use crate::mem::SCRATCH;
+use crate::private::{self, FILL_VA as SCRATCH};
 use crate::sys;
 use alloc::vec;
 use exo_abi::layout::{RESERVED_END, RESERVED_START, STACK_PAGES, STACK_TOP};
@@ -112,8 +112,11 @@ fn load(
 /// Allocate a page, let `fill` write it through our scratch window, give
 /// it to `child` and bind it there at `va` with `prot`.
 fn give_page(child: EnvId, va: u64, prot: Prot, fill: impl FnOnce(&mut [u8])) -> Result<(), Error> {
+    // The fill window is shared by everything that fills pages: no thread
+    // switch while we use it.
+    let _c = private::critical();
     let (cap, _) = sys::page_alloc(ANY_PAGE)?;
-    // SAFETY: the scratch window is used only here, one page at a time.
+    // SAFETY: the fill window is private and used one page at a time.
     let (_, r) = unsafe { sys::bind(ENV_SELF, &[Binding { va: SCRATCH, cap: cap.0, prot: Prot::RW.0 }]) };
     r?;
     {
@@ -136,6 +139,8 @@ pub fn wait_child(child: EnvId) -> Result<(EnvStatus, u64), Error> {
         match status {
             EnvStatus::Exited | EnvStatus::Killed | EnvStatus::Faulted => {
                 sys::env_kill(child)?;
+                // Pages we kept for it (copy-on-write) can go now.
+                crate::vm::collect();
                 return Ok((status, detail));
             }
             _ => {

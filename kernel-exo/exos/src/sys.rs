@@ -117,6 +117,12 @@ pub fn cap_info(cap: Cap) -> Result<(u64, Rights), Error> {
     call(Call::CapInfo, cap.0, 0, 0, 0, 0).map(|(p, r)| (p, Rights(r)))
 }
 
+/// The capability the page bound at `va` (in our own address space) was
+/// bound with, and its page number.
+pub fn lookup(va: u64) -> Result<(Cap, u64), Error> {
+    call(Call::Lookup, va, 0, 0, 0, 0).map(|(c, p)| (Cap(c), p))
+}
+
 /// Apply bindings to `env`'s address space (`ENV_SELF` or a descendant).
 /// Returns how many were applied before an error, with the error.
 ///
@@ -137,9 +143,24 @@ pub unsafe fn bind(env: u64, list: &[Binding]) -> (u64, Result<(), Error>) {
 ///
 /// # Safety
 /// As for [`bind`]: no live reference may rely on access this removes.
+#[inline(always)]
 pub unsafe fn protect(env: u64, va: u64, pages: u64, prot: Prot) -> (u64, Result<(), Error>) {
-    // SAFETY: the caller upholds the contract above.
-    let (s, done, _) = unsafe { raw(Call::Protect as u64, env, va, pages, prot.0, 0, 0) };
+    let (s, done);
+    // SAFETY: as in `raw`, with the four arguments Protect takes (the
+    // kernel returns R8 as result 1 and zeroes the other argument
+    // registers, all declared clobbered); the caller upholds the rest.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") Call::Protect as u64 => s,
+            inlateout("rdi") env => _,
+            inlateout("rsi") va => _,
+            inlateout("rdx") pages => done,
+            inlateout("r10") prot.0 => _,
+            out("r8") _, out("r9") _, out("rcx") _, out("r11") _,
+            options(nostack),
+        )
+    };
     (done, Error::check(s))
 }
 

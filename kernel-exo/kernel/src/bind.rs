@@ -20,9 +20,11 @@
 //! [`protect`] reprotects a whole range in one call (no list to copy): the
 //! range is checked once, then a tight loop rewrites each page's entry.
 
+use crate::fast::envtab;
 use crate::kernel::Kernel;
 use crate::pages;
 use crate::pt;
+use core::sync::atomic::Ordering::Relaxed;
 use exo_abi::layout::{RESERVED_END, RESERVED_START, USER_END, USER_START, pte};
 use exo_abi::{Binding, CAP_KEEP, Error, MAX_MAPPINGS_PER_CAP, PROTECT_MAX, Prot, Rights};
 use shared_hal::memory;
@@ -54,7 +56,7 @@ fn check_prot(prot: u64) -> Result<(), Error> {
 
 /// The permission bits of an entry bound with `prot`.
 #[inline(always)]
-const fn permission_bits(prot: u64) -> u64 {
+pub(crate) const fn permission_bits(prot: u64) -> u64 {
     // Prot::WRITE and the entry's WRITABLE bit are both bit 1.
     const _: () = assert!(Prot::WRITE.0 == pte::WRITABLE);
     let nx = if prot & Prot::EXEC.0 == 0 { pte::NO_EXECUTE } else { 0 };
@@ -83,9 +85,26 @@ impl LeafCache {
     }
 
     /// The 2 MiB region of `va`, plus one so that no tag is 0 (the empty
-    /// cache). User addresses are below 2^47: no overflow.
-    const fn tag(va: u64) -> u64 {
+    /// cache). User addresses are below 2^47: no overflow. (`fast::protect`
+    /// computes the same tag in assembly.)
+    pub const fn tag(va: u64) -> u64 {
         (va >> 21) + 1
+    }
+
+    /// Environment slot `t`'s cache, kept in its fast descriptor.
+    fn load(t: usize) -> LeafCache {
+        let fe = envtab::slot(t);
+        LeafCache { tag: fe.leaf_tag.load(Relaxed), table: fe.leaf_table.load(Relaxed) }
+    }
+
+    fn store(self, t: usize) {
+        let fe = envtab::slot(t);
+        // Never the first 2 MiB, which holds the kernel-managed window:
+        // `fast::protect` relies on a tag match meaning "a validated user
+        // region outside that window" and skips the range checks.
+        let tag = if self.tag == Self::tag(0) { 0 } else { self.tag };
+        fe.leaf_table.store(self.table, Relaxed);
+        fe.leaf_tag.store(tag, Relaxed);
     }
 }
 
@@ -232,9 +251,14 @@ const FLUSH_ALL_ABOVE: u64 = 32;
 pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64, Result<(), Error>) {
     if pages == 1 {
         // One page (what a fault handler asks for): straight-line code.
-        let env = k.env_mut(t);
-        let active = shared_hal::cpu::cr3() & pte::ADDR == env.root;
-        return match reprotect(env.root, active, &Binding { va, cap: CAP_KEEP, prot }, &mut env.leaf) {
+        // (The caller's own page with a cached table never gets here: see
+        // `fast::protect`.)
+        let root = k.env(t).root;
+        let active = shared_hal::cpu::cr3() & pte::ADDR == root;
+        let mut cache = LeafCache::load(t);
+        let r = reprotect(root, active, &Binding { va, cap: CAP_KEEP, prot }, &mut cache);
+        cache.store(t);
+        return match r {
             Ok(()) => (1, Ok(())),
             Err(e) => (0, Err(e)),
         };
@@ -252,9 +276,9 @@ pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64
     if !valid {
         return (0, Err(protect_error(va, pages, prot)));
     }
-    let env = k.env_mut(t);
-    let root = env.root;
-    let cache = &mut env.leaf;
+    let root = k.env(t).root;
+    let mut cache = LeafCache::load(t);
+    let cache = &mut cache;
     let active = shared_hal::cpu::cr3() & pte::ADDR == root;
     let flush_each = active && pages <= FLUSH_ALL_ABOVE;
     let needs_write = prot & Prot::WRITE.0 != 0;
@@ -302,6 +326,7 @@ pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64
             done += 1;
         }
     }
+    cache.store(t);
     if active && !flush_each && done > 0 {
         // SAFETY: reloading the active root flushes the TLB and changes nothing else.
         unsafe { shared_hal::cpu::set_cr3(root) };

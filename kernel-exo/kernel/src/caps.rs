@@ -39,6 +39,16 @@ pub fn held(k: &Kernel, caller: u64, handle: u64) -> Result<&Cap, Error> {
     Ok(cap)
 }
 
+/// The capability `handle`, which `caller` must hold — or, for a grant,
+/// whose page `caller` owns (the owner may look at the grants it gave).
+pub fn held_or_granted(k: &Kernel, caller: u64, handle: u64) -> Result<&Cap, Error> {
+    let cap = k.caps.get(handle).map_err(cap_error)?;
+    if cap.holder == caller || (!cap.owner && k.pages.get(&cap.pa).is_some_and(|r| r.owner == caller)) {
+        return Ok(cap);
+    }
+    Err(Error::NotHolder)
+}
+
 /// The owner capability `handle`, which `caller` must hold.
 pub fn owned(k: &Kernel, caller: u64, handle: u64) -> Result<&Cap, Error> {
     let cap = held(k, caller, handle)?;

@@ -59,10 +59,6 @@ pub struct Env {
     pub slice_upcalls: u64,
     /// Pages repossessed in total.
     pub repossessed: u64,
-    /// The last-level page table the last protection change used (page
-    /// tables are freed only when the environment ends, so it never goes
-    /// stale).
-    pub leaf: crate::bind::LeafCache,
 }
 
 impl Env {
@@ -135,7 +131,6 @@ pub fn create(k: &mut Kernel, parent: u64, slices: u64, quota: u64) -> Result<us
         penalties: 0,
         slice_upcalls: 0,
         repossessed: 0,
-        leaf: crate::bind::LeafCache::default(),
     };
     let Ok(id) = k.envs.insert(env) else {
         frames.release();

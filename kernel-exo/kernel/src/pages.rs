@@ -246,6 +246,25 @@ pub fn forget_mapping(k: &mut Kernel, holder: u64, pa: u64, va: u64) {
     }
 }
 
+/// The capability environment `i` bound the page at `va` (in its own
+/// address space) with, and the page number.
+pub fn lookup(k: &Kernel, i: usize, va: u64) -> Result<(u64, u64), Error> {
+    if va & 0xfff != 0 {
+        return Err(Error::Unaligned);
+    }
+    if !(exo_abi::layout::USER_START..exo_abi::layout::USER_END).contains(&va) {
+        return Err(Error::BadAddress);
+    }
+    let e = k.env(i);
+    let pa = pt::lookup(e.root, va).map(entry_pa).ok_or(Error::BadAddress)?;
+    let rec = k.pages.get(&pa).ok_or(Error::BadAddress)?; // a kernel-owned page (user area, info page)
+    core::iter::once(rec.owner_cap)
+        .chain(rec.grants.iter().copied())
+        .find(|h| k.caps.get(*h).is_ok_and(|c| c.holder == e.id))
+        .map(|h| (h, pa >> 12))
+        .ok_or(Error::BadAddress)
+}
+
 /// Whether environment `id` holds a capability for page `pa`.
 fn holds_page(k: &Kernel, id: u64, pa: u64) -> bool {
     k.pages.get(&pa).is_some_and(|rec| {

@@ -18,8 +18,8 @@ use exo_abi::{BIND_MAX, Binding, CONSOLE_MAX, ENV_SELF, EnvStatus, Error, Handle
 /// Status and result 0, returned in RAX:RDX.
 #[repr(C)]
 pub struct Ret {
-    status: u64,
-    value: u64,
+    pub status: u64,
+    pub value: u64,
 }
 
 /// A table call.
@@ -137,7 +137,11 @@ extern "sysv64" fn sys_cap_revoke(cap: u64, _: u64, _: u64, _: u64, _: u64, _: u
 }
 
 extern "sysv64" fn sys_cap_info(cap: u64, _: u64, _: u64, _: u64, _: u64, _: u64) -> Ret {
-    ret2(with_caller(|k, me| crate::caps::held(k, k.env(me).id, cap).map(crate::caps::info)))
+    ret2(with_caller(|k, me| crate::caps::held_or_granted(k, k.env(me).id, cap).map(crate::caps::info)))
+}
+
+extern "sysv64" fn sys_lookup(va: u64, _: u64, _: u64, _: u64, _: u64, _: u64) -> Ret {
+    ret2(with_caller(|k, me| pages::lookup(k, me, va)))
 }
 
 extern "sysv64" fn sys_bind(target: u64, list: u64, count: u64, _: u64, _: u64, _: u64) -> Ret {
@@ -277,7 +281,10 @@ extern "sysv64" fn sys_env_reclaim(id: u64, count: u64, ticks: u64, _: u64, _: u
     }))
 }
 
-extern "sysv64" fn sys_protect(target: u64, va: u64, pages: u64, prot: u64, _: u64, _: u64) -> Ret {
+/// The general `protect` (the assembly fast path in `fast::protect`
+/// handles one page of the caller's own address space whose last-level
+/// table is cached, and sends everything else here).
+pub extern "sysv64" fn sys_protect(target: u64, va: u64, pages: u64, prot: u64, _: u64, _: u64) -> Ret {
     let me = caller();
     let (done, result) = kernel::with(|k| match managed(k, me, target) {
         Ok(t) => bind::protect(k, t, va, pages, prot),
@@ -339,6 +346,7 @@ pub static TABLE: [Handler; FAST_CALLS as usize] = {
     t[exo_abi::Call::EnvStatus as usize] = sys_env_status;
     t[exo_abi::Call::EnvReclaim as usize] = sys_env_reclaim;
     t[exo_abi::Call::ProgramRead as usize] = sys_program_read;
-    t[exo_abi::Call::Protect as usize] = sys_protect;
+    t[exo_abi::Call::Protect as usize] = crate::fast::protect::entry;
+    t[exo_abi::Call::Lookup as usize] = sys_lookup;
     t
 };

@@ -1,4 +1,4 @@
-//! The environment descriptors the assembly fast paths read: one 64-byte,
+//! The environment descriptors the assembly fast paths read: one 128-byte,
 //! cache-line-aligned record per environment slot, and a pointer to the
 //! running environment's record.
 //!
@@ -38,9 +38,17 @@ pub struct FastEnv {
     /// Address of the record of the environment this one's time slices are
     /// donated to (synchronous PCT), or 0.
     pub donated: AtomicU64,
+    /// The last-level page table the last protection change used: the
+    /// 2 MiB region it covers as a [`crate::bind::LeafCache`] tag (0 =
+    /// none) and the table's kernel address. Page tables are freed only
+    /// when the environment ends (and [`clear`] empties this then), so
+    /// the cache never goes stale. Read by `fast::protect`.
+    pub leaf_tag: AtomicU64,
+    pub leaf_table: AtomicU64,
+    _pad: [u64; 6],
 }
 
-const _: () = assert!(core::mem::size_of::<FastEnv>() == 64);
+const _: () = assert!(core::mem::size_of::<FastEnv>() == 1 << off::SHIFT);
 const _: () = assert!(MAX_ENVS.is_power_of_two());
 
 /// Field offsets for the assembly.
@@ -54,8 +62,10 @@ pub mod off {
     pub const XSTACK: usize = offset_of!(FastEnv, xstack);
     pub const WAITING: usize = offset_of!(FastEnv, waiting);
     pub const DONATED: usize = offset_of!(FastEnv, donated);
+    pub const LEAF_TAG: usize = offset_of!(FastEnv, leaf_tag);
+    pub const LEAF_TABLE: usize = offset_of!(FastEnv, leaf_table);
     /// log2 of the record size, for indexing.
-    pub const SHIFT: usize = 6;
+    pub const SHIFT: usize = 7;
 }
 
 #[allow(clippy::declare_interior_mutable_const)] // a template for the array below, copied, never shared
@@ -68,6 +78,9 @@ const EMPTY: FastEnv = FastEnv {
     xstack: AtomicU64::new(0),
     waiting: AtomicU64::new(0),
     donated: AtomicU64::new(0),
+    leaf_tag: AtomicU64::new(0),
+    leaf_table: AtomicU64::new(0),
+    _pad: [0; 6],
 };
 
 /// One record per environment slot, indexed by the slot bits of the id.
@@ -123,7 +136,19 @@ pub fn set_waiting(slot: usize, waiting: bool) {
 /// Clear a record when its environment ends, and every donation to it.
 pub fn clear(slot: usize) {
     let e = &FAST_ENVS[slot];
-    for f in [&e.id, &e.cr3, &e.pct_entry, &e.uarea, &e.xhandler, &e.xstack, &e.waiting, &e.donated] {
+    let fields = [
+        &e.id,
+        &e.cr3,
+        &e.pct_entry,
+        &e.uarea,
+        &e.xhandler,
+        &e.xstack,
+        &e.waiting,
+        &e.donated,
+        &e.leaf_tag,
+        &e.leaf_table,
+    ];
+    for f in fields {
         f.store(0, Relaxed);
     }
     let me = address(slot);

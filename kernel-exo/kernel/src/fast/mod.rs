@@ -4,6 +4,7 @@
 
 pub mod envtab;
 pub mod exceptions;
+pub mod protect;
 pub mod syscall;
 
 /// Install the SYSCALL entry and the exception stubs.

@@ -1,5 +1,6 @@
 //! The test list: one scenario per mechanism, plus the hostile ones.
 
+use super::exos::exostest;
 use super::{ended, exited_cleanly, isolated, run, spawn, utest};
 use crate::{kernel, pages};
 use alloc::format;
@@ -10,7 +11,7 @@ use shared_hal::{ensure, ensure_eq};
 
 pub const TESTS: &[Test] = &[
     Test { name: "exo::first_environment_loads_a_child", run: first_environment },
-    Test { name: "exo::syscalls_from_ring3", run: || utest("basics", 64) },
+    Test { name: "exo::syscalls_from_ring3", run: || utest("basics", 96) },
     Test { name: "exo::pages_by_number_with_capabilities", run: || utest("pages", 256) },
     Test { name: "exo::secure_bindings_and_selfmap", run: || utest("bind", 512) },
     Test { name: "exo::exceptions_to_user_handlers", run: || utest("exceptions", 128) },
@@ -19,7 +20,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "exo::pct_async_caller_continues", run: || utest("pct-async", 256) },
     Test { name: "exo::slices_follow_the_allotment", run: slices_follow_allotment },
     Test { name: "exo::directed_yield", run: || utest("yield", 256) },
-    Test { name: "exo::slice_end_upcall_answered", run: || utest("slice-answer", 64) },
+    Test { name: "exo::slice_end_upcall_answered", run: || utest("slice-answer", 96) },
     Test { name: "exo::slice_end_upcall_ignored_is_preempted", run: slice_end_ignored },
     Test {
         name: "exo::revocation_returned_by_choice",
@@ -34,6 +35,17 @@ pub const TESTS: &[Test] = &[
         run: || hostile_killed("nohandler", 6),
     },
     Test { name: "exo::unmapped_handler_stack_kills_only_that_env", run: || hostile_killed("badstack", 14) },
+    // ExOS, the library OS (kernel-exo/exos), exercised from ring 3.
+    Test { name: "exo::exos_vm_protect_fault_unprotect", run: || exostest("vm", 2, 256) },
+    Test { name: "exo::exos_vm_bad_requests_are_errors", run: || exostest("vm-errors", 2, 256) },
+    Test { name: "exo::exos_threads_pingpong_forkjoin", run: || exostest("threads", 4, 512) },
+    Test { name: "exo::exos_threads_preempted_by_slice_upcall", run: || exostest("preempt", 4, 512) },
+    Test { name: "exo::exos_fork_cow_isolation", run: || exostest("fork", 8, 2048) },
+    Test { name: "exo::exos_pipe_round_trip_two_envs", run: || exostest("pipe", 8, 1024) },
+    Test { name: "exo::exos_shared_memory_two_envs", run: || exostest("shm", 4, 512) },
+    Test { name: "exo::exos_lrpc_over_pct", run: || exostest("lrpc", 4, 1024) },
+    Test { name: "exo::exos_pager_every_policy", run: || exostest("pager", 4, 2048) },
+    Test { name: "exo::exos_revocation_abort_survived", run: || exostest("pager-abort", 4, 1024) },
 ];
 
 fn utest_args(args: &str, quota: u64) -> Result<(), String> {
@@ -59,8 +71,8 @@ fn first_environment() -> Result<(), String> {
 fn slices_follow_allotment() -> Result<(), String> {
     isolated(|| {
         let t0 = kernel::with(|k| k.ticks);
-        let big = spawn("exo-utest", "role=spin cpu=20", 3, 64)?;
-        let small = spawn("exo-utest", "role=spin cpu=20", 1, 64)?;
+        let big = spawn("exo-utest", "role=spin cpu=20", 3, 96)?;
+        let small = spawn("exo-utest", "role=spin cpu=20", 1, 96)?;
         run();
         let (s1, big_end) = ended(big)?;
         let (s2, small_end) = ended(small)?;
@@ -85,8 +97,8 @@ fn slices_follow_allotment() -> Result<(), String> {
 /// preempted and penalised; a bystander is unaffected.
 fn slice_end_ignored() -> Result<(), String> {
     isolated(|| {
-        let bad = spawn("exo-utest", "role=slice-ignore", 2, 64)?;
-        let bystander = spawn("exo-utest", "role=bystander ticks=40", 2, 64)?;
+        let bad = spawn("exo-utest", "role=slice-ignore", 2, 96)?;
+        let bystander = spawn("exo-utest", "role=bystander ticks=40", 2, 96)?;
         run();
         exited_cleanly(bad, "slice-ignore")?;
         exited_cleanly(bystander, "bystander")
@@ -113,7 +125,7 @@ fn teardown_family() -> Result<(), String> {
 /// another environment's capability and page, while that environment runs.
 fn hostile_calls() -> Result<(), String> {
     isolated(|| {
-        let bystander = spawn("exo-utest", "role=bystander ticks=300", 4, 64)?;
+        let bystander = spawn("exo-utest", "role=bystander ticks=300", 4, 96)?;
         let (cap, ppn) = kernel::with(|k| {
             let i = k.env_index(bystander).map_err(|e| format!("{e:?}"))?;
             pages::alloc(k, i, ANY_PAGE).map_err(|e| format!("{e:?}"))
@@ -130,8 +142,8 @@ fn hostile_calls() -> Result<(), String> {
 /// exception); a bystander runs to completion beside it.
 fn hostile_killed(role: &str, trap: u64) -> Result<(), String> {
     isolated(|| {
-        let bystander = spawn("exo-utest", "role=bystander ticks=20", 2, 64)?;
-        let hostile = spawn("exo-hostile", &format!("role={role}"), 2, 64)?;
+        let bystander = spawn("exo-utest", "role=bystander ticks=20", 2, 96)?;
+        let hostile = spawn("exo-hostile", &format!("role={role}"), 2, 96)?;
         run();
         ensure_eq!(ended(hostile)?, (EnvStatus::Faulted, trap));
         exited_cleanly(bystander, "bystander")

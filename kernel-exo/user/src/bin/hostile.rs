@@ -60,7 +60,7 @@ fn calls(args: &str) -> u64 {
     let other = arg_u64(args, "other").unwrap_or(0);
 
     // Unknown call numbers.
-    for n in [18, 20, FAST_CALLS - 1, exo_abi::call::LAST_CALL + 1, 1000, u64::MAX] {
+    for n in [19, 20, FAST_CALLS - 1, exo_abi::call::LAST_CALL + 1, 1000, u64::MAX] {
         expect_eq!(c, "unknown call number", raw(n, [0; 6]), Err(Error::UnknownCall));
     }
 
@@ -136,6 +136,21 @@ fn calls(args: &str) -> u64 {
     // SAFETY: refused (not a child of ours).
     let r = unsafe { sys::page_transfer(mine, EnvId(other)) };
     expect_eq!(c, "transfer: to a stranger", r.map(|_| ()), Err(Error::Denied));
+
+    // Lookup: which capability backs an address of ours.
+    let l = |va: u64| raw(Call::Lookup as u64, [va, 0, 0, 0, 0, 0]);
+    expect_eq!(c, "lookup: unaligned", l(0x20_0008), Err(Error::Unaligned));
+    expect_eq!(c, "lookup: the kernel", l(KERNEL), Err(Error::BadAddress));
+    expect_eq!(c, "lookup: non-canonical", l(NON_CANONICAL), Err(Error::BadAddress));
+    expect_eq!(c, "lookup: page zero", l(0), Err(Error::BadAddress));
+    expect_eq!(c, "lookup: nothing bound", l(UNMAPPED), Err(Error::BadAddress));
+    expect_eq!(c, "lookup: the self-map", l(selfmap::BASE), Err(Error::BadAddress));
+    expect_eq!(c, "lookup: the kernel's user area", l(UAREA_VA), Err(Error::BadAddress));
+    expect_eq!(c, "lookup: the kernel's info page", l(INFO_VA), Err(Error::BadAddress));
+    // SAFETY: a read-only query.
+    let (s, cap, ppn) = unsafe { sys::raw(Call::Lookup as u64, 0x20_0000, 0, 0, 0, 0, 0) };
+    let info = sys::cap_info(Cap(cap));
+    expect_eq!(c, "lookup: our own text page", (s, info.map(|i| i.0)), (0, Ok(ppn)));
 
     // Bindings: every field.
     let b = |list: &[Binding]| bind(ENV_SELF, list).1;

@@ -11,6 +11,7 @@
 
 mod exceptions;
 mod pct;
+mod threads;
 mod vm;
 
 use benchmarks::Settings;
@@ -42,14 +43,13 @@ fn glue(op: &'static benchmarks::Op, settings: &Settings) -> Outcome {
         "system call" => Outcome::Measured(benchmarks::measure(iters, runs, exos::sys::null)),
         "cross-address-space call" => pct::null_call(iters, runs),
         "fork-join kernel" | "ping-pong kernel" => Outcome::NotApplicable(
-            "an exokernel has no kernel threads: threads belong to the library OS (ExOS thread package, next issue)",
+            "an exokernel has no kernel threads: the kernel schedules environments (time slices, PCT), and every thread belongs to the library OS",
         ),
-        "fork-join user layered"
-        | "fork-join user integrated"
-        | "ping-pong user layered"
-        | "ping-pong user integrated" => Outcome::NotApplicable(
-            "needs ExOS's user-level thread package, built on upcalls and PCT (next issue)",
+        "fork-join user layered" | "ping-pong user layered" => Outcome::NotApplicable(
+            "no kernel threads to layer a user-level package on: ExOS's threads are integrated with the kernel through its end-of-slice upcall (the integrated rows)",
         ),
+        "fork-join user integrated" => threads::fork_join(iters, runs),
+        "ping-pong user integrated" => threads::ping_pong(iters, runs),
         "exception #ud" | "exception #bp" | "exception #de" | "exception #pf" => {
             exceptions::run(op.name, iters, runs)
         }

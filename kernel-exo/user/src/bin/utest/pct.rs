@@ -54,7 +54,7 @@ pub fn client() -> u64 {
         c.check(false, "install the PCT entry", format_args!("{e:?}"));
         return c.finish();
     }
-    let server = match spawn("exo-utest", "role=pct-server", 1, 64) {
+    let server = match spawn("exo-utest", "role=pct-server", 1, 96) {
         Ok(s) => s,
         Err(e) => {
             c.check(false, "spawn the server", format_args!("{e:?}"));
@@ -73,7 +73,7 @@ pub fn client() -> u64 {
     expect_eq!(c, "call to a stale id", pct::call(EnvId(server.0 + 0x100), [0; 5]), Err(Error::NoSuchEnv));
     expect_eq!(c, "call to oneself (running, not waiting)", pct::call(me, [0; 5]), Err(Error::BadState));
     // A child that waits without a PCT entry.
-    if let Ok(w) = spawn("exo-utest", "role=waiter", 1, 64) {
+    if let Ok(w) = spawn("exo-utest", "role=waiter", 1, 96) {
         let mut r = Err(Error::BadState);
         for _ in 0..100 {
             r = pct::call(w, [0; 5]);
@@ -103,7 +103,7 @@ pub fn donate() -> u64 {
         return c.finish();
     }
     let (Ok(server), Ok(spinner)) =
-        (spawn("exo-utest", "role=pct-slow-server", 0, 64), spawn("exo-utest", "role=spin ticks=300", 1, 64))
+        (spawn("exo-utest", "role=pct-slow-server", 0, 96), spawn("exo-utest", "role=spin ticks=300", 1, 96))
     else {
         c.check(false, "spawn", format_args!(""));
         return c.finish();
@@ -183,7 +183,7 @@ pub fn async_server() -> u64 {
 pub fn async_client() -> u64 {
     let mut c = Checks::new("pct-async");
     let me = sys::env_self();
-    let Ok(server) = spawn("exo-utest", "role=async-server", 0, 64) else {
+    let Ok(server) = spawn("exo-utest", "role=async-server", 0, 96) else {
         c.check(false, "spawn", format_args!(""));
         return c.finish();
     };
