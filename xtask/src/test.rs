@@ -66,12 +66,28 @@ pub fn run(filter: Option<&str>, machine: MachineArgs) -> Result<ExitCode> {
         let name = format!("{}/bench_quick_reports_every_operation", kernel.name());
         if selected(&name, filter) {
             // The benchmark suite in quick mode: every operation must come back
-            // as a well-formed measurement or a well-formed n/a with a reason.
+            // as a well-formed measurement or a well-formed n/a with a reason,
+            // and an operation with a budget for this kernel must be measured
+            // (a budget declares that the kernel expresses it).
             let opts = crate::bench::BenchOptions { quick: true, only: None };
             match crate::bench::collect_kernel(kernel, &image, accel, timeout, &opts, |_| {}) {
-                Ok(r) if r.ops.len() == benchmarks::OPS.len() => report.pass(&name),
-                Ok(r) => report
+                Ok(r) if r.ops.len() != benchmarks::OPS.len() => report
                     .fail(&name, format!("{} of {} operations reported", r.ops.len(), benchmarks::OPS.len())),
+                Ok(r) => {
+                    let unmeasured: Vec<String> = r
+                        .ops
+                        .iter()
+                        .filter(|(op, cell)| {
+                            cell.is_err() && benchmarks::budgets::budget(op, kernel.name()).is_some()
+                        })
+                        .map(|(op, cell)| format!("{op}: {}", cell.as_ref().err().map_or("", |n| n.as_str())))
+                        .collect();
+                    if unmeasured.is_empty() {
+                        report.pass(&name)
+                    } else {
+                        report.fail(&name, format!("budgeted but not measured: {}", unmeasured.join("; ")))
+                    }
+                }
                 Err(e) => report.fail(&name, format!("{e:#}")),
             }
         }
