@@ -135,6 +135,20 @@ mod tests {
     }
 
     #[test]
+    fn course_exercises_name_real_files() {
+        let root = crate::env::root();
+        let mut checked = 0;
+        for word in text::COURSES.split('`') {
+            let looks_like_path = word.contains('/') && (word.ends_with(".rs") || word.ends_with(".toml"));
+            if looks_like_path && !word.contains('<') {
+                assert!(root.join(word).exists(), "the course section names {word}, which does not exist");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "only {checked} paths checked");
+    }
+
+    #[test]
     fn rejects_hostile_results() {
         assert!(Results::parse("{").is_err());
         let good = sample_json();

@@ -80,6 +80,64 @@ const LIMITS: &str = "\
 - **Loop overhead is included** in every figure (the *empty loop* row shows how much).
 ";
 
+/// The "for courses" section. Every path it names is checked to exist by a
+/// unit test, so the exercises cannot silently rot.
+pub const COURSES: &str = "\
+Three exercises, each with the files to touch and a test that says whether it works.
+Run a single test with `cargo xtask test --filter <name>`.
+
+### 1. Write a SPIN extension with a guard
+
+Write an extension that handles the `Hello.greeted` event (defined by
+`extensions/hello/src/lib.rs`, the README's worked example) **only for even numbers**,
+answering half the number; the event sums its handlers' answers, so `Hello.greet(n)`
+must return `(n + 1) + n / 2` for even `n` and `n + 1` for odd `n`. Do it with a
+dispatcher *guard*, not an `if` in the handler: the point is that the kernel evaluates
+the guard and never calls your handler for odd numbers.
+
+- Files: your crate `extensions/evens/src/lib.rs` (a reference solution ships there;
+  teachers delete its body), `extensions/evens/Cargo.toml`, and its registration in
+  `kernel-spin/kernel/src/loader.rs` (`BOOT_EXTENSIONS`) and `kernel-spin/kernel/Cargo.toml`.
+- Check: `cargo xtask test --filter evens` runs the build check (the crate must keep
+  `#![forbid(unsafe_code)]` and depend only on the extension interface) and
+  `spin::exercise_guarded_extension` (greetings 0..20, and the handler must have seen
+  exactly the ten even ones).
+- Going further: make the guard depend on state the extension keeps; install the handler
+  on an event whose definer refuses you and read the error.
+
+### 2. Write an ExOS pager policy
+
+When the exokernel asks an environment to give pages back, ExOS — not the kernel —
+chooses which. Write a policy that picks victims your own way (for example: prefer pages
+whose accessed bit is clear, read from the page-table self-map; or second-chance).
+
+- Files: a new `kernel-exo/exos/src/pager/policies/<name>.rs` implementing the `Policy`
+  trait (see `kernel-exo/exos/src/pager/policies/clean_lru.rs` and
+  `kernel-exo/exos/src/pager/policies/fifo.rs`), and one line in the `policies!` list of
+  `kernel-exo/exos/src/pager/policies/mod.rs`.
+- Check: `cargo xtask test --filter exos_pager_every_policy` runs the revocation scenario
+  against every registered policy: the right number of pages comes back, only
+  reclaimable pages go, ExOS's view matches the page tables, the environment keeps
+  running, nothing leaks.
+- Going further: compare policies by how many pages a workload touches again after
+  losing them (README: \"Write your own pager in ExOS\").
+
+### 3. Add a benchmark row to both kernels
+
+Pick an operation the papers did not measure — a directed `yield` to yourself, or a
+zero-length pipe write — and add it to the suite so that `cargo xtask bench` prints it
+for exo, spin and Linux.
+
+- Files: the definition in `benchmarks/src/defs.rs` (`OPS`), a budget for exo and spin in
+  `benchmarks/src/budgets.rs` (a budget declares that a kernel must measure the row), and
+  the glue: `kernel-exo/user/src/bin/bench/main.rs` (the exokernel's benchmark
+  environment), `kernel-spin/kernel/src/bench.rs` or `kernel-spin/user/src/bin/spin-ubench.rs`,
+  and `benchmarks/linux/src/glue.rs`.
+- Check: `cargo xtask test --filter bench_quick` fails until every system reports the new
+  row and both kernels measure it (not `n/a`); then `cargo xtask bench --only <row>` shows
+  your numbers.
+";
+
 /// The whole report.
 pub fn report(r: &Results, claims: &[Claim]) -> String {
     let f = &r.file;
@@ -169,5 +227,6 @@ pub fn report(r: &Results, claims: &[Claim]) -> String {
             c.evidence
         );
     }
+    let _ = writeln!(md, "## For courses\n\n{COURSES}");
     md
 }
