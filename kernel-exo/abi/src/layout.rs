@@ -47,8 +47,10 @@ pub const STACK_PAGES: u64 = 16;
 ///
 /// The kernel saves only what it must overwrite to reach the handler: RIP,
 /// RSP, RAX and RCX. RFLAGS are unchanged at handler entry (save them
-/// first thing); every other register still holds the faulting context's
-/// value. The handler resumes the faulting context itself: restore its
+/// first thing) except TF, which the kernel clears: a single-step trap
+/// (#DB, trapno 1) is delivered once, and a handler that resumes with the
+/// flags it found resumes the context without TF. Every other register still holds the
+/// faulting context's value. The handler resumes the faulting context itself: restore its
 /// registers and RFLAGS, then RCX, RAX and RSP from here, clear `busy`,
 /// and jump to `rip` (the exos resume path does exactly this).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -5,9 +5,11 @@
 //! four registers it must overwrite (RIP, RSP, RAX, RCX) plus the trap
 //! number, error code and (for #PF) CR2 into the environment's exception
 //! area, sets its busy word, rewrites the CPU's interrupt frame to the
-//! handler and its stack, and `iretq`s: 25 instructions, no Rust, no lock.
-//! RFLAGS reach the handler unchanged; every other register still holds
-//! the faulting context's value. The handler resumes the faulting context
+//! handler and its stack, and `iretq`s: 24 instructions, no Rust, no lock.
+//! RFLAGS reach the handler unchanged except TF (the trap flag), which is
+//! cleared so that the handler of a single-stepped context does not trap
+//! on its own first instruction; every other register still holds the
+//! faulting context's value. The handler resumes the faulting context
 //! itself, in ring 3 (see exo_abi::layout::ExceptionArea).
 //!
 //! Everything else goes to the HAL's generic stub for the vector, which
@@ -48,14 +50,14 @@ macro_rules! stub {
                 "pop qword ptr [rax + {x_rax}]",  // ... and RAX
                 stub!(@error $err),               // the error code (popped, or 0)
                 concat!("mov qword ptr [rax + {trapno}], ", $vec),
-                "push qword ptr [rsp]",           // faulting RIP ...
-                "pop qword ptr [rax + {x_rip}]",
-                "push qword ptr [rsp + 24]",      // ... and RSP into the area
+                "pop qword ptr [rax + {x_rip}]",  // faulting RIP into the area ...
+                "push qword ptr [rcx + {d_xhandler}]", // ... and iretq goes to the handler
+                "push qword ptr [rsp + 24]",      // faulting RSP into the area ...
                 "pop qword ptr [rax + {x_rsp}]",
-                "push qword ptr [rcx + {d_xhandler}]",
-                "pop qword ptr [rsp]",            // iretq goes to the handler ...
                 "push qword ptr [rcx + {d_xstack}]",
-                "pop qword ptr [rsp + 24]",       // ... on the handler's stack
+                "pop qword ptr [rsp + 24]",       // ... and the handler's stack replaces it
+                "btr qword ptr [rsp + 16], 8",    // ... without TF: a single-stepped context
+                                                  // must not single-step its handler
                 stub!(@cr2 $pf),                  // #PF: the faulting address
                 concat!("mov eax, ", $vec),       // RAX = trap number; no kernel pointer left ...
                 "xor ecx, ecx",                   // ... in RAX or RCX

@@ -67,6 +67,11 @@ pub fn run() -> u64 {
     expect_eq!(c, "#GP non-canonical address", (s.count, s.trapno), (10, 13));
     let (s, _) = fault!(2, ["2: in al, 0x60"], out("al") _);
     expect_eq!(c, "#GP: no I/O ports for environments", (s.count, s.trapno), (11, 13));
+    // Single-stepping: the trap comes after the first instruction run with
+    // TF set, once; the handler itself runs without TF (else it would trap
+    // on its own first instruction and the kernel would kill us).
+    let (s, at) = fault!(0, ["pushfq", "or qword ptr [rsp], 0x100", "popfq", "nop", "2:"]);
+    expect_eq!(c, "#DB single step, delivered once", (s.count, s.trapno, s.rip), (12, 1, at));
     kernel_text(&mut c);
     registers_survive(&mut c);
     many(&mut c);
