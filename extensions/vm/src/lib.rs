@@ -109,7 +109,7 @@ fn vm_protect(a: SyscallArgs) -> Return {
     let run = || {
         let range = VirtRange::new(start, pages).map_err(mem_error)?;
         let prot = prot(p)?;
-        current_context()?.protect(range, prot).map_err(mem_error)?;
+        user().protect_current(range, prot).map_err(mem_error)?;
         Ok(0)
     };
     run().into()
@@ -117,8 +117,7 @@ fn vm_protect(a: SyscallArgs) -> Return {
 
 fn vm_dirty(a: SyscallArgs) -> Return {
     let run = || {
-        user::check_user_range(a.0[0], 1)?;
-        let dirty = current_context()?.is_dirty(a.0[0]).map_err(mem_error)?;
+        let dirty = user().dirty_current(a.0[0]).map_err(mem_error)?;
         Ok(dirty as u64)
     };
     run().into()

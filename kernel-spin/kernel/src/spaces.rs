@@ -19,7 +19,7 @@ use shared_hal::memory::{self, phys_offset};
 use shared_hal::paging::{self, MapError, pte};
 use spin::Mutex;
 use spin_interface::phys::MemError;
-use spin_interface::translation::{self, Mapping, Prot};
+use spin_interface::translation::{self, Mapping, Prot, VirtRange};
 
 /// Most address spaces at once.
 const MAX_SPACES: usize = 512;
@@ -329,50 +329,61 @@ fn present_walking(s: &Space, va: u64) -> Result<u64, MemError> {
     if e & pte::PRESENT == 0 { Err(MemError::NotMapped) } else { Ok(e) }
 }
 
-struct Translation;
-
-impl translation::Backend for Translation {
-    fn create(&self) -> Result<u64, MemError> {
-        create()
-    }
-
-    fn destroy(&self, ctx: u64) -> Result<(), MemError> {
-        destroy(ctx)
-    }
-
-    fn map(&self, ctx: u64, va: u64, frame: u64, prot: Prot) -> Result<(), MemError> {
-        paging::map(root_of(ctx)?, va, frame, flags(prot)).map_err(map_error)
-    }
-
-    fn unmap(&self, ctx: u64, va: u64) -> Result<u64, MemError> {
-        let root = root_of(ctx)?;
-        let old = paging::unmap(root, va).map_err(map_error)?;
-        if active(root) {
-            shared_hal::cpu::invlpg(va);
-        }
-        Ok(old & pte::ADDR)
-    }
-
-    fn protect(&self, ctx: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError> {
-        protect(ctx, va, pages, prot)
-    }
-
-    fn examine(&self, ctx: u64, va: u64) -> Result<Mapping, MemError> {
-        let e = present(ctx, va)?;
-        Ok(Mapping {
-            frame: e & pte::ADDR,
-            prot: prot_of(e),
-            dirty: e & pte::DIRTY != 0,
-            accessed: e & pte::ACCESSED != 0,
-        })
-    }
-
-    fn dirty(&self, ctx: u64, va: u64) -> Result<bool, MemError> {
-        Ok(present(ctx, va)? & pte::DIRTY != 0)
-    }
+fn map(ctx: u64, va: u64, frame: u64, prot: Prot) -> Result<(), MemError> {
+    paging::map(root_of(ctx)?, va, frame, flags(prot)).map_err(map_error)
 }
+
+fn unmap(ctx: u64, va: u64) -> Result<u64, MemError> {
+    let root = root_of(ctx)?;
+    let old = paging::unmap(root, va).map_err(map_error)?;
+    if active(root) {
+        shared_hal::cpu::invlpg(va);
+    }
+    Ok(old & pte::ADDR)
+}
+
+fn examine(ctx: u64, va: u64) -> Result<Mapping, MemError> {
+    let e = present(ctx, va)?;
+    Ok(Mapping {
+        frame: e & pte::ADDR,
+        prot: prot_of(e),
+        dirty: e & pte::DIRTY != 0,
+        accessed: e & pte::ACCESSED != 0,
+    })
+}
+
+fn dirty(ctx: u64, va: u64) -> Result<bool, MemError> {
+    Ok(present(ctx, va)? & pte::DIRTY != 0)
+}
+
+/// The context of the process the current strand runs in.
+#[inline(always)]
+fn current() -> Result<u64, MemError> {
+    crate::process::current_pid().map(crate::process::context_of).ok_or(MemError::NoContext)
+}
+
+fn protect_current(range: VirtRange, prot: Prot) -> Result<(), MemError> {
+    protect(current()?, range.start(), range.pages(), prot)
+}
+
+fn dirty_current(va: u64) -> Result<bool, MemError> {
+    dirty(current()?, va)
+}
+
+/// The kernel's Translation procedures, bound into the interface at boot.
+static CORE: translation::Core = translation::Core {
+    create,
+    destroy,
+    map,
+    unmap,
+    protect,
+    examine,
+    dirty,
+    protect_current,
+    dirty_current,
+};
 
 /// Install the Translation implementation.
 pub fn install(key: &spin_interface::KernelKey) {
-    translation::install(key, &Translation);
+    translation::install(key, &CORE);
 }
