@@ -18,7 +18,7 @@ extern crate alloc;
 use spin_interface::abi::{self, Error, Return, nr};
 use spin_interface::phys::{self, MemError};
 use spin_interface::sync::Once;
-use spin_interface::translation::{self, Context, FaultAction, FaultInfo, Prot, VirtRange};
+use spin_interface::translation::{self, Context, Prot, VirtRange};
 use spin_interface::user::{self, SYSTEM_CALLS, SyscallArgs, UserServices};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
@@ -48,7 +48,8 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
         &translation::BAD_ADDRESS,
         &user::EXCEPTION,
     ] {
-        event.install(me, on_fault, None)?;
+        // The standard reflecting handler: the kernel inlines it.
+        event.install(me, translation::reflect, None)?;
     }
     Ok(ExportTable::new())
 }
@@ -126,9 +127,4 @@ fn vm_dirty(a: SyscallArgs) -> Return {
 fn vm_handler(a: SyscallArgs) -> Return {
     let [entry, stack_top, info, ..] = a.0;
     user().set_fault_handler(entry, stack_top, info).map(|()| 0).into()
-}
-
-/// The fault events' handler: send the fault to the process's handler.
-fn on_fault(_: FaultInfo) -> FaultAction {
-    FaultAction::Reflect
 }

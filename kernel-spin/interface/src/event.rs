@@ -178,6 +178,11 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
         }
     }
 
+    /// Where the entry word sits in the event (in bytes): the kernel's
+    /// assembly fast paths read it to recognise a lone handler they can
+    /// inline (the word holds that handler's address, see [`Event::is_direct`]).
+    pub const ENTRY_OFFSET: usize = core::mem::offset_of!(Self, entry);
+
     pub fn info(&self) -> EventInfo {
         self.info
     }

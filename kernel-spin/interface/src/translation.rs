@@ -251,6 +251,20 @@ fn kill(_: FaultInfo) -> FaultAction {
     FaultAction::Kill
 }
 
+/// The standard handler that sends every fault to the process's own
+/// handler ([`FaultAction::Reflect`]). Install it rather than an
+/// equivalent function of your own: when it is an event's lone handler,
+/// the kernel's exception stubs recognise it and inline it (the fault is
+/// reflected in a few dozen instructions, without entering Rust code), as
+/// SPIN's dispatcher inlined small handlers into the raise.
+///
+/// Never inlined: that keeps it one function with one address (a small
+/// function may otherwise be copied into each crate that names it).
+#[inline(never)]
+pub fn reflect(_: FaultInfo) -> FaultAction {
+    FaultAction::Reflect
+}
+
 /// A user access to an unmapped user page.
 pub static PAGE_NOT_PRESENT: Event<FaultInfo, FaultAction> =
     Event::new("Translation.PageNotPresent", kill, Combine::Last);

@@ -39,13 +39,28 @@ struct Proc {
 }
 
 static PROCS: Mutex<Vec<Option<Proc>>> = Mutex::new(Vec::new());
-/// Most processes at once (`Process::slot` is the table slot).
-pub const MAX_PROCS: usize = user::MAX_PROCESSES;
+/// Most processes at once (`Process::slot` is the table slot). One less
+/// than the interface's bound: the low byte of a running strand's tag
+/// (1 + pid) is then never 0 for a process, and tables indexed by it (see
+/// [`tag_index`]) keep entry 0 for "no process".
+pub const MAX_PROCS: usize = user::MAX_PROCESSES - 1;
+/// The per-slot tables still have 256 entries (the last never used), so
+/// indexing one by a pid's low byte needs no bounds check.
+const SLOTS: usize = 256;
+
+/// The index of `pid`'s entry in tables indexed by the low byte of the
+/// running strand's tag (1 + pid): `slot + 1`, in 1..=255.
+#[inline(always)]
+pub fn tag_index(pid: Pid) -> usize {
+    (pid as usize + 1) & 0xff
+}
+
+const _: () = assert!(MAX_PROCS < 256, "slot + 1 must fit the tag's low byte");
 /// Each live process's page-table root (0: no such process), readable
 /// without the lock on the cross-address-space path.
-static ROOTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
+static ROOTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Each slot's generation (the high bits of its current Pid).
-static GENS: [AtomicU32; MAX_PROCS] = [const { AtomicU32::new(0) }; MAX_PROCS];
+static GENS: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
 
 /// The table slot of `pid`, if that process is the slot's current one.
 #[inline]
@@ -61,7 +76,7 @@ pub fn slot_index(pid: Pid) -> usize {
 }
 
 /// Each live process's Translation context number (valid while ROOTS is non-zero).
-static CONTEXTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
+static CONTEXTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Per strand: 1 + the pid it belongs to. The pid whose address space it
 /// runs in is its strand tag (`strands::set_space`): a cross-address-space
 /// call moves the latter, never the former.
@@ -195,9 +210,10 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
         let generation = GENS[slot].load(Ordering::Relaxed).wrapping_add(1) & 0x00ff_ffff;
         GENS[slot].store(generation, Ordering::Release);
         CONTEXTS[slot].store(ctx.id(), Ordering::Release);
-        crate::uexc::forget(slot);
+        let pid = slot as Pid | generation << 8;
+        crate::uexc::forget(pid);
         ROOTS[slot].store(root, Ordering::Release);
-        slot as Pid | generation << 8
+        pid
     };
     if start_thread(pid, plan.entry, abi::layout::STACK_TOP, args).is_err() {
         reap(pid);
@@ -310,7 +326,7 @@ pub fn reap(pid: Pid) -> bool {
     match p {
         Some(p) => {
             // Nothing may point into the address space once it is gone.
-            crate::uexc::forget(s);
+            crate::uexc::forget(pid);
             ROOTS[s].store(0, Ordering::Release);
             crate::spaces::destroy_pinned(p.ctx);
             // Extensions drop what they kept for it (a faulting handler is

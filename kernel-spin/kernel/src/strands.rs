@@ -60,8 +60,9 @@ const _: () = assert!(size_of::<Slot>() == 64);
 /// The root currently in CR3 (saves reading CR3 on every switch).
 static LOADED_ROOT: AtomicU64 = AtomicU64::new(0);
 /// The running strand's tag (see `Slot::tag`): one load tells the fast
-/// paths which process is running, without indexing per-strand tables.
-static TAG: AtomicU64 = AtomicU64::new(0);
+/// paths which process is running, without indexing per-strand tables
+/// (the exception stubs read its low byte, see `uexc`).
+pub(crate) static TAG: AtomicU64 = AtomicU64::new(0);
 
 /// The page-table root loaded now.
 #[inline(always)]

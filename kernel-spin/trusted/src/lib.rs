@@ -25,6 +25,10 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 /// [`FnSlot::set`]; nothing else ever writes it, so reading it back as that
 /// type is sound. Functions are code and are never freed, so a pointer read
 /// here stays callable even after the slot is changed.
+///
+/// `repr(transparent)`: the slot is its word, so assembly that knows where
+/// a slot sits can compare the word with a function's address.
+#[repr(transparent)]
 pub struct FnSlot<A, R> {
     word: AtomicUsize,
     _signature: PhantomData<fn(A) -> R>,
