@@ -66,11 +66,20 @@ fn mem_error(e: MemError) -> Error {
     }
 }
 
+/// The protection each ABI value names (`None`: not a protection).
+const BY_ABI: [Option<Prot>; 4] = {
+    let mut t = [None; 4];
+    t[abi::prot::NONE as usize] = Some(Prot::None);
+    t[abi::prot::READ as usize] = Some(Prot::Read);
+    t[abi::prot::READ_WRITE as usize] = Some(Prot::ReadWrite);
+    t
+};
+
+/// An ABI protection value from user space (a bounds check and a load).
+#[inline(always)]
 fn prot(p: u64) -> Result<Prot, Error> {
-    match p {
-        abi::prot::NONE => Ok(Prot::None),
-        abi::prot::READ => Ok(Prot::Read),
-        abi::prot::READ_WRITE => Ok(Prot::ReadWrite),
+    match BY_ABI.get(p as usize) {
+        Some(&Some(prot)) => Ok(prot),
         _ => Err(Error::BadArgument),
     }
 }
