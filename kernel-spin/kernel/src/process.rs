@@ -389,11 +389,17 @@ fn saved_resume() -> *mut u64 {
 /// another) or the interrupt frame's user CS (not below `COUNT`).
 #[inline(always)]
 fn syscall_frame() -> Result<*mut u64, Error> {
+    syscall_frame_for(strands::current_tag())
+}
+
+/// [`syscall_frame`] for a caller that has read the running strand's tag.
+#[inline(always)]
+fn syscall_frame_for(tag: u64) -> Result<*mut u64, Error> {
     const _: () = assert!(shared_hal::gdt::USER_CS as u64 >= abi::nr::COUNT);
     let s = saved_resume();
     // SAFETY: a strand with a process has a kernel stack whose top is the
     // entry stack (see `saved_resume`); the word read is inside it.
-    if current_pid().is_none() || unsafe { s.sub(1).read() } >= abi::nr::COUNT {
+    if tag as u32 == 0 || unsafe { s.sub(1).read() } >= abi::nr::COUNT {
         return Err(Error::BadState);
     }
     Ok(s)
@@ -480,14 +486,13 @@ fn transfer(p: u32, to: ResumePoint) -> Result<(ResumePoint, u32), Error> {
     if root == 0 {
         return Err(Error::BadHandle);
     }
-    let me = current_strand();
-    let s = syscall_frame()?;
-    let Some(old_pid) = current_pid() else {
-        return Err(Error::BadState);
-    };
+    // One read of the tag: whether the strand runs a process (checked
+    // here), and which (1 + pid).
+    let tag = strands::current_tag();
+    let s = syscall_frame_for(tag)?;
     let old = swap_resume(s, to);
-    strands::set_space(me, root, p as u64 + 1, true);
-    Ok((old, old_pid))
+    strands::move_running(root, p as u64 + 1);
+    Ok((old, (tag as u32).wrapping_sub(1)))
 }
 
 fn exchange_resume(to: ResumePoint) -> Result<ResumePoint, Error> {

@@ -122,6 +122,27 @@ pub fn set_space(s: usize, root: u64, tag: u64, running: bool) {
     }
 }
 
+/// [`set_space`] for the running strand when it already runs a process
+/// (in a system call: its tag is non-zero, so its kernel stack is already
+/// the entry stack) and moves to another (`tag` non-zero): the
+/// cross-address-space call's step, without the checks `set_space` needs.
+#[inline(always)]
+pub fn move_running(root: u64, tag: u64) {
+    debug_assert!(TAG.load(Ordering::Relaxed) != 0 && tag != 0);
+    // The running strand's number is below MAX_STRANDS (a power of two):
+    // the mask only spares a bounds check.
+    const _: () = assert!(MAX_STRANDS.is_power_of_two());
+    let s = &SLOTS[strand::current().index() & (MAX_STRANDS - 1)];
+    s.root.store(root, Ordering::Relaxed);
+    s.tag.store(tag, Ordering::Relaxed);
+    TAG.store(tag, Ordering::Relaxed);
+    if LOADED_ROOT.load(Ordering::Relaxed) != root {
+        LOADED_ROOT.store(root, Ordering::Relaxed);
+        // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
+        unsafe { shared_hal::cpu::set_cr3(root) };
+    }
+}
+
 /// Top of strand `s`'s kernel stack.
 pub fn stack_top(s: usize) -> u64 {
     SLOTS[s].top.load(Ordering::Relaxed)
