@@ -11,7 +11,7 @@
 //! stub does not enter Rust at all: like SPIN's dispatcher inlining a small
 //! handler into the raise, it compares the event's entry word with
 //! `reflect` and performs the reflection itself, with three scratch
-//! registers and interrupts off (~45 instructions):
+//! registers and interrupts off (about 45 instructions for #UD, 50 for #PF):
 //!
 //! 1. the process's reflection record, by the low byte of the running
 //!    strand's tag (1 + pid; record 0 is "no process" and never valid);
