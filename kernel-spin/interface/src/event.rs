@@ -252,6 +252,13 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
         self.entry.is_set()
     }
 
+    /// Whether the entry word holds `handler`: it is the lone unguarded
+    /// handler (what the kernel's fast paths look for, see
+    /// [`Event::ENTRY_OFFSET`]).
+    pub fn entry_is(&self, handler: fn(A) -> R) -> bool {
+        self.entry.holds(handler)
+    }
+
     /// The domain whose lone handler the entry calls (the kernel's default
     /// otherwise): whom to blame if a raise on the direct path faults.
     pub fn lone_owner(&self) -> DomainId {

@@ -120,12 +120,14 @@ pub struct UserResume {
     pub rflags: u64,
 }
 
-/// A checked place to resume user code: RIP a user address and the 8
-/// bytes below RSP in user space (see [`check_user_resume`]). Made only by
-/// [`ResumePoint::new`], which checks, or handed out by the kernel (where
-/// a system call would have returned), so the kernel takes it without
-/// checking again: a thread package that stores the points it is given
-/// never pays for the check twice.
+/// A place to resume user code whose RIP is known to be a user address
+/// (what `sysretq` needs to be safe). Made only by [`ResumePoint::new`],
+/// which checks RIP and that the 8 bytes below RSP are user space (see
+/// [`check_user_resume`]), or handed out by the kernel: where a system
+/// call would have returned, whose RSP is whatever the process had (the
+/// kernel never dereferences a user RSP; a bad one faults in ring 3). So
+/// the kernel takes a point without checking again: a thread package that
+/// stores the points it is given never pays for the check twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResumePoint {
     rip: u64,
