@@ -2,14 +2,17 @@
 //! "protected in-kernel call" (a null procedure in its own domain, called
 //! through a resolved import) and the handlers of the dispatcher-scaling
 //! events the kernel defines for it; and the `bench_report` system call
-//! through which a ring-3 benchmark program hands back its measurement.
+//! through which a ring-3 benchmark program hands back its measurement;
+//! and the *dirty* query as SPIN measured it, from an extension.
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
 use spin_interface::abi::{Return, nr};
+use spin_interface::phys::MemError;
 use spin_interface::sync::SpinLock;
+use spin_interface::translation::Context;
 use spin_interface::user::{SYSTEM_CALLS, SyscallArgs};
 use spin_interface::{Event, ExportTable, Extension, InitContext, InitError};
 
@@ -35,7 +38,17 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
         guarded.install(me, null_handler, Some(never))?;
     }
     SYSTEM_CALLS[nr::BENCH_REPORT as usize].install(me, report, None)?;
-    Ok(ExportTable::new().procedure("Bench", "null", null).procedure("Bench", "take_report", take_report))
+    Ok(ExportTable::new()
+        .procedure("Bench", "null", null)
+        .procedure("Bench", "take_report", take_report)
+        .procedure("Bench", "dirty", dirty))
+}
+
+/// "dirty" as SPIN measured it: an extension asks whether a page of an
+/// address space has been written (the kernel's glue calls this through
+/// a resolved import and times it).
+fn dirty((ctx, va): (Context, u64)) -> Result<bool, MemError> {
+    ctx.is_dirty(va)
 }
 
 /// What a user benchmark program reported last: runs, iterations, min, median, max.

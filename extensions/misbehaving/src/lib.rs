@@ -3,7 +3,8 @@
 //! loops forever, two that do the same in a system call, two that do the
 //! same while handling a user process's exception, one whose `init`
 //! panics, and one that tries to reach what it was not granted. The
-//! kernel must refuse, unload, and keep running.
+//! kernel must refuse, unload, and keep running. (Plus one well-behaved
+//! fault handler that steers faults onto the kernel's general path.)
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -13,7 +14,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use spin_interface::abi::Return;
 use spin_interface::event::EventError;
 use spin_interface::strand::StrandCore;
-use spin_interface::translation::{FaultAction, FaultInfo};
+use spin_interface::translation::{FaultAction, FaultInfo, PAGE_NOT_PRESENT, PROTECTION_FAULT};
 use spin_interface::user::{EXCEPTION, SYSTEM_CALLS, SyscallArgs};
 use spin_interface::{Event, ExportTable, Extension, InitContext, InitError, KernelKey, LinkError};
 
@@ -29,6 +30,10 @@ pub static SYSCALL_LOOP: Extension = Extension { name: "syscall-loop", init: sys
 pub static FAULT_PANIC: Extension = Extension { name: "fault-panic", init: fault_panic_init };
 /// Handles user exceptions by looping forever.
 pub static FAULT_LOOP: Extension = Extension { name: "fault-loop", init: fault_loop_init };
+/// Well behaved: answers `Reflect` for every user fault with a function
+/// of its own (not the interface's standard `reflect`, which the kernel
+/// inlines), so faults take the kernel's general path; counts them.
+pub static FAULT_REFLECT: Extension = Extension { name: "fault-reflect", init: fault_reflect_init };
 /// Panics in its `init`.
 pub static BAD_INIT: Extension = Extension { name: "bad-init", init: bad_init };
 /// Tries to resolve a restricted interface, to handle a kernel-only event,
@@ -112,6 +117,20 @@ fn fault_panic_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
 fn fault_loop_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     EXCEPTION.install(ctx.identity(), fault_loop, None)?;
     Ok(ExportTable::new())
+}
+
+static REFLECTED: AtomicU64 = AtomicU64::new(0);
+
+fn fault_reflect(_: FaultInfo) -> FaultAction {
+    REFLECTED.fetch_add(1, Ordering::Relaxed);
+    FaultAction::Reflect
+}
+
+fn fault_reflect_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    for event in [&PAGE_NOT_PRESENT, &PROTECTION_FAULT, &EXCEPTION] {
+        event.install(ctx.identity(), fault_reflect, None)?;
+    }
+    Ok(ExportTable::new().procedure("FaultReflect", "seen", |_: ()| REFLECTED.load(Ordering::Relaxed)))
 }
 
 fn bad_init(_: &InitContext) -> Result<ExportTable, InitError> {

@@ -38,7 +38,7 @@ use alloc::boxed::Box;
 use spin_interface::abi::{Error, Return, nr};
 use spin_interface::sync::{Once, SpinLock};
 use spin_interface::user::{
-    self, MAX_PROCESSES, Process, SYSTEM_CALLS, SyscallArgs, UserResume, UserServices, check_user_range,
+    self, MAX_PROCESSES, Process, ResumePoint, SYSTEM_CALLS, SyscallArgs, UserServices, check_user_range,
 };
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
@@ -73,8 +73,8 @@ struct Thread {
     state: State,
     /// The thread waiting in `ut_join` for this one, or [`NOBODY`].
     joiner: u8,
-    /// Where it resumes (meaningless while running).
-    resume: UserResume,
+    /// Where it resumes (while running: where it entered the package).
+    resume: ResumePoint,
     /// RDX when it resumes (the argument of a new thread, else 0).
     value: u64,
 }
@@ -137,16 +137,18 @@ fn with_package<R>(f: impl FnOnce(&mut Package) -> Result<R, Error>) -> Result<R
     match slot {
         Some(pkg) if pkg.process == process => f(pkg),
         // None, or a package a reaped process left (if it was never told).
-        _ => f(slot.insert(new_package(process))),
+        _ => {
+            let here = user().syscall_resume_point()?;
+            f(slot.insert(new_package(process, here)))
+        }
     }
 }
 
 #[cold]
 #[inline(never)]
-fn new_package(process: Process) -> Box<Package> {
+fn new_package(process: Process, here: ResumePoint) -> Box<Package> {
     let mut threads = [None; MAX_THREADS];
-    threads[0] =
-        Some(Thread { state: State::Running, joiner: NOBODY, resume: UserResume::default(), value: 0 });
+    threads[0] = Some(Thread { state: State::Running, joiner: NOBODY, resume: here, value: 0 });
     Box::new(Package { process, threads, current: 0, queue: [0; MAX_THREADS], head: 0, len: 0 })
 }
 
@@ -198,7 +200,8 @@ impl Package {
         let Some(Some(t)) = self.threads.get_mut(next) else { return Err(Error::BadState) };
         // One kernel call: the system call now returns into `next`, and we
         // learn where the current thread resumes.
-        let resume = user().exchange_resume(t.resume.rip, t.resume.rsp)?;
+        // (`t.resume` was checked when it was made, so this checks nothing.)
+        let resume = user().exchange_resume(t.resume)?;
         t.state = State::Running;
         let value = t.value;
         if let Some(Some(me)) = self.threads.get_mut(self.current as usize) {
@@ -215,15 +218,11 @@ fn fork(a: SyscallArgs) -> Return {
     let run = || {
         check_user_range(entry, 1)?;
         check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
-        let flags = user().syscall_resume().rflags;
+        let start = ResumePoint::new(entry, stack_top - 8)?;
         with_package(|p| {
             let id = p.threads.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
-            p.threads[id] = Some(Thread {
-                state: State::Runnable,
-                joiner: NOBODY,
-                resume: UserResume { rip: entry, rsp: stack_top - 8, rflags: flags },
-                value: arg,
-            });
+            p.threads[id] =
+                Some(Thread { state: State::Runnable, joiner: NOBODY, resume: start, value: arg });
             p.push(id as u8);
             Ok(id as u64)
         })

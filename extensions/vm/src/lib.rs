@@ -18,7 +18,7 @@ extern crate alloc;
 use spin_interface::abi::{self, Error, Return, nr};
 use spin_interface::phys::{self, MemError};
 use spin_interface::sync::Once;
-use spin_interface::translation::{self, Context, FaultAction, FaultInfo, Prot, VirtRange};
+use spin_interface::translation::{self, Context, Prot, VirtRange};
 use spin_interface::user::{self, SYSTEM_CALLS, SyscallArgs, UserServices};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
@@ -48,7 +48,8 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
         &translation::BAD_ADDRESS,
         &user::EXCEPTION,
     ] {
-        event.install(me, on_fault, None)?;
+        // The standard reflecting handler: the kernel inlines it.
+        event.install(me, translation::reflect, None)?;
     }
     Ok(ExportTable::new())
 }
@@ -65,11 +66,20 @@ fn mem_error(e: MemError) -> Error {
     }
 }
 
+/// The protection each ABI value names (`None`: not a protection).
+const BY_ABI: [Option<Prot>; 4] = {
+    let mut t = [None; 4];
+    t[abi::prot::NONE as usize] = Some(Prot::None);
+    t[abi::prot::READ as usize] = Some(Prot::Read);
+    t[abi::prot::READ_WRITE as usize] = Some(Prot::ReadWrite);
+    t
+};
+
+/// An ABI protection value from user space (a bounds check and a load).
+#[inline(always)]
 fn prot(p: u64) -> Result<Prot, Error> {
-    match p {
-        abi::prot::NONE => Ok(Prot::None),
-        abi::prot::READ => Ok(Prot::Read),
-        abi::prot::READ_WRITE => Ok(Prot::ReadWrite),
+    match BY_ABI.get(p as usize) {
+        Some(&Some(prot)) => Ok(prot),
         _ => Err(Error::BadArgument),
     }
 }
@@ -109,7 +119,7 @@ fn vm_protect(a: SyscallArgs) -> Return {
     let run = || {
         let range = VirtRange::new(start, pages).map_err(mem_error)?;
         let prot = prot(p)?;
-        current_context()?.protect(range, prot).map_err(mem_error)?;
+        user().protect_current(range, prot).map_err(mem_error)?;
         Ok(0)
     };
     run().into()
@@ -117,8 +127,7 @@ fn vm_protect(a: SyscallArgs) -> Return {
 
 fn vm_dirty(a: SyscallArgs) -> Return {
     let run = || {
-        user::check_user_range(a.0[0], 1)?;
-        let dirty = current_context()?.is_dirty(a.0[0]).map_err(mem_error)?;
+        let dirty = user().dirty_current(a.0[0]).map_err(mem_error)?;
         Ok(dirty as u64)
     };
     run().into()
@@ -127,9 +136,4 @@ fn vm_dirty(a: SyscallArgs) -> Return {
 fn vm_handler(a: SyscallArgs) -> Return {
     let [entry, stack_top, info, ..] = a.0;
     user().set_fault_handler(entry, stack_top, info).map(|()| 0).into()
-}
-
-/// The fault events' handler: send the fault to the process's handler.
-fn on_fault(_: FaultInfo) -> FaultAction {
-    FaultAction::Reflect
 }

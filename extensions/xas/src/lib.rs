@@ -27,7 +27,7 @@ use spin_interface::abi::{Error, Return, nr};
 use spin_interface::strand::{self, MAX_STRANDS, Strand};
 use spin_interface::sync::{Once, SpinLock};
 use spin_interface::user::{
-    self, Process, SYSTEM_CALLS, SyscallArgs, UserResume, UserServices, check_user_range,
+    self, Process, ResumePoint, SYSTEM_CALLS, SyscallArgs, UserServices, check_user_range,
 };
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
@@ -44,8 +44,9 @@ const NONE: u8 = u8::MAX;
 #[derive(Clone, Copy)]
 struct Server {
     process: Process,
-    entry: u64,
-    stack_top: u64,
+    /// Where a call enters it: the entry, with RSP = stack top − 8
+    /// (checked once, at registration).
+    entry: ResumePoint,
     /// The call in progress, if any (a server takes one at a time).
     active: Option<Call>,
 }
@@ -56,7 +57,7 @@ struct Server {
 struct Call {
     strand: Strand,
     caller: Process,
-    resume: UserResume,
+    resume: ResumePoint,
     outer: u8,
 }
 
@@ -95,10 +96,11 @@ fn register(a: SyscallArgs) -> Return {
     let run = || {
         check_user_range(entry, 1)?;
         check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
+        let entry = ResumePoint::new(entry, stack_top - 8)?;
         let process = user().current_process().ok_or(Error::BadState)?;
         let mut t = TABLE.lock();
         let free = t.servers.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
-        t.servers[free] = Some(Server { process, entry, stack_top, active: None });
+        t.servers[free] = Some(Server { process, entry, active: None });
         Ok(free as u64 + 1)
     };
     run().into()
@@ -129,7 +131,7 @@ fn call(a: SyscallArgs) -> Return {
             return Err(Error::Busy);
         }
         // Into the server (BadHandle if it no longer exists).
-        let (resume, caller) = user().transfer(server.process, server.entry, server.stack_top - 8)?;
+        let (resume, caller) = user().transfer(server.process, server.entry)?;
         server.active = Some(Call { strand, caller, resume, outer });
         t.innermost[me] = index as u8;
         Ok(arg)
@@ -145,7 +147,7 @@ fn ret(a: SyscallArgs) -> Return {
         let index = *t.innermost.get(me).ok_or(Error::BadState)?;
         let server = t.servers.get_mut(index as usize).and_then(Option::as_mut).ok_or(Error::BadState)?;
         let c = server.active.filter(|c| c.strand == strand).ok_or(Error::BadState)?;
-        user().transfer(c.caller, c.resume.rip, c.resume.rsp)?;
+        user().transfer(c.caller, c.resume)?;
         server.active = None;
         t.innermost[me] = c.outer;
         Ok(a.0[0])

@@ -178,6 +178,11 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
         }
     }
 
+    /// Where the entry word sits in the event (in bytes): the kernel's
+    /// assembly fast paths read it to recognise a lone handler they can
+    /// inline (the word holds that handler's address, see [`Event::is_direct`]).
+    pub const ENTRY_OFFSET: usize = core::mem::offset_of!(Self, entry);
+
     pub fn info(&self) -> EventInfo {
         self.info
     }
@@ -245,6 +250,13 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
     /// Whether raising takes the one-indirect-call path.
     pub fn is_direct(&self) -> bool {
         self.entry.is_set()
+    }
+
+    /// Whether the entry word holds `handler`: it is the lone unguarded
+    /// handler (what the kernel's fast paths look for, see
+    /// [`Event::ENTRY_OFFSET`]).
+    pub fn entry_is(&self, handler: fn(A) -> R) -> bool {
+        self.entry.holds(handler)
     }
 
     /// The domain whose lone handler the entry calls (the kernel's default

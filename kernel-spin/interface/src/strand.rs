@@ -13,7 +13,7 @@ use crate::event::{Combine, Event};
 use crate::key::KernelKey;
 use crate::phys::MemError;
 use core::sync::atomic::{AtomicU32, Ordering};
-use spin::Once;
+use spin_trusted::RefSlot;
 
 /// Most strands at once (the kernel's strand table has this many slots).
 pub const MAX_STRANDS: usize = 128;
@@ -142,23 +142,36 @@ impl StrandQueue {
     }
 }
 
-/// What the kernel core provides: kernel stacks and the context switch.
-pub trait Backend: Sync {
+/// [`Core::create`]: a new strand that will run `entry(arg)`, by number.
+pub type CreateFn = fn(entry: fn(usize), arg: usize) -> Result<u32, MemError>;
+
+/// The kernel core's strand procedures (kernel stacks and the context
+/// switch), bound once at boot by [`install`]: a call is a load of the
+/// table and an indirect call, with nothing to check first.
+pub struct Core {
     /// A new strand that will run `entry(arg)` on its own kernel stack.
-    fn create(&self, entry: fn(usize), arg: usize) -> Result<u32, MemError>;
+    pub create: CreateFn,
     /// Make the code running now (the boot thread) a strand.
-    fn adopt_current(&self) -> u32;
+    pub adopt_current: fn() -> u32,
     /// Save the CPU state in `from`, continue `to`.
-    fn switch(&self, from: u32, to: u32);
+    pub switch: fn(u32, u32),
     /// Free a strand's stack (it must not be running, and never run again).
-    fn destroy(&self, s: u32);
+    pub destroy: fn(u32),
 }
 
-static BACKEND: Once<&'static dyn Backend> = Once::new();
+/// Before the kernel binds its table: every procedure reports a boot-order bug.
+static UNBOUND: Core = Core {
+    create: |_, _| crate::not_installed("Strand"),
+    adopt_current: || crate::not_installed("Strand"),
+    switch: |_, _| crate::not_installed("Strand"),
+    destroy: |_| crate::not_installed("Strand"),
+};
 
-/// Install the kernel's implementation (once).
-pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
-    BACKEND.call_once(|| backend);
+static CORE: RefSlot<Core> = RefSlot::new(&UNBOUND);
+
+/// Bind the kernel's implementation.
+pub fn install(_key: &KernelKey, core: &'static Core) {
+    CORE.set(core);
 }
 
 /// The raw strand operations: a capability only thread packages are granted.
@@ -174,21 +187,18 @@ impl StrandCore {
     }
 
     #[inline(always)]
-    fn backend(&self) -> &'static dyn Backend {
-        match BACKEND.get() {
-            Some(b) => *b,
-            None => crate::not_installed("Strand"),
-        }
+    fn core(&self) -> &'static Core {
+        CORE.get()
     }
 
     /// A new strand running `entry(arg)`; it runs once someone resumes it.
     pub fn create(&self, entry: fn(usize), arg: usize) -> Result<Strand, MemError> {
-        self.backend().create(entry, arg).map(Strand)
+        (self.core().create)(entry, arg).map(Strand)
     }
 
     /// The running code as a strand (the boot thread), made current.
     pub fn adopt_current(&self) -> Strand {
-        let s = Strand(self.backend().adopt_current());
+        let s = Strand((self.core().adopt_current)());
         self.set_current(s);
         s
     }
@@ -202,7 +212,7 @@ impl StrandCore {
     /// Switch the CPU from `from` (saved) to `to`; returns when `from` is resumed.
     #[inline]
     pub fn switch(&self, from: Strand, to: Strand) {
-        self.backend().switch(from.0, to.0)
+        (self.core().switch)(from.0, to.0)
     }
 
     /// Make `to` current and switch the CPU to it from the current strand
@@ -210,12 +220,12 @@ impl StrandCore {
     #[inline]
     pub fn switch_to(&self, to: Strand) {
         let from = CURRENT.swap(to.0, Ordering::Relaxed);
-        self.backend().switch(from, to.0)
+        (self.core().switch)(from, to.0)
     }
 
     /// Free a finished strand's resources.
     pub fn destroy(&self, s: Strand) {
-        self.backend().destroy(s.0)
+        (self.core().destroy)(s.0)
     }
 }
 

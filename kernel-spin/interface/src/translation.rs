@@ -17,7 +17,7 @@ use crate::event::{Combine, Event};
 use crate::key::KernelKey;
 use crate::phys::{MemError, PhysPage};
 use crate::user::Process;
-use spin::Once;
+use spin_trusted::RefSlot;
 
 /// Page protection as user code sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,30 +39,49 @@ pub struct Mapping {
     pub accessed: bool,
 }
 
-/// What the kernel core provides for address spaces.
-pub trait Backend: Sync {
-    fn create(&self) -> Result<u64, MemError>;
-    fn destroy(&self, ctx: u64) -> Result<(), MemError>;
-    fn map(&self, ctx: u64, va: u64, frame: u64, prot: Prot) -> Result<(), MemError>;
-    fn unmap(&self, ctx: u64, va: u64) -> Result<u64, MemError>;
-    fn protect(&self, ctx: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError>;
-    fn examine(&self, ctx: u64, va: u64) -> Result<Mapping, MemError>;
-    fn dirty(&self, ctx: u64, va: u64) -> Result<bool, MemError>;
+/// The kernel core's Translation procedures, bound once at boot by
+/// [`install`] (like an extension's resolved imports): a call from this
+/// module is a load of the table and an indirect call, with nothing to
+/// check first. Context numbers and addresses are checked here before a
+/// call; the `_current` procedures act on the address space the current
+/// strand runs in (the running process's, which is live by definition, so
+/// there is no context number to check), and fail with `NoContext` on a
+/// strand without one.
+pub struct Core {
+    pub create: fn() -> Result<u64, MemError>,
+    pub destroy: fn(u64) -> Result<(), MemError>,
+    pub map: fn(u64, u64, u64, Prot) -> Result<(), MemError>,
+    pub unmap: fn(u64, u64) -> Result<u64, MemError>,
+    pub protect: fn(u64, u64, u64, Prot) -> Result<(), MemError>,
+    pub examine: fn(u64, u64) -> Result<Mapping, MemError>,
+    pub dirty: fn(u64, u64) -> Result<bool, MemError>,
+    pub protect_current: fn(VirtRange, Prot) -> Result<(), MemError>,
+    pub dirty_current: fn(u64) -> Result<bool, MemError>,
 }
 
-static BACKEND: Once<&'static dyn Backend> = Once::new();
+/// Before the kernel binds its table: every procedure reports a boot-order bug.
+static UNBOUND: Core = Core {
+    create: || crate::not_installed("Translation"),
+    destroy: |_| crate::not_installed("Translation"),
+    map: |_, _, _, _| crate::not_installed("Translation"),
+    unmap: |_, _| crate::not_installed("Translation"),
+    protect: |_, _, _, _| crate::not_installed("Translation"),
+    examine: |_, _| crate::not_installed("Translation"),
+    dirty: |_, _| crate::not_installed("Translation"),
+    protect_current: |_, _| crate::not_installed("Translation"),
+    dirty_current: |_| crate::not_installed("Translation"),
+};
 
-/// Install the kernel's implementation (once).
-pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
-    BACKEND.call_once(|| backend);
+static CORE: RefSlot<Core> = RefSlot::new(&UNBOUND);
+
+/// Bind the kernel's implementation.
+pub fn install(_key: &KernelKey, core: &'static Core) {
+    CORE.set(core);
 }
 
 #[inline(always)]
-fn backend() -> &'static dyn Backend {
-    match BACKEND.get() {
-        Some(b) => *b,
-        None => crate::not_installed("Translation"),
-    }
+pub(crate) fn core() -> &'static Core {
+    CORE.get()
 }
 
 /// First and last user addresses (the kernel's split, see `hal-logic::addr`).
@@ -119,7 +138,7 @@ pub struct Context {
 impl Context {
     /// A new, empty user address space (the kernel half is always mapped).
     pub fn create() -> Result<Context, MemError> {
-        Ok(Context { id: backend().create()? })
+        Ok(Context { id: (core().create)()? })
     }
 
     /// Wrap a kernel context number as a capability.
@@ -137,7 +156,7 @@ impl Context {
 
     /// Destroy the context and free every page still mapped in it.
     pub fn destroy(self) -> Result<(), MemError> {
-        backend().destroy(self.id)
+        (core().destroy)(self.id)
     }
 
     /// Map `page` at `va` (page aligned, user space) with `prot`. On
@@ -147,7 +166,7 @@ impl Context {
             return Err((e, page));
         }
         let frame = page.addr();
-        match backend().map(self.id, va, frame, prot) {
+        match (core().map)(self.id, va, frame, prot) {
             Ok(()) => {
                 // The page table owns the frame now.
                 core::mem::forget(page);
@@ -160,19 +179,19 @@ impl Context {
     /// Remove the mapping at `va` and return its page.
     pub fn unmap(&self, va: u64) -> Result<PhysPage, MemError> {
         VirtRange::new(va, 1)?;
-        let frame = backend().unmap(self.id, va)?;
+        let frame = (core().unmap)(self.id, va)?;
         Ok(PhysPage::from_owned_frame(frame))
     }
 
     /// Change the protection of every page of `range` (all must be mapped).
     pub fn protect(&self, range: VirtRange, prot: Prot) -> Result<(), MemError> {
-        backend().protect(self.id, range.start, range.pages, prot)
+        (core().protect)(self.id, range.start, range.pages, prot)
     }
 
     /// The mapping at `va`.
     pub fn examine(&self, va: u64) -> Result<Mapping, MemError> {
         VirtRange::new(va & !4095, 1)?;
-        backend().examine(self.id, va & !4095)
+        (core().examine)(self.id, va & !4095)
     }
 
     /// Whether the page mapped at `va` has been written (its dirty bit):
@@ -182,7 +201,7 @@ impl Context {
         if !(USER_START..USER_END).contains(&va) {
             return Err(MemError::NotUser);
         }
-        backend().dirty(self.id, va & !4095)
+        (core().dirty)(self.id, va & !4095)
     }
 }
 
@@ -230,6 +249,20 @@ pub enum FaultAction {
 
 fn kill(_: FaultInfo) -> FaultAction {
     FaultAction::Kill
+}
+
+/// The standard handler that sends every fault to the process's own
+/// handler ([`FaultAction::Reflect`]). Install it rather than an
+/// equivalent function of your own: when it is an event's lone handler,
+/// the kernel's exception stubs recognise it and inline it (the fault is
+/// reflected in a few dozen instructions, without entering Rust code), as
+/// SPIN's dispatcher inlined small handlers into the raise.
+///
+/// Never inlined: that keeps it one function with one address (a small
+/// function may otherwise be copied into each crate that names it).
+#[inline(never)]
+pub fn reflect(_: FaultInfo) -> FaultAction {
+    FaultAction::Reflect
 }
 
 /// A user access to an unmapped user page.

@@ -18,9 +18,10 @@
 use crate::abi::{self, Error, Return};
 use crate::event::{Combine, Event};
 use crate::key::KernelKey;
+use crate::phys::MemError;
 use crate::threads::ThreadId;
-use crate::translation::{Context, FaultAction, FaultInfo};
-use spin::Once;
+use crate::translation::{self, Context, FaultAction, FaultInfo, Prot, VirtRange};
+use spin_trusted::RefSlot;
 
 /// The six argument registers of a system call (RDI, RSI, RDX, R10, R8, R9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,29 +120,95 @@ pub struct UserResume {
     pub rflags: u64,
 }
 
-/// What the kernel core provides for processes.
-pub trait Backend: Sync {
-    fn current_process(&self) -> Option<u32>;
-    fn context_of(&self, p: u32) -> Option<u64>;
-    fn current_context(&self) -> Option<u64>;
-    fn exit_current(&self, code: Option<i64>) -> !;
-    fn copy_from_user(&self, va: u64, buf: &mut [u8]) -> Result<(), Error>;
-    fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), Error>;
-    fn syscall_resume(&self) -> UserResume;
-    fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error>;
-    fn switch_process(&self, p: u32) -> Result<(), Error>;
-    fn transfer(&self, p: u32, rip: u64, rsp: u64) -> Result<(UserResume, u32), Error>;
-    fn exchange_resume(&self, rip: u64, rsp: u64) -> Result<UserResume, Error>;
-    fn set_fault_handler(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error>;
-    fn spawn_thread(&self, p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error>;
-    fn console_write(&self, bytes: &[u8]);
+/// A place to resume user code whose RIP is known to be a user address
+/// (what `sysretq` needs to be safe). Made only by [`ResumePoint::new`],
+/// which checks RIP and that the 8 bytes below RSP are user space (see
+/// [`check_user_resume`]), or handed out by the kernel: where a system
+/// call would have returned, whose RSP is whatever the process had (the
+/// kernel never dereferences a user RSP; a bad one faults in ring 3). So
+/// the kernel takes a point without checking again: a thread package that
+/// stores the points it is given never pays for the check twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    rip: u64,
+    rsp: u64,
 }
 
-static BACKEND: Once<&'static dyn Backend> = Once::new();
+impl ResumePoint {
+    /// Check an untrusted resume point.
+    #[inline(always)]
+    pub fn new(rip: u64, rsp: u64) -> Result<ResumePoint, Error> {
+        check_user_resume(rip, rsp)?;
+        Ok(ResumePoint { rip, rsp })
+    }
 
-/// Install the kernel's implementation (once).
-pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
-    BACKEND.call_once(|| backend);
+    /// The kernel's word that a system call of a process returns here
+    /// (its saved RIP is where a `syscall` instruction of ring 3 was; its
+    /// RSP is the process's own business).
+    #[inline(always)]
+    pub fn from_saved(_key: &KernelKey, rip: u64, rsp: u64) -> ResumePoint {
+        ResumePoint { rip, rsp }
+    }
+
+    pub fn rip(&self) -> u64 {
+        self.rip
+    }
+
+    pub fn rsp(&self) -> u64 {
+        self.rsp
+    }
+}
+
+/// The kernel core's procedures for processes, bound once at boot by
+/// [`install`] (like an extension's resolved imports): a call through
+/// [`UserServices`] is a load of the table and an indirect call, with
+/// nothing to check first. Arguments are checked by [`UserServices`]
+/// before the call (or carried by checked types such as [`ResumePoint`]).
+pub struct Core {
+    pub current_process: fn() -> Option<u32>,
+    pub context_of: fn(u32) -> Option<u64>,
+    pub current_context: fn() -> Option<u64>,
+    pub exit_current: fn(Option<i64>) -> !,
+    pub copy_from_user: fn(u64, &mut [u8]) -> Result<(), Error>,
+    pub copy_to_user: fn(u64, &[u8]) -> Result<(), Error>,
+    pub syscall_resume: fn() -> UserResume,
+    pub set_syscall_resume: fn(UserResume) -> Result<(), Error>,
+    pub switch_process: fn(u32) -> Result<(), Error>,
+    pub transfer: fn(u32, ResumePoint) -> Result<(ResumePoint, u32), Error>,
+    pub exchange_resume: fn(ResumePoint) -> Result<ResumePoint, Error>,
+    pub set_fault_handler: fn(u64, u64, u64) -> Result<(), Error>,
+    pub spawn_thread: fn(u32, u64, u64, u64) -> Result<ThreadId, Error>,
+    pub console_write: fn(&[u8]),
+}
+
+/// Before the kernel binds its table: every procedure reports a boot-order bug.
+static UNBOUND: Core = Core {
+    current_process: || crate::not_installed("User"),
+    context_of: |_| crate::not_installed("User"),
+    current_context: || crate::not_installed("User"),
+    exit_current: |_| crate::not_installed("User"),
+    copy_from_user: |_, _| crate::not_installed("User"),
+    copy_to_user: |_, _| crate::not_installed("User"),
+    syscall_resume: || crate::not_installed("User"),
+    set_syscall_resume: |_| crate::not_installed("User"),
+    switch_process: |_| crate::not_installed("User"),
+    transfer: |_, _| crate::not_installed("User"),
+    exchange_resume: |_| crate::not_installed("User"),
+    set_fault_handler: |_, _, _| crate::not_installed("User"),
+    spawn_thread: |_, _, _, _| crate::not_installed("User"),
+    console_write: |_| crate::not_installed("User"),
+};
+
+static CORE: RefSlot<Core> = RefSlot::new(&UNBOUND);
+
+/// Bind the kernel's implementation.
+pub fn install(_key: &KernelKey, core: &'static Core) {
+    CORE.set(core);
+}
+
+#[inline(always)]
+fn core() -> &'static Core {
+    CORE.get()
 }
 
 /// Check an untrusted user pointer range `(va, len)`: non-empty, inside
@@ -188,85 +255,104 @@ impl UserServices {
         &SERVICES
     }
 
-    #[inline(always)]
-    fn b(&self) -> &'static dyn Backend {
-        match BACKEND.get() {
-            Some(b) => *b,
-            None => crate::not_installed("User"),
-        }
-    }
-
     /// The process the current strand is running, if any.
     #[inline]
     pub fn current_process(&self) -> Option<Process> {
-        self.b().current_process().map(Process)
+        (core().current_process)().map(Process)
     }
 
     /// A process's address space.
     pub fn context(&self, p: Process) -> Option<Context> {
-        self.b().context_of(p.0).map(Context::from_kernel_number)
+        (core().context_of)(p.0).map(Context::from_kernel_number)
     }
 
     /// The address space the current strand runs in (one kernel call).
     #[inline]
     pub fn current_context(&self) -> Option<Context> {
-        self.b().current_context().map(Context::from_kernel_number)
+        (core().current_context)().map(Context::from_kernel_number)
+    }
+
+    /// Change the protection of `range` in the address space the current
+    /// strand runs in (every page must be mapped; all or nothing): the
+    /// common case of `current_context()?.protect(range, prot)`, in one
+    /// kernel call. `NoContext` on a strand without a process.
+    #[inline]
+    pub fn protect_current(&self, range: VirtRange, prot: Prot) -> Result<(), MemError> {
+        (translation::core().protect_current)(range, prot)
+    }
+
+    /// Whether the page holding `va` in the address space the current
+    /// strand runs in has been written: `current_context()?.is_dirty(va)`
+    /// in one kernel call. `NotUser` for an address outside user space.
+    #[inline]
+    pub fn dirty_current(&self, va: u64) -> Result<bool, MemError> {
+        if !(translation::USER_START..translation::USER_END).contains(&va) {
+            return Err(MemError::NotUser);
+        }
+        (translation::core().dirty_current)(va & !4095)
     }
 
     /// End the current thread; with `Some(code)`, also record the process's
     /// exit code (the process finishes when its last thread has ended).
     /// Never returns.
     pub fn exit_current(&self, code: Option<i64>) -> ! {
-        self.b().exit_current(code)
+        (core().exit_current)(code)
     }
 
     /// Copy bytes from the current process (range checked, pages must be mapped and user-readable).
     pub fn copy_from_user(&self, va: u64, buf: &mut [u8]) -> Result<(), Error> {
         check_user_range(va, buf.len() as u64)?;
-        self.b().copy_from_user(va, buf)
+        (core().copy_from_user)(va, buf)
     }
 
     /// Copy bytes into the current process (pages must be mapped user-writable).
     pub fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), Error> {
         check_user_range(va, data.len() as u64)?;
-        self.b().copy_to_user(va, data)
+        (core().copy_to_user)(va, data)
     }
 
     /// Where the current system call returns to (all zero outside one).
     pub fn syscall_resume(&self) -> UserResume {
-        self.b().syscall_resume()
+        (core().syscall_resume)()
+    }
+
+    /// Where the current system call returns to, as a resume point
+    /// (`BadState` outside a system call).
+    pub fn syscall_resume_point(&self) -> Result<ResumePoint, Error> {
+        match (core().syscall_resume)() {
+            UserResume { rip: 0, .. } => Err(Error::BadState),
+            r => ResumePoint::new(r.rip, r.rsp),
+        }
     }
 
     /// Make the current system call return to `r` instead (RIP and RSP
     /// must be user addresses).
     pub fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
         check_user_resume(r.rip, r.rsp)?;
-        self.b().set_syscall_resume(r)
+        (core().set_syscall_resume)(r)
     }
 
     /// Run the current strand in `p`'s address space from now on.
     pub fn switch_process(&self, p: Process) -> Result<(), Error> {
-        self.b().switch_process(p.0)
+        (core().switch_process)(p.0)
     }
 
     /// The cross-address-space call's one step, in one kernel operation:
     /// move the current strand into `p`'s address space and make the
-    /// current system call return to `rip` with `rsp` (RFLAGS unchanged).
-    /// Returns where the call would have returned before, and the process
-    /// the strand was running in.
+    /// current system call return to `to` (RFLAGS unchanged). Returns
+    /// where the call would have returned before, and the process the
+    /// strand was running in.
     #[inline]
-    pub fn transfer(&self, p: Process, rip: u64, rsp: u64) -> Result<(UserResume, Process), Error> {
-        check_user_resume(rip, rsp)?;
-        self.b().transfer(p.0, rip, rsp).map(|(r, old)| (r, Process(old)))
+    pub fn transfer(&self, p: Process, to: ResumePoint) -> Result<(ResumePoint, Process), Error> {
+        (core().transfer)(p.0, to).map(|(r, old)| (r, Process(old)))
     }
 
-    /// Make the current system call return to `rip` with `rsp` (RFLAGS
-    /// unchanged) in the same address space, and return where it would
-    /// have returned: a user-level thread switch in one kernel call.
+    /// Make the current system call return to `to` (RFLAGS unchanged) in
+    /// the same address space, and return where it would have returned: a
+    /// user-level thread switch in one kernel call.
     #[inline]
-    pub fn exchange_resume(&self, rip: u64, rsp: u64) -> Result<UserResume, Error> {
-        check_user_resume(rip, rsp)?;
-        self.b().exchange_resume(rip, rsp)
+    pub fn exchange_resume(&self, to: ResumePoint) -> Result<ResumePoint, Error> {
+        (core().exchange_resume)(to)
     }
 
     /// Register where the current process's faults go when a fault
@@ -280,7 +366,7 @@ impl UserServices {
         check_user_range(entry, 1)?;
         check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
         check_trap_area(info)?;
-        self.b().set_fault_handler(entry, stack_top, info)
+        (core().set_fault_handler)(entry, stack_top, info)
     }
 
     /// A new kernel thread in process `p` that enters user mode at `entry`
@@ -288,12 +374,12 @@ impl UserServices {
     pub fn spawn_thread(&self, p: Process, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error> {
         check_user_range(entry, 1)?;
         check_user_range(stack_top.saturating_sub(8), 8)?;
-        self.b().spawn_thread(p.0, entry, stack_top, arg)
+        (core().spawn_thread)(p.0, entry, stack_top, arg)
     }
 
     /// Print bytes on the console.
     pub fn console_write(&self, bytes: &[u8]) {
-        self.b().console_write(bytes)
+        (core().console_write)(bytes)
     }
 }
 

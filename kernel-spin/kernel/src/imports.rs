@@ -3,7 +3,9 @@
 //! extension's null procedure. Bound at boot by Resolve, like any importer.
 
 use spin_interface::domain::ImportSlot;
+use spin_interface::phys::MemError;
 use spin_interface::threads::{ForkArgs, ThreadError, ThreadId};
+use spin_interface::translation::Context;
 use spin_interface::{Domain, Identity, Import, KernelKey};
 
 pub static FORK: Import<ForkArgs, Result<ThreadId, ThreadError>> = Import::new("Threads", "fork");
@@ -15,11 +17,14 @@ pub static BENCH_NULL: Import<(), ()> = Import::new("Bench", "null");
 /// What the last user benchmark program reported (runs, iterations, min, median, max).
 pub static BENCH_TAKE: Import<(), Option<[u64; 5]>> = Import::new("Bench", "take_report");
 
+/// The *dirty* query from an extension: is page `va` of an address space written?
+pub static BENCH_DIRTY: Import<(Context, u64), Result<bool, MemError>> = Import::new("Bench", "dirty");
+
 /// Bind the imports (the boot extensions are loaded).
 pub fn resolve(key: &KernelKey) {
     let me = Identity::kernel(key);
     let threads: &[&'static dyn ImportSlot] = &[&FORK, &JOIN, &EXIT, &YIELD];
-    for (domain, slots) in [("threads", threads), ("bench", &[&BENCH_NULL, &BENCH_TAKE])] {
+    for (domain, slots) in [("threads", threads), ("bench", &[&BENCH_NULL, &BENCH_TAKE, &BENCH_DIRTY])] {
         let bound = Domain::named(domain).and_then(|d| d.resolve(me, slots));
         assert_eq!(bound, Ok(slots.len()), "resolving the kernel's imports from {domain}");
     }

@@ -72,10 +72,11 @@ fn syscall_authorizer(who: &Identity, e: &EventInfo) -> bool {
     syscall_owner(e.index as u64) == Some(who.name())
 }
 
-/// The VM extension handles user faults (and the containment tests lend
-/// the user Exception event to two misbehaving extensions).
+/// The VM extension handles user faults (and the tests lend the fault
+/// events to `fault-reflect`, and the user Exception event to two
+/// misbehaving extensions).
 fn fault_handlers(who: &Identity, e: &EventInfo) -> bool {
-    who.name() == "vm"
+    matches!(who.name(), "vm" | "fault-reflect")
         || (e.name == user::EXCEPTION.info().name && matches!(who.name(), "fault-panic" | "fault-loop"))
 }
 

@@ -49,6 +49,10 @@ pub const TESTS: &[Test] = &[
         run: reaped_processes_leave_no_extension_state,
     },
     Test { name: "spin::faulting_fault_handlers_are_unloaded", run: faulting_fault_handlers_are_unloaded },
+    Test {
+        name: "spin::reflection_inlined_and_general_paths_agree",
+        run: reflection_inlined_and_general_paths_agree,
+    },
 ];
 
 fn kernel_key_is_claimed_once() -> Result<(), String> {
@@ -384,6 +388,42 @@ fn faulting_fault_handlers_are_unloaded() -> Result<(), String> {
     ensure!(EXCEPTION.is_direct() && Domain::named("vm").is_ok(), "vm is not back");
     ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(process::KILLED - 6));
     ensure_eq!(process::run("spin-usertests", [5, 0]), Ok(0));
+    ensure_eq!(phys::free_pages(), frames);
+    Ok(())
+}
+
+static FAULTS_SEEN: Import<(), u64> = Import::new("FaultReflect", "seen");
+
+/// The exception stubs inline the standard reflecting handler when it is
+/// a fault event's lone handler (the VM extension's); with a second
+/// handler answering `Reflect` the same faults take the general path (a
+/// contained raise, then reflection in Rust). A process's reflection
+/// checks pass both ways (spin-usertests mode 8: page faults resolved and
+/// retried, #UD/#BP/#DE/#PF delivered once each, registers intact), and
+/// the second handler saw each fault.
+fn reflection_inlined_and_general_paths_agree() -> Result<(), String> {
+    use crate::process;
+    use spin_interface::translation::{PAGE_NOT_PRESENT, PROTECTION_FAULT, reflect};
+    use spin_interface::user::EXCEPTION;
+    let frames = phys::free_pages();
+    let key = crate::key();
+    let events = [&PAGE_NOT_PRESENT, &PROTECTION_FAULT, &EXCEPTION];
+    ensure!(events.iter().all(|e| e.is_direct()), "vm's reflect is not the lone handler");
+    ensure!(events.iter().all(|e| e.entry_is(reflect)), "the entry word is not the standard reflect");
+    ensure_eq!(process::run("spin-usertests", [8, 0]), Ok(0)); // inlined
+    let id = loader::load(key, &bad::FAULT_REFLECT).map_err(|e| alloc::format!("{e:?}"))?;
+    let slots: &[&'static dyn spin_interface::domain::ImportSlot] = &[&FAULTS_SEEN];
+    Domain::named("fault-reflect")
+        .and_then(|d| d.resolve(Identity::kernel(key), slots))
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    ensure!(events.iter().all(|e| !e.is_direct() && e.handler_count() == 2), "two handlers each");
+    ensure_eq!(process::run("spin-usertests", [8, 0]), Ok(0)); // general path
+    // Two page faults resolved (the protect-none read, then the read
+    // after vm_protect in the handler retries fine), four exceptions, the
+    // raw entry's #UD: at least six faults went through the extension.
+    ensure!(FAULTS_SEEN.call(()).is_ok_and(|n| n >= 6), "the general path was not taken");
+    spin_interface::domain::unload(key, id.id());
+    ensure!(events.iter().all(|e| e.is_direct() && e.entry_is(reflect)), "vm is not alone again");
     ensure_eq!(phys::free_pages(), frames);
     Ok(())
 }

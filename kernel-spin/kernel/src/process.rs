@@ -20,7 +20,7 @@ use spin_interface::strand;
 use spin_interface::sync::{Condition, Mutex as BlockingMutex};
 use spin_interface::threads::ThreadId;
 use spin_interface::translation::{Context, Prot};
-use spin_interface::user::{self, UserResume};
+use spin_interface::user::{self, ResumePoint, UserResume};
 
 /// A process number: table slot in the low 8 bits, the slot's generation
 /// above, so a number is never reused for a later process (extensions key
@@ -39,13 +39,28 @@ struct Proc {
 }
 
 static PROCS: Mutex<Vec<Option<Proc>>> = Mutex::new(Vec::new());
-/// Most processes at once (`Process::slot` is the table slot).
-pub const MAX_PROCS: usize = user::MAX_PROCESSES;
+/// Most processes at once (`Process::slot` is the table slot). One less
+/// than the interface's bound: the low byte of a running strand's tag
+/// (1 + pid) is then never 0 for a process, and tables indexed by it (see
+/// [`tag_index`]) keep entry 0 for "no process".
+pub const MAX_PROCS: usize = user::MAX_PROCESSES - 1;
+/// The per-slot tables still have 256 entries (the last never used), so
+/// indexing one by a pid's low byte needs no bounds check.
+const SLOTS: usize = 256;
+
+/// The index of `pid`'s entry in tables indexed by the low byte of the
+/// running strand's tag (1 + pid): `slot + 1`, in 1..=255.
+#[inline(always)]
+pub fn tag_index(pid: Pid) -> usize {
+    (pid as usize + 1) & 0xff
+}
+
+const _: () = assert!(MAX_PROCS < 256, "slot + 1 must fit the tag's low byte");
 /// Each live process's page-table root (0: no such process), readable
 /// without the lock on the cross-address-space path.
-static ROOTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
+static ROOTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Each slot's generation (the high bits of its current Pid).
-static GENS: [AtomicU32; MAX_PROCS] = [const { AtomicU32::new(0) }; MAX_PROCS];
+static GENS: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
 
 /// The table slot of `pid`, if that process is the slot's current one.
 #[inline]
@@ -61,7 +76,7 @@ pub fn slot_index(pid: Pid) -> usize {
 }
 
 /// Each live process's Translation context number (valid while ROOTS is non-zero).
-static CONTEXTS: [AtomicU64; MAX_PROCS] = [const { AtomicU64::new(0) }; MAX_PROCS];
+static CONTEXTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Per strand: 1 + the pid it belongs to. The pid whose address space it
 /// runs in is its strand tag (`strands::set_space`): a cross-address-space
 /// call moves the latter, never the former.
@@ -195,9 +210,10 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
         let generation = GENS[slot].load(Ordering::Relaxed).wrapping_add(1) & 0x00ff_ffff;
         GENS[slot].store(generation, Ordering::Release);
         CONTEXTS[slot].store(ctx.id(), Ordering::Release);
-        crate::uexc::forget(slot);
+        let pid = slot as Pid | generation << 8;
+        crate::uexc::forget(pid);
         ROOTS[slot].store(root, Ordering::Release);
-        slot as Pid | generation << 8
+        pid
     };
     if start_thread(pid, plan.entry, abi::layout::STACK_TOP, args).is_err() {
         reap(pid);
@@ -310,7 +326,7 @@ pub fn reap(pid: Pid) -> bool {
     match p {
         Some(p) => {
             // Nothing may point into the address space once it is gone.
-            crate::uexc::forget(s);
+            crate::uexc::forget(pid);
             ROOTS[s].store(0, Ordering::Release);
             crate::spaces::destroy_pinned(p.ctx);
             // Extensions drop what they kept for it (a faulting handler is
@@ -373,137 +389,150 @@ fn saved_resume() -> *mut u64 {
 /// another) or the interrupt frame's user CS (not below `COUNT`).
 #[inline(always)]
 fn syscall_frame() -> Result<*mut u64, Error> {
+    syscall_frame_for(strands::current_tag())
+}
+
+/// [`syscall_frame`] for a caller that has read the running strand's tag.
+#[inline(always)]
+fn syscall_frame_for(tag: u64) -> Result<*mut u64, Error> {
     const _: () = assert!(shared_hal::gdt::USER_CS as u64 >= abi::nr::COUNT);
     let s = saved_resume();
     // SAFETY: a strand with a process has a kernel stack whose top is the
     // entry stack (see `saved_resume`); the word read is inside it.
-    if current_pid().is_none() || unsafe { s.sub(1).read() } >= abi::nr::COUNT {
+    if tag as u32 == 0 || unsafe { s.sub(1).read() } >= abi::nr::COUNT {
         return Err(Error::BadState);
     }
     Ok(s)
 }
 
-struct Users;
+fn core_current_process() -> Option<u32> {
+    current_pid()
+}
 
-impl user::Backend for Users {
-    fn current_process(&self) -> Option<u32> {
-        current_pid()
+#[inline]
+fn core_current_context() -> Option<u64> {
+    // The running process exists: no generation or liveness check.
+    current_pid().map(context_of)
+}
+
+fn core_context_of(p: u32) -> Option<u64> {
+    let s = slot(p)?;
+    let live = ROOTS[s].load(Ordering::Acquire) != 0;
+    live.then(|| CONTEXTS[s].load(Ordering::Acquire))
+}
+
+fn copy_from_user(va: u64, buf: &mut [u8]) -> Result<(), Error> {
+    let mut done = 0;
+    each_user_chunk(va, buf.len(), false, |p, n| {
+        // SAFETY: `p` is `n` mapped bytes of a user page seen through the
+        // physical window; `buf[done..done + n]` is ours.
+        unsafe { core::ptr::copy_nonoverlapping(p, buf[done..].as_mut_ptr(), n) };
+        done += n;
+    })
+}
+
+fn copy_to_user(va: u64, data: &[u8]) -> Result<(), Error> {
+    let mut done = 0;
+    each_user_chunk(va, data.len(), true, |p, n| {
+        // SAFETY: as in `copy_from_user`, in the other direction.
+        unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), p, n) };
+        done += n;
+    })
+}
+
+fn syscall_resume() -> UserResume {
+    // Outside a system call there is none: all zero.
+    let Ok(s) = syscall_frame() else { return UserResume::default() };
+    // SAFETY: during a system call the entry stub saved RFLAGS, RIP and
+    // RSP (upward) at the top of the current strand's kernel stack.
+    unsafe { UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() } }
+}
+
+fn set_syscall_resume(r: UserResume) -> Result<(), Error> {
+    let s = syscall_frame()?;
+    // SAFETY: as in `syscall_resume`; the interface checked RIP and RSP
+    // are user addresses, and RFLAGS is forced to a plain user value.
+    unsafe {
+        s.write((r.rflags & 0xcd5) | 0x202);
+        s.add(1).write(r.rip);
+        s.add(2).write(r.rsp);
     }
+    Ok(())
+}
 
-    #[inline]
-    fn current_context(&self) -> Option<u64> {
-        // The running process exists: no generation or liveness check.
-        current_pid().map(context_of)
-    }
+fn switch_process(p: u32) -> Result<(), Error> {
+    syscall_frame()?;
+    let root = with_proc(p, |x| x.root).ok_or(Error::BadHandle)?;
+    strands::set_space(current_strand(), root, p as u64 + 1, true);
+    Ok(())
+}
 
-    fn context_of(&self, p: u32) -> Option<u64> {
-        let s = slot(p)?;
-        let live = ROOTS[s].load(Ordering::Acquire) != 0;
-        live.then(|| CONTEXTS[s].load(Ordering::Acquire))
-    }
-
-    fn exit_current(&self, code: Option<i64>) -> ! {
-        exit_current(code)
-    }
-
-    fn copy_from_user(&self, va: u64, buf: &mut [u8]) -> Result<(), Error> {
-        let mut done = 0;
-        each_user_chunk(va, buf.len(), false, |p, n| {
-            // SAFETY: `p` is `n` mapped bytes of a user page seen through the
-            // physical window; `buf[done..done + n]` is ours.
-            unsafe { core::ptr::copy_nonoverlapping(p, buf[done..].as_mut_ptr(), n) };
-            done += n;
-        })
-    }
-
-    fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), Error> {
-        let mut done = 0;
-        each_user_chunk(va, data.len(), true, |p, n| {
-            // SAFETY: as in `copy_from_user`, in the other direction.
-            unsafe { core::ptr::copy_nonoverlapping(data[done..].as_ptr(), p, n) };
-            done += n;
-        })
-    }
-
-    fn syscall_resume(&self) -> UserResume {
-        // Outside a system call there is none: all zero.
-        let Ok(s) = syscall_frame() else { return UserResume::default() };
-        // SAFETY: during a system call the entry stub saved RFLAGS, RIP and
-        // RSP (upward) at the top of the current strand's kernel stack.
-        unsafe { UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() } }
-    }
-
-    fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
-        let s = syscall_frame()?;
-        // SAFETY: as in `syscall_resume`; the interface checked RIP and RSP
-        // are user addresses, and RFLAGS is forced to a plain user value.
-        unsafe {
-            s.write((r.rflags & 0xcd5) | 0x202);
-            s.add(1).write(r.rip);
-            s.add(2).write(r.rsp);
-        }
-        Ok(())
-    }
-
-    fn switch_process(&self, p: u32) -> Result<(), Error> {
-        syscall_frame()?;
-        let root = with_proc(p, |x| x.root).ok_or(Error::BadHandle)?;
-        strands::set_space(current_strand(), root, p as u64 + 1, true);
-        Ok(())
-    }
-
-    fn transfer(&self, p: u32, rip: u64, rsp: u64) -> Result<(UserResume, u32), Error> {
-        let root = slot(p).map_or(0, |s| ROOTS[s].load(Ordering::Acquire));
-        if root == 0 {
-            return Err(Error::BadHandle);
-        }
-        let me = current_strand();
-        let s = syscall_frame()?;
-        let Some(old_pid) = current_pid() else {
-            return Err(Error::BadState);
-        };
-        // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
-        // interface checked that `rip` and `rsp` are user addresses.
-        let old = unsafe {
-            let old = UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() };
-            s.add(1).write(rip);
-            s.add(2).write(rsp);
-            old
-        };
-        strands::set_space(me, root, p as u64 + 1, true);
-        Ok((old, old_pid))
-    }
-
-    fn exchange_resume(&self, rip: u64, rsp: u64) -> Result<UserResume, Error> {
-        let s = syscall_frame()?;
-        // SAFETY: as in `syscall_resume` / `set_syscall_resume`; the
-        // interface checked that `rip` and `rsp` are user addresses.
-        let old = unsafe {
-            let old = UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() };
-            s.add(1).write(rip);
-            s.add(2).write(rsp);
-            old
-        };
-        Ok(old)
-    }
-
-    fn set_fault_handler(&self, entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
-        crate::uexc::register(entry, stack_top, info)
-    }
-
-    fn spawn_thread(&self, p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error> {
-        start_thread(p, entry, stack_top, [arg, 0])
-    }
-
-    fn console_write(&self, bytes: &[u8]) {
-        shared_hal::serial::write_fmt(format_args!("{}", alloc::string::String::from_utf8_lossy(bytes)));
+/// The resume words of the current system call, `[RFLAGS, RIP, RSP]`.
+#[inline(always)]
+fn swap_resume(s: *mut u64, to: ResumePoint) -> ResumePoint {
+    // SAFETY: `s` is the current system call's saved RFLAGS, RIP and RSP
+    // (see `syscall_resume`); `to` was checked when it was made (or is
+    // where a system call of ring 3 would have returned).
+    unsafe {
+        let old = ResumePoint::from_saved(key(), s.add(1).read(), s.add(2).read());
+        s.add(1).write(to.rip());
+        s.add(2).write(to.rsp());
+        old
     }
 }
+
+fn transfer(p: u32, to: ResumePoint) -> Result<(ResumePoint, u32), Error> {
+    let root = slot(p).map_or(0, |s| ROOTS[s].load(Ordering::Acquire));
+    if root == 0 {
+        return Err(Error::BadHandle);
+    }
+    // One read of the tag: whether the strand runs a process (checked
+    // here), and which (1 + pid).
+    let tag = strands::current_tag();
+    let s = syscall_frame_for(tag)?;
+    let old = swap_resume(s, to);
+    strands::move_running(root, p as u64 + 1);
+    Ok((old, (tag as u32).wrapping_sub(1)))
+}
+
+fn exchange_resume(to: ResumePoint) -> Result<ResumePoint, Error> {
+    Ok(swap_resume(syscall_frame()?, to))
+}
+
+fn set_fault_handler(entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
+    crate::uexc::register(entry, stack_top, info)
+}
+
+fn core_spawn_thread(p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<ThreadId, Error> {
+    start_thread(p, entry, stack_top, [arg, 0])
+}
+
+fn console_write(bytes: &[u8]) {
+    shared_hal::serial::write_fmt(format_args!("{}", alloc::string::String::from_utf8_lossy(bytes)));
+}
+
+/// The kernel's process procedures, bound into the interface at boot.
+static CORE: user::Core = user::Core {
+    current_process: core_current_process,
+    context_of: core_context_of,
+    current_context: core_current_context,
+    exit_current,
+    copy_from_user,
+    copy_to_user,
+    syscall_resume,
+    set_syscall_resume,
+    switch_process,
+    transfer,
+    exchange_resume,
+    set_fault_handler,
+    spawn_thread: core_spawn_thread,
+    console_write,
+};
 
 /// Install the process implementation.
 pub fn install(key: &KernelKey, ramdisk: Option<&'static [u8]>) {
     set_ramdisk(ramdisk);
-    user::install(key, &Users);
+    user::install(key, &CORE);
 }
 
 /// Processes that still exist (for leak checks).

@@ -19,7 +19,7 @@ use shared_hal::memory::{self, phys_offset};
 use shared_hal::paging::{self, MapError, pte};
 use spin::Mutex;
 use spin_interface::phys::MemError;
-use spin_interface::translation::{self, Mapping, Prot};
+use spin_interface::translation::{self, Mapping, Prot, VirtRange};
 
 /// Most address spaces at once.
 const MAX_SPACES: usize = 512;
@@ -187,13 +187,20 @@ pub fn pte_slot(id: u64, va: u64) -> Option<*mut u64> {
     entry(space(id).ok()?, va).ok()
 }
 
+/// The page-table bits of each protection, by `Prot` discriminant (one
+/// load instead of a chain of selects).
+const FLAGS: [u64; 3] = {
+    let mut t = [0; 3];
+    // Present but supervisor-only: ring 3 faults with a protection violation.
+    t[Prot::None as usize] = pte::WRITABLE | pte::NO_EXECUTE;
+    t[Prot::Read as usize] = pte::USER;
+    t[Prot::ReadWrite as usize] = pte::USER | pte::WRITABLE | pte::NO_EXECUTE;
+    t
+};
+
+#[inline(always)]
 fn flags(prot: Prot) -> u64 {
-    match prot {
-        // Present but supervisor-only: ring 3 faults with a protection violation.
-        Prot::None => pte::WRITABLE | pte::NO_EXECUTE,
-        Prot::Read => pte::USER,
-        Prot::ReadWrite => pte::USER | pte::WRITABLE | pte::NO_EXECUTE,
-    }
+    FLAGS[prot as usize]
 }
 
 fn prot_of(entry: u64) -> Prot {
@@ -245,7 +252,11 @@ fn each_table(
 #[inline(always)]
 fn protect(id: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError> {
     let s = space(id)?;
-    if pages == 1 { protect_one(s, va, flags(prot)) } else { protect_many(s, va, pages, flags(prot)) }
+    if pages == 1 {
+        protect_one(s, va, flags(prot), active(s.root.load(Ordering::Relaxed)))
+    } else {
+        protect_many(s, va, pages, flags(prot))
+    }
 }
 
 /// Protection bits `protect` replaces.
@@ -254,22 +265,23 @@ const PROT_BITS: u64 = pte::USER | pte::WRITABLE | pte::NO_EXECUTE;
 /// The common case (prot1, a fault handler's fix): one entry, through the
 /// cached table: a load, a test, two bit operations, a store, `invlpg`.
 /// A cache miss goes out of line (so the hit path needs no stack frame).
+/// `flush`: the space is loaded, so the TLB entry must go.
 #[inline(always)]
-fn protect_one(s: &Space, va: u64, set: u64) -> Result<(), MemError> {
+fn protect_one(s: &Space, va: u64, set: u64, flush: bool) -> Result<(), MemError> {
     match cached_entry(s, va) {
-        Some(e) => protect_entry(s, e, va, set),
-        None => protect_one_walking(s, va, set),
+        Some(e) => protect_entry(e, va, set, flush),
+        None => protect_one_walking(s, va, set, flush),
     }
 }
 
 #[cold]
 #[inline(never)]
-fn protect_one_walking(s: &Space, va: u64, set: u64) -> Result<(), MemError> {
-    protect_entry(s, entry(s, va)?, va, set)
+fn protect_one_walking(s: &Space, va: u64, set: u64, flush: bool) -> Result<(), MemError> {
+    protect_entry(entry(s, va)?, va, set, flush)
 }
 
 #[inline(always)]
-fn protect_entry(s: &Space, e: *mut u64, va: u64, set: u64) -> Result<(), MemError> {
+fn protect_entry(e: *mut u64, va: u64, set: u64, flush: bool) -> Result<(), MemError> {
     // SAFETY: `e` points into a live last-level table of this space.
     let old = unsafe { *e };
     if old & pte::PRESENT == 0 {
@@ -277,7 +289,7 @@ fn protect_entry(s: &Space, e: *mut u64, va: u64, set: u64) -> Result<(), MemErr
     }
     // SAFETY: as above; nothing else refers to the entry now.
     unsafe { *e = (old & !PROT_BITS) | set };
-    if active(s.root.load(Ordering::Relaxed)) {
+    if flush {
         shared_hal::cpu::invlpg(va);
     }
     Ok(())
@@ -312,7 +324,12 @@ fn protect_many(s: &Space, va: u64, pages: u64, set: u64) -> Result<(), MemError
 /// The present entry mapping `va` in context `id`.
 #[inline(always)]
 fn present(id: u64, va: u64) -> Result<u64, MemError> {
-    let s = space(id)?;
+    present_in(space(id)?, va)
+}
+
+/// The present entry mapping `va` in space `s`.
+#[inline(always)]
+fn present_in(s: &Space, va: u64) -> Result<u64, MemError> {
     let e = match cached_entry(s, va) {
         // SAFETY: `e` points into a live last-level table.
         Some(e) => unsafe { *e },
@@ -329,50 +346,78 @@ fn present_walking(s: &Space, va: u64) -> Result<u64, MemError> {
     if e & pte::PRESENT == 0 { Err(MemError::NotMapped) } else { Ok(e) }
 }
 
-struct Translation;
+fn map(ctx: u64, va: u64, frame: u64, prot: Prot) -> Result<(), MemError> {
+    paging::map(root_of(ctx)?, va, frame, flags(prot)).map_err(map_error)
+}
 
-impl translation::Backend for Translation {
-    fn create(&self) -> Result<u64, MemError> {
-        create()
+fn unmap(ctx: u64, va: u64) -> Result<u64, MemError> {
+    let root = root_of(ctx)?;
+    let old = paging::unmap(root, va).map_err(map_error)?;
+    if active(root) {
+        shared_hal::cpu::invlpg(va);
     }
+    Ok(old & pte::ADDR)
+}
 
-    fn destroy(&self, ctx: u64) -> Result<(), MemError> {
-        destroy(ctx)
-    }
+fn examine(ctx: u64, va: u64) -> Result<Mapping, MemError> {
+    let e = present(ctx, va)?;
+    Ok(Mapping {
+        frame: e & pte::ADDR,
+        prot: prot_of(e),
+        dirty: e & pte::DIRTY != 0,
+        accessed: e & pte::ACCESSED != 0,
+    })
+}
 
-    fn map(&self, ctx: u64, va: u64, frame: u64, prot: Prot) -> Result<(), MemError> {
-        paging::map(root_of(ctx)?, va, frame, flags(prot)).map_err(map_error)
-    }
+fn dirty(ctx: u64, va: u64) -> Result<bool, MemError> {
+    Ok(present(ctx, va)? & pte::DIRTY != 0)
+}
 
-    fn unmap(&self, ctx: u64, va: u64) -> Result<u64, MemError> {
-        let root = root_of(ctx)?;
-        let old = paging::unmap(root, va).map_err(map_error)?;
-        if active(root) {
-            shared_hal::cpu::invlpg(va);
-        }
-        Ok(old & pte::ADDR)
-    }
+/// The space of the process the current strand runs in, without the
+/// generation and liveness checks a context number needs: a running
+/// process's space is live (it is destroyed only when the process is
+/// reaped, after the process module has moved every strand out of it),
+/// and it is the one loaded in CR3 (`strands` loads a strand's root
+/// whenever it runs or its space changes).
+#[inline(always)]
+fn current_space() -> Result<&'static Space, MemError> {
+    let pid = crate::process::current_pid().ok_or(MemError::NoContext)?;
+    let id = crate::process::context_of(pid);
+    // A live context's slot is below MAX_SPACES (a power of two): the
+    // mask changes nothing but spares a bounds check.
+    const _: () = assert!(MAX_SPACES.is_power_of_two());
+    let s = &SPACES[(id as usize) & (MAX_SPACES - 1)];
+    debug_assert!(space(id).is_ok() && active(s.root.load(Ordering::Relaxed)));
+    Ok(s)
+}
 
-    fn protect(&self, ctx: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError> {
-        protect(ctx, va, pages, prot)
-    }
-
-    fn examine(&self, ctx: u64, va: u64) -> Result<Mapping, MemError> {
-        let e = present(ctx, va)?;
-        Ok(Mapping {
-            frame: e & pte::ADDR,
-            prot: prot_of(e),
-            dirty: e & pte::DIRTY != 0,
-            accessed: e & pte::ACCESSED != 0,
-        })
-    }
-
-    fn dirty(&self, ctx: u64, va: u64) -> Result<bool, MemError> {
-        Ok(present(ctx, va)? & pte::DIRTY != 0)
+fn protect_current(range: VirtRange, prot: Prot) -> Result<(), MemError> {
+    let s = current_space()?;
+    match range.pages() {
+        // Loaded: always flush.
+        1 => protect_one(s, range.start(), flags(prot), true),
+        pages => protect_many(s, range.start(), pages, flags(prot)),
     }
 }
 
+fn dirty_current(va: u64) -> Result<bool, MemError> {
+    Ok(present_in(current_space()?, va)? & pte::DIRTY != 0)
+}
+
+/// The kernel's Translation procedures, bound into the interface at boot.
+static CORE: translation::Core = translation::Core {
+    create,
+    destroy,
+    map,
+    unmap,
+    protect,
+    examine,
+    dirty,
+    protect_current,
+    dirty_current,
+};
+
 /// Install the Translation implementation.
 pub fn install(key: &spin_interface::KernelKey) {
-    translation::install(key, &Translation);
+    translation::install(key, &CORE);
 }

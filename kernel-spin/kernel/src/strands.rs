@@ -60,8 +60,9 @@ const _: () = assert!(size_of::<Slot>() == 64);
 /// The root currently in CR3 (saves reading CR3 on every switch).
 static LOADED_ROOT: AtomicU64 = AtomicU64::new(0);
 /// The running strand's tag (see `Slot::tag`): one load tells the fast
-/// paths which process is running, without indexing per-strand tables.
-static TAG: AtomicU64 = AtomicU64::new(0);
+/// paths which process is running, without indexing per-strand tables
+/// (the exception stubs read its low byte, see `uexc`).
+pub(crate) static TAG: AtomicU64 = AtomicU64::new(0);
 
 /// The page-table root loaded now.
 #[inline(always)]
@@ -121,85 +122,110 @@ pub fn set_space(s: usize, root: u64, tag: u64, running: bool) {
     }
 }
 
+/// [`set_space`] for the running strand when it already runs a process
+/// (in a system call: its tag is non-zero, so its kernel stack is already
+/// the entry stack) and moves to another (`tag` non-zero): the
+/// cross-address-space call's step, without the checks `set_space` needs.
+#[inline(always)]
+pub fn move_running(root: u64, tag: u64) {
+    debug_assert!(TAG.load(Ordering::Relaxed) != 0 && tag != 0);
+    // The running strand's number is below MAX_STRANDS (a power of two):
+    // the mask only spares a bounds check.
+    const _: () = assert!(MAX_STRANDS.is_power_of_two());
+    let s = &SLOTS[strand::current().index() & (MAX_STRANDS - 1)];
+    s.root.store(root, Ordering::Relaxed);
+    s.tag.store(tag, Ordering::Relaxed);
+    TAG.store(tag, Ordering::Relaxed);
+    if LOADED_ROOT.load(Ordering::Relaxed) != root {
+        LOADED_ROOT.store(root, Ordering::Relaxed);
+        // SAFETY: every root made by `paging::new_user_root` shares the kernel half.
+        unsafe { shared_hal::cpu::set_cr3(root) };
+    }
+}
+
 /// Top of strand `s`'s kernel stack.
 pub fn stack_top(s: usize) -> u64 {
     SLOTS[s].top.load(Ordering::Relaxed)
 }
 
-struct Strands;
+fn strand_create(entry: fn(usize), arg: usize) -> Result<u32, MemError> {
+    let slot = claim_slot().ok_or(MemError::OutOfMemory)?;
+    let s = &SLOTS[slot];
+    let stack = match s.stack.load(Ordering::Relaxed) {
+        0 => {
+            // The slot's first strand: its stack lives as long as the kernel.
+            let stack: &'static mut Stack = Box::leak(Box::new(Stack([0; STACK_SIZE])));
+            let top = stack as *mut Stack as u64 + STACK_SIZE as u64;
+            s.stack.store(top, Ordering::Relaxed);
+            top
+        }
+        top => top,
+    };
+    s.entry.store(entry as usize, Ordering::Release);
+    s.arg.store(arg, Ordering::Release);
+    s.top.store(stack, Ordering::Relaxed);
+    s.root.store(paging::kernel_root(), Ordering::Relaxed);
+    s.tag.store(0, Ordering::Relaxed);
+    // SAFETY: `stack` is the 16-byte aligned top of a 16 KiB stack owned
+    // by this slot until `destroy`.
+    let rsp = unsafe { context::prepare_stack(stack, strand_start, slot) };
+    s.rsp.store(rsp, Ordering::Release);
+    Ok(slot as u32)
+}
 
-impl strand::Backend for Strands {
-    fn create(&self, entry: fn(usize), arg: usize) -> Result<u32, MemError> {
-        let slot = claim_slot().ok_or(MemError::OutOfMemory)?;
-        let s = &SLOTS[slot];
-        let stack = match s.stack.load(Ordering::Relaxed) {
-            0 => {
-                // The slot's first strand: its stack lives as long as the kernel.
-                let stack: &'static mut Stack = Box::leak(Box::new(Stack([0; STACK_SIZE])));
-                let top = stack as *mut Stack as u64 + STACK_SIZE as u64;
-                s.stack.store(top, Ordering::Relaxed);
-                top
-            }
-            top => top,
-        };
-        s.entry.store(entry as usize, Ordering::Release);
-        s.arg.store(arg, Ordering::Release);
-        s.top.store(stack, Ordering::Relaxed);
-        s.root.store(paging::kernel_root(), Ordering::Relaxed);
-        s.tag.store(0, Ordering::Relaxed);
-        // SAFETY: `stack` is the 16-byte aligned top of a 16 KiB stack owned
-        // by this slot until `destroy`.
-        let rsp = unsafe { context::prepare_stack(stack, strand_start, slot) };
-        s.rsp.store(rsp, Ordering::Release);
-        Ok(slot as u32)
+fn strand_adopt_current() -> u32 {
+    let slot = claim_slot().expect("a free strand slot at boot");
+    let root = shared_hal::cpu::cr3() & paging::pte::ADDR;
+    SLOTS[slot].root.store(root, Ordering::Relaxed);
+    LOADED_ROOT.store(root, Ordering::Relaxed);
+    slot as u32
+}
+
+#[inline]
+fn strand_switch(from: u32, to: u32) {
+    let (Some(prev), Some(next)) = (SLOTS.get(from as usize), SLOTS.get(to as usize)) else {
+        return;
+    };
+    let tag = next.tag.load(Ordering::Relaxed);
+    TAG.store(tag, Ordering::Relaxed);
+    if tag != 0 {
+        // Traps and system calls from ring 3 land on the strand's own
+        // stack. Only strands of processes enter ring 3 (and a strand
+        // that gets a process sets it in `set_space`), so kernel
+        // threads skip this.
+        gdt::set_kernel_stack(next.top.load(Ordering::Relaxed));
     }
-
-    fn adopt_current(&self) -> u32 {
-        let slot = claim_slot().expect("a free strand slot at boot");
-        let root = shared_hal::cpu::cr3() & paging::pte::ADDR;
-        SLOTS[slot].root.store(root, Ordering::Relaxed);
+    let root = next.root.load(Ordering::Relaxed);
+    if LOADED_ROOT.load(Ordering::Relaxed) != root {
         LOADED_ROOT.store(root, Ordering::Relaxed);
-        slot as u32
+        // SAFETY: every root shares the kernel half with the boot root.
+        unsafe { shared_hal::cpu::set_cr3(root) };
     }
+    // SAFETY: `from` is the running strand (its slot receives the RSP);
+    // `to` holds an RSP saved by `switch` or made by `prepare_stack`, on
+    // a stack its slot owns.
+    unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
+}
 
-    #[inline]
-    fn switch(&self, from: u32, to: u32) {
-        let (Some(prev), Some(next)) = (SLOTS.get(from as usize), SLOTS.get(to as usize)) else {
-            return;
-        };
-        let tag = next.tag.load(Ordering::Relaxed);
-        TAG.store(tag, Ordering::Relaxed);
-        if tag != 0 {
-            // Traps and system calls from ring 3 land on the strand's own
-            // stack. Only strands of processes enter ring 3 (and a strand
-            // that gets a process sets it in `set_space`), so kernel
-            // threads skip this.
-            gdt::set_kernel_stack(next.top.load(Ordering::Relaxed));
-        }
-        let root = next.root.load(Ordering::Relaxed);
-        if LOADED_ROOT.load(Ordering::Relaxed) != root {
-            LOADED_ROOT.store(root, Ordering::Relaxed);
-            // SAFETY: every root shares the kernel half with the boot root.
-            unsafe { shared_hal::cpu::set_cr3(root) };
-        }
-        // SAFETY: `from` is the running strand (its slot receives the RSP);
-        // `to` holds an RSP saved by `switch` or made by `prepare_stack`, on
-        // a stack its slot owns.
-        unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
-    }
-
-    fn destroy(&self, s: u32) {
-        // The stack stays with the slot for its next strand.
-        if let Some(slot) = SLOTS.get(s as usize) {
-            slot.top.store(0, Ordering::Relaxed);
-            slot.used.store(false, Ordering::Release);
-        }
+fn strand_destroy(s: u32) {
+    // The stack stays with the slot for its next strand.
+    if let Some(slot) = SLOTS.get(s as usize) {
+        slot.top.store(0, Ordering::Relaxed);
+        slot.used.store(false, Ordering::Release);
     }
 }
 
+/// The kernel's strand procedures, bound into the interface at boot.
+static CORE: strand::Core = strand::Core {
+    create: strand_create,
+    adopt_current: strand_adopt_current,
+    switch: strand_switch,
+    destroy: strand_destroy,
+};
+
 /// Install the strand implementation.
 pub fn install(key: &KernelKey) {
-    strand::install(key, &Strands);
+    strand::install(key, &CORE);
 }
 
 /// Live strands (for leak checks in tests).

@@ -2,24 +2,46 @@
 //! exceptions ring 3 can raise (#DE, #BP, #UD, #GP, #PF), the fault events
 //! they raise, and reflection to the handler a process registered.
 //!
-//! # The path, instruction by instruction
+//! # The fast path: an inlined reflecting handler
 //!
-//! A stub (one per vector) checks the saved CS: an exception in kernel
-//! mode goes to the HAL's generic stub (and from there to a panic report).
-//! From ring 3 it pushes a zero error code where the CPU pushes none, the
+//! Each fault raises an event (a page fault one of the Translation events,
+//! chosen by the faulting address and the error code; the others
+//! `User.Exception`). When that event's lone handler is the interface's
+//! standard [`translation::reflect`] — the VM extension installs it — the
+//! stub does not enter Rust at all: like SPIN's dispatcher inlining a small
+//! handler into the raise, it compares the event's entry word with
+//! `reflect` and performs the reflection itself, with three scratch
+//! registers and interrupts off (about 45 instructions for #UD, 50 for #PF):
+//!
+//! 1. the process's reflection record, by the low byte of the running
+//!    strand's tag (1 + pid; record 0 is "no process" and never valid);
+//! 2. the page-table entry that maps its `TrapInfo` area, found once at
+//!    registration, must still be present, user and writable (one `lea`
+//!    and a `test`: the three low bits of `entry + 1` are zero only if all
+//!    three are set); the area's kernel address is the frame plus the
+//!    physical-window offset plus the area's offset in its page;
+//! 3. write vector, error code, address, RIP, RSP, RFLAGS and RDI there,
+//!    point the interrupt frame at the handler entry and its stack with
+//!    RFLAGS = IF, load RDI = the area's user address, and `iretq`.
+//!
+//! Every other register still holds the interrupted value (the contract
+//! in `spin_abi::TrapInfo`). Anything else — another handler, several
+//! handlers, no registration, an area no longer writable, a page fault on
+//! a kernel or non-canonical address — takes the general path below, which
+//! decides the same way and kills where the fast path could not deliver.
+//!
+//! # The general path
+//!
+//! The stub pushes a zero error code where the CPU pushes none, the
 //! vector, and the nine registers Rust code may clobber (the callee-saved
 //! ones survive the call untouched), clears DF (ring 3 may have set it)
 //! and calls [`user_exception`] with the frame. That raises the fault
 //! event with interrupts enabled (so the timer can stop a runaway
 //! handler): with one unguarded handler, a load, a test and an indirect
 //! call. The handler decides: `Handled` (resume the faulting instruction),
-//! `Reflect` (continue in the process's registered handler) or `Kill`.
-//! Reflection writes the few registers it changes (RIP, RSP, RFLAGS, RDI)
-//! plus the vector, error code and address into the process's `TrapInfo`
-//! through a page-table-entry pointer found once at registration, then
-//! points the frame at the handler. The stub pops the registers and
-//! `iretq`s: every other register still holds the interrupted value, and
-//! the user-side entry saves what it needs (see `spin_abi::TrapInfo`).
+//! `Reflect` (continue in the process's registered handler, as above) or
+//! `Kill`. An exception in kernel mode goes to the HAL's generic stub
+//! (and from there to a panic report).
 //!
 //! # Containment
 //!
@@ -27,11 +49,12 @@
 //! A panic in its (lone) handler, or the timer seeing it run past the
 //! budget, unloads the handler's extension and ends the faulting thread
 //! with [`KILLED_HANDLER_FAULT`] − vector; events with several handlers
-//! are raised contained.
+//! are raised contained. The inlined handler runs no extension code.
 
 use crate::process::{self, Pid};
 use crate::strands::{self, MAX_STRANDS};
 use core::arch::{asm, naked_asm};
+use core::mem::offset_of;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use shared_hal::idt::{self, Dpl};
@@ -80,8 +103,8 @@ static IN_FAULT: [AtomicPtr<FaultEvent>; MAX_STRANDS] = [const { AtomicPtr::new(
 
 type FaultEvent = Event<FaultInfo, FaultAction>;
 
-/// Where each process slot's faults are reflected (all zero: nowhere).
-/// 64 bytes, so indexing is a shift.
+/// Where a process's faults are reflected. 64 bytes, so indexing is a
+/// shift.
 #[repr(C, align(64))]
 struct Reflection {
     entry: AtomicU64,
@@ -89,22 +112,37 @@ struct Reflection {
     rsp: AtomicU64,
     /// The user address of the `TrapInfo` area.
     info: AtomicU64,
-    /// The kernel address of the page-table entry that maps the area.
+    /// The kernel address of the page-table entry that maps the area, or
+    /// of [`NO_PTE`] (never valid) when the process registered nothing.
     pte: AtomicPtr<u64>,
     /// The physical-window offset plus the area's offset in its page:
     /// added to the frame address, the area's kernel address.
     window: AtomicU64,
 }
 
-static REFLECT: [Reflection; process::MAX_PROCS] = [const {
+/// A page-table entry that is never present: the `pte` of every record
+/// without a registration, so the stubs need no separate test.
+static NO_PTE: AtomicU64 = AtomicU64::new(0);
+
+/// The reflection records, indexed by `process::tag_index` (the low byte
+/// of the running strand's tag, 1 + pid); record 0 belongs to no process.
+static REFLECT: [Reflection; 256] = [const {
     Reflection {
         entry: AtomicU64::new(0),
         rsp: AtomicU64::new(0),
         info: AtomicU64::new(0),
-        pte: AtomicPtr::new(null_mut()),
+        pte: AtomicPtr::new(NO_PTE.as_ptr()),
         window: AtomicU64::new(0),
     }
-}; process::MAX_PROCS];
+}; 256];
+
+const _: () = assert!(size_of::<Reflection>() == 64, "the stubs index records with shl 6");
+
+/// The frame-address bits of a page-table entry (a memory operand for the stubs).
+static PTE_FRAME: u64 = pte::ADDR;
+/// `USER_END - USER_START`: a page fault's address is a user address if
+/// it is below this after subtracting `USER_START` (a memory operand).
+static USER_SPAN: u64 = translation::USER_END - translation::USER_START;
 
 /// The HAL's generic stubs, for exceptions in kernel mode.
 static GENERIC: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
@@ -116,34 +154,150 @@ const VECTORS: [u8; 5] = [
     vector::PAGE_FAULT,
 ];
 
-/// One stub: `$cs` is where the saved CS sits (8 without an error code,
-/// 16 with one); `$push_error` pushes the missing error code.
+/// One stub (see the module documentation). `$cs` is where the saved CS
+/// sits (8 without an error code, 16 with one), `$err` whether the CPU
+/// pushed an error code, `$find` the instructions that leave the raised
+/// event's address in RCX (or jump to `8f` for the general path), `$addr`
+/// those that leave the faulting address in RAX.
+///
+/// After the three pushes the interrupt frame starts at `rsp + 24`
+/// (+ 8 with an error code): RIP, CS, RFLAGS, RSP, SS.
 macro_rules! stub {
-    ($name:ident, $vector:expr, $k:expr, $cs:literal, $($push_error:literal)?) => {
+    ($name:ident, $vector:expr, $k:expr, cs = $cs:literal, err = $err:tt, find = [$($find:literal),*], addr = [$($addr:literal),*]) => {
         #[unsafe(naked)]
         extern "C" fn $name() {
             naked_asm!(
                 concat!("test byte ptr [rsp + ", $cs, "], 3"), // from ring 3?
-                "jz 2f",
-                $($push_error,)?
+                "jz 9f",
+                "push rax",                          // three scratch registers
+                "push rcx",
+                "push rdx",
+                $($find,)*                           // RCX = the event raised
+                "lea rax, [rip + {reflect}]",        // its lone handler is the
+                "cmp [rcx + {entry_word}], rax",     // standard reflecting one?
+                "jne 8f",
+                "movzx ecx, byte ptr [rip + {tag}]", // the process's record
+                "shl ecx, 6",
+                "lea rax, [rip + {records}]",
+                "add rcx, rax",
+                "mov rdx, [rcx + {r_pte}]",          // the entry mapping its TrapInfo
+                "mov rdx, [rdx]",
+                "lea eax, [rdx + 1]",                // present, writable and user:
+                "test al, 7",                        // the low 3 bits of e + 1 are 0
+                "jnz 8f",
+                "and rdx, [rip + {frame_bits}]",
+                "add rdx, [rcx + {r_window}]",       // RDX = the TrapInfo, kernel view
+                "mov [rdx + {t_rdi}], rdi",
+                "mov rdi, [rcx + {r_info}]",         // the handler's argument
+                "mov qword ptr [rdx + {t_vector}], {vector}",
+                stub!(@error $err),
+                $($addr,)*
+                "mov [rdx + {t_addr}], rax",
+                concat!("mov rax, [rsp + 24 + ", stub!(@e $err), "]"),      // RIP
+                "mov [rdx + {t_rip}], rax",
+                concat!("mov rax, [rsp + 24 + 24 + ", stub!(@e $err), "]"), // RSP
+                "mov [rdx + {t_rsp}], rax",
+                concat!("mov rax, [rsp + 24 + 16 + ", stub!(@e $err), "]"), // RFLAGS
+                "mov [rdx + {t_rflags}], rax",
+                "mov rax, [rcx + {r_entry}]",        // continue in the handler ...
+                concat!("mov [rsp + 24 + ", stub!(@e $err), "], rax"),
+                "mov rax, [rcx + {r_rsp}]",          // ... on its stack ...
+                concat!("mov [rsp + 24 + 24 + ", stub!(@e $err), "], rax"),
+                concat!("mov qword ptr [rsp + 24 + 16 + ", stub!(@e $err), "], 0x202"), // ... IF only
+                "pop rdx",
+                "pop rcx",
+                "pop rax",
+                stub!(@drop $err),
+                "iretq",
+                "8:",                                // the general path
+                "pop rdx",
+                "pop rcx",
+                "pop rax",
+                stub!(@push $err),
                 "push {vector}",
                 "jmp {common}",
-                "2:",
+                "9:",
                 "jmp qword ptr [rip + {generic} + {k} * 8]", // kernel mode: the HAL reports it
                 vector = const $vector,
                 common = sym common,
                 generic = sym GENERIC,
                 k = const $k,
+                reflect = sym translation::reflect,
+                entry_word = const FaultEvent::ENTRY_OFFSET,
+                tag = sym crate::strands::TAG,
+                records = sym REFLECT,
+                r_pte = const offset_of!(Reflection, pte),
+                r_window = const offset_of!(Reflection, window),
+                r_info = const offset_of!(Reflection, info),
+                r_entry = const offset_of!(Reflection, entry),
+                r_rsp = const offset_of!(Reflection, rsp),
+                frame_bits = sym PTE_FRAME,
+                t_vector = const offset_of!(TrapInfo, vector),
+                t_error = const offset_of!(TrapInfo, error),
+                t_addr = const offset_of!(TrapInfo, addr),
+                t_rip = const offset_of!(TrapInfo, rip),
+                t_rsp = const offset_of!(TrapInfo, rsp),
+                t_rflags = const offset_of!(TrapInfo, rflags),
+                t_rdi = const offset_of!(TrapInfo, rdi),
+                pnp = sym translation::PAGE_NOT_PRESENT,
+                pfault = sym translation::PROTECTION_FAULT,
+                exception = sym user::EXCEPTION,
+                user_start = const translation::USER_START,
+                user_span = sym USER_SPAN,
             )
         }
     };
+    (@e false) => { "0" };
+    (@e true) => { "8" };
+    (@error false) => { "mov qword ptr [rdx + {t_error}], 0" };
+    (@error true) => { "mov rax, [rsp + 24]\n mov [rdx + {t_error}], rax" };
+    (@drop false) => { "/* no error code */" };
+    (@drop true) => { "add rsp, 8" };
+    (@push false) => { "push 0" };
+    (@push true) => { "/* the CPU pushed the error code */" };
 }
 
-stub!(stub_de, vector::DIVIDE_ERROR, 0, "8", "push 0");
-stub!(stub_bp, vector::BREAKPOINT, 1, "8", "push 0");
-stub!(stub_ud, vector::INVALID_OPCODE, 2, "8", "push 0");
-stub!(stub_gp, vector::GENERAL_PROTECTION, 3, "16",);
-stub!(stub_pf, vector::PAGE_FAULT, 4, "16",);
+/// User.Exception for the vectors other than #PF.
+macro_rules! exception_stub {
+    ($name:ident, $vector:expr, $k:expr, cs = $cs:literal, err = $err:tt) => {
+        stub!(
+            $name,
+            $vector,
+            $k,
+            cs = $cs,
+            err = $err,
+            find = ["lea rcx, [rip + {exception}]", "/* {pnp} {pfault} {user_start} {user_span} */"],
+            addr = ["xor eax, eax"]
+        );
+    };
+}
+
+exception_stub!(stub_de, vector::DIVIDE_ERROR, 0, cs = "8", err = false);
+exception_stub!(stub_bp, vector::BREAKPOINT, 1, cs = "8", err = false);
+exception_stub!(stub_ud, vector::INVALID_OPCODE, 2, cs = "8", err = false);
+exception_stub!(stub_gp, vector::GENERAL_PROTECTION, 3, cs = "16", err = true);
+// A page fault raises PageNotPresent or ProtectionFault (error bit 0) for
+// a user address; BadAddress (kernel half, reserved slot, null page) goes
+// the general way.
+stub!(
+    stub_pf,
+    vector::PAGE_FAULT,
+    4,
+    cs = "16",
+    err = true,
+    find = [
+        "mov rax, cr2",
+        "lea rcx, [rax - {user_start}]",
+        "cmp rcx, [rip + {user_span}]",
+        "jae 8f",
+        "lea rdx, [rip + {pnp}]",
+        "lea rcx, [rip + {pfault}]",
+        "test byte ptr [rsp + 24], 1", // error bit 0: a present page
+        "cmovz rcx, rdx",
+        "/* {exception} */"
+    ],
+    addr = ["mov rax, cr2"]
+);
 
 /// Save the caller-saved registers, call [`user_exception`], restore, `iretq`.
 #[unsafe(naked)]
@@ -259,18 +413,15 @@ fn kill(f: &ExcFrame, pid: Pid, addr: u64) -> ! {
 /// Continue the process in its registered handler: write the registers
 /// reflection changes, and the fault, into its `TrapInfo`; point the
 /// frame at the handler. False if it registered none or the area is no
-/// longer mapped user-writable.
+/// longer mapped user-writable. (The stubs do the same in assembly.)
 #[inline(always)]
 fn reflect(f: &mut ExcFrame, pid: Pid, addr: u64) -> bool {
-    let r = &REFLECT[process::slot_index(pid)];
+    let r = &REFLECT[process::tag_index(pid)];
     let pte_ptr = r.pte.load(Ordering::Relaxed);
-    if pte_ptr.is_null() {
-        return false;
-    }
     // SAFETY: `register` stored the address of the entry mapping the area
-    // in a last-level table of this process's address space; tables live
+    // in a last-level table of this process's address space (tables live
     // until the space is destroyed, which happens only when the process is
-    // reaped, and `forget` clears this record first.
+    // reaped, and `forget` resets this record first), or it is `NO_PTE`.
     let e = unsafe { pte_ptr.read_volatile() };
     const NEED: u64 = pte::PRESENT | pte::USER | pte::WRITABLE;
     if e & NEED != NEED {
@@ -311,7 +462,7 @@ pub fn register(entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
     if e & (pte::USER | pte::WRITABLE) != pte::USER | pte::WRITABLE {
         return Err(Error::BadAddress);
     }
-    let r = &REFLECT[process::slot_index(pid)];
+    let r = &REFLECT[process::tag_index(pid)];
     r.entry.store(entry, Ordering::Relaxed);
     r.rsp.store(stack_top - 8, Ordering::Relaxed);
     r.info.store(info, Ordering::Relaxed);
@@ -320,10 +471,11 @@ pub fn register(entry: u64, stack_top: u64, info: u64) -> Result<(), Error> {
     Ok(())
 }
 
-/// Drop a process slot's registration (before its address space goes).
-pub fn forget(slot: usize) {
-    let r = &REFLECT[slot];
-    r.pte.store(null_mut(), Ordering::Relaxed);
+/// Drop a process's registration (before its address space goes, and
+/// when its slot is reused).
+pub fn forget(pid: Pid) {
+    let r = &REFLECT[process::tag_index(pid)];
+    r.pte.store(NO_PTE.as_ptr(), Ordering::Relaxed);
     r.entry.store(0, Ordering::Relaxed);
 }
 

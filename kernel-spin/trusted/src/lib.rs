@@ -11,7 +11,8 @@
 //! without taking a lock or a reference count, and [`MethodSlot`] holds the
 //! runner specialised for the number of handlers. Core Rust has no atomic
 //! function pointer, and turning a stored word back into a function pointer
-//! needs a `transmute`; that is the whole of this crate.
+//! needs a `transmute`; [`RefSlot`] is a never-empty atomic `&'static T`
+//! (the kernel core's procedure tables); that is the whole of this crate.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -24,6 +25,10 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 /// [`FnSlot::set`]; nothing else ever writes it, so reading it back as that
 /// type is sound. Functions are code and are never freed, so a pointer read
 /// here stays callable even after the slot is changed.
+///
+/// `repr(transparent)`: the slot is its word, so assembly that knows where
+/// a slot sits can compare the word with a function's address.
+#[repr(transparent)]
 pub struct FnSlot<A, R> {
     word: AtomicUsize,
     _signature: PhantomData<fn(A) -> R>,
@@ -98,6 +103,39 @@ impl<T: ?Sized, A, R> MethodSlot<T, A, R> {
     /// Replace the procedure.
     pub fn set(&self, f: fn(&T, A) -> R) {
         self.word.store(f as *mut (), Ordering::Release);
+    }
+}
+
+/// An atomically replaceable `&'static T` that is never empty: it starts
+/// with a default reference and [`RefSlot::set`] replaces it. The
+/// extension interface keeps the kernel core's procedure tables in these
+/// (the default table's procedures report a boot-order bug), so calling
+/// the core is a load of the table and an indirect call — no test.
+///
+/// Invariant: the pointer was made from a `&'static T` (by `new` or
+/// `set`), so it is never null and always points at a live `T` that is
+/// never mutated through it.
+pub struct RefSlot<T: 'static> {
+    ptr: AtomicPtr<T>,
+}
+
+impl<T: Sync + 'static> RefSlot<T> {
+    /// A slot holding `initial`.
+    pub const fn new(initial: &'static T) -> Self {
+        Self { ptr: AtomicPtr::new(initial as *const T as *mut T) }
+    }
+
+    /// The reference in the slot: one load.
+    #[inline(always)]
+    pub fn get(&self) -> &'static T {
+        // SAFETY: by the invariant the pointer came from a `&'static T`;
+        // `T: Sync`, so sharing it is sound, and nothing writes through it.
+        unsafe { &*self.ptr.load(Ordering::Acquire) }
+    }
+
+    /// Replace the reference.
+    pub fn set(&self, r: &'static T) {
+        self.ptr.store(r as *const T as *mut T, Ordering::Release);
     }
 }
 
@@ -290,6 +328,17 @@ mod tests {
         assert_eq!(m.get()(&owner, 10), 13);
         m.set(minus_len);
         assert_eq!(m.get()(&owner, 10), 7);
+    }
+
+    #[test]
+    fn ref_slot_starts_with_its_default_and_is_replaced() {
+        static ONE: u64 = 1;
+        static TWO: u64 = 2;
+        let s: RefSlot<u64> = RefSlot::new(&ONE);
+        assert_eq!(*s.get(), 1);
+        s.set(&TWO);
+        assert_eq!(*s.get(), 2);
+        assert!(core::ptr::eq(s.get(), &TWO));
     }
 
     #[test]

@@ -362,6 +362,26 @@ fn keep_state_and_exit() -> i64 {
     if ok { 0 } else { 1 }
 }
 
+/// Mode 8: the reflection tests alone (the kernel runs them with and
+/// without the inlined reflecting handler); failures are counted, and
+/// printed as plain lines (not test lines: mode 0 reports these tests).
+fn reflection_checks() -> i64 {
+    let tests: [(&str, Test); 4] = [
+        ("vm_map_dirty_protect", vm_map_dirty_protect),
+        ("faults_are_reflected_and_resumed", faults_are_reflected_and_resumed),
+        ("exceptions_reach_the_handler_and_resume", exceptions_reach_the_handler_and_resume),
+        ("raw_entry_sees_registers_intact", raw_entry_sees_registers_intact),
+    ];
+    let mut failed = 0;
+    for (name, t) in tests {
+        if let Err(why) = t() {
+            println!("spin-usertests: reflection check {name} failed: {why}");
+            failed += 1;
+        }
+    }
+    failed
+}
+
 fn run(name: &str, t: fn() -> TestResult) -> u32 {
     println!("[test] start spin-user::{name}");
     match t() {
@@ -413,6 +433,9 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     }
     if mode == 7 {
         spin_user::exit(keep_state_and_exit());
+    }
+    if mode == 8 {
+        spin_user::exit(reflection_checks());
     }
     if mode == 5 {
         let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
