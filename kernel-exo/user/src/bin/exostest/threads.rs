@@ -159,7 +159,11 @@ pub fn preempt() -> u64 {
     let b = thread::spawn(spinner, 1);
     let start = exo_user::now();
     // This thread never yields either: only the slice-end upcall moves us.
-    while (SPUN[0].load(SeqCst) == 0 || SPUN[1].load(SeqCst) == 0) && exo_user::now() < start + 500 {
+    // Keep going for at least 20 upcalls, so that the penalty ratio below
+    // is measured over enough of them for one stalled-host penalty not to
+    // decide it.
+    let ran = || SPUN[0].load(SeqCst) > 0 && SPUN[1].load(SeqCst) > 0;
+    while !(ran() && exos::info_field!(slice_upcalls) >= 20) && exo_user::now() < start + 2000 {
         core::hint::spin_loop();
     }
     STOP.store(1, SeqCst);
