@@ -104,6 +104,17 @@ fn fmt_num(x: f64) -> String {
     if x >= 1000.0 { format!("{x:.0}") } else { format!("{x:.1}") }
 }
 
+/// A ratio with two decimals, or two significant digits when it is
+/// smaller than 0.1 (ours against Linux is often 1/100 or less, and
+/// "0.00" would hide how much).
+fn fmt_ratio(r: f64) -> String {
+    if r >= 0.1 || r <= 0.0 || !r.is_finite() {
+        return format!("{r:.2}");
+    }
+    let decimals = (-r.log10()).ceil() as usize + 1;
+    format!("{r:.decimals$}")
+}
+
 /// One kernel's cell: the median, its spread, and the budget verdict.
 fn cell(all: &BTreeMap<&'static str, KernelResults>, kernel: &str, op: &Op, meta: &Meta) -> String {
     let Some(r) = all.get(kernel) else { return "—".into() };
@@ -218,7 +229,7 @@ pub fn markdown(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>, opts: 
             }
             for (a, b) in &ratios {
                 let r = match (median(all, a, op.name), median(all, b, op.name)) {
-                    (Some(x), Some(y)) if y > 0.0 => format!("{:.2}", x / y),
+                    (Some(x), Some(y)) if y > 0.0 => fmt_ratio(x / y),
                     _ => "—".into(),
                 };
                 let _ = write!(row, " {r} |");
@@ -243,4 +254,18 @@ pub fn markdown(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>, opts: 
         md.push('\n');
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fmt_ratio;
+
+    #[test]
+    fn ratios_keep_two_significant_digits_below_a_tenth() {
+        assert_eq!(fmt_ratio(0.53), "0.53");
+        assert_eq!(fmt_ratio(1.0), "1.00");
+        assert_eq!(fmt_ratio(0.08), "0.080");
+        assert_eq!(fmt_ratio(548.0 / 110766.0), "0.0049");
+        assert_eq!(fmt_ratio(0.0), "0.00");
+    }
 }
