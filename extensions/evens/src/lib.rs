@@ -26,7 +26,7 @@ static HANDLED: AtomicU64 = AtomicU64::new(0);
 
 /// The guard: runs before the handler, on every raise.
 fn is_even(n: &u64) -> bool {
-    n % 2 == 0
+    n.is_multiple_of(2)
 }
 
 /// The handler: only ever called with even numbers.

@@ -52,6 +52,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
         SYSTEM_CALLS[n as usize].install(me, handler, None)?;
     }
     user::PROCESS_REAPED.install(me, reaped, None)?;
+    user::PROCESS_KILLED.install(me, killed, None)?;
     Ok(ExportTable::new().procedure("Syscalls", "semaphores", semaphores))
 }
 
@@ -75,6 +76,22 @@ fn reaped(p: Process) {
     drop(dead); // freed after the lock is released
 }
 
+/// A process was asked to end: wake its threads waiting on its
+/// semaphores, so that they see it and end (see `sem_wait`).
+fn killed(p: Process) {
+    let mine: Vec<Arc<Semaphore>> = SEMAPHORES
+        .lock()
+        .iter()
+        .filter_map(|x| x.as_ref().filter(|(o, _)| *o == p).map(|(_, sem)| sem.clone()))
+        .collect();
+    for sem in mine {
+        // Under the semaphore's lock: a waiter between its check and its
+        // wait cannot miss this (and on one CPU it cannot be there anyway).
+        let _held = sem.count.lock();
+        sem.nonzero.broadcast();
+    }
+}
+
 /// A system-call handler.
 type Handler = fn(SyscallArgs) -> Return;
 
@@ -87,8 +104,9 @@ fn null(_: SyscallArgs) -> Return {
     Return::ok(0)
 }
 
+/// `exit(code)`: the whole process ends (see `UserServices::exit_process`).
 fn exit(a: SyscallArgs) -> Return {
-    user().exit_current(Some(a.0[0] as i64))
+    user().exit_process(a.0[0] as i64)
 }
 
 fn thread_exit(_: SyscallArgs) -> Return {
@@ -121,6 +139,7 @@ fn write(a: SyscallArgs) -> Return {
 
 fn yield_now(_: SyscallArgs) -> Return {
     let _ = YIELD.call(());
+    user().end_if_killed();
     Return::ok(0)
 }
 
@@ -153,7 +172,11 @@ fn thread_join(a: SyscallArgs) -> Return {
         THREADS.lock().retain(|(x, _)| *x != t);
         Ok(0)
     };
-    run().into()
+    let r = run();
+    // The join may have waited for a thread that ended because the
+    // process was killed: then this one ends too (nothing is held here).
+    user().end_if_killed();
+    r.into()
 }
 
 /// A counting semaphore: a lock and a condition variable.
@@ -214,10 +237,18 @@ fn sem_wait(a: SyscallArgs) -> Return {
         let sem = semaphore(a.0[0])?;
         let mut c = sem.count.lock();
         while *c == 0 {
+            if user().killed() {
+                // Woken by `killed`: give up (the caller ends below).
+                return Err(Error::BadState);
+            }
             c = sem.nonzero.wait(c);
         }
         *c -= 1;
         Ok(0)
     };
-    run().into()
+    let r = run();
+    // The lock guard and the semaphore reference are dropped: a thread of
+    // a killed process may end here without leaking either.
+    user().end_if_killed();
+    r.into()
 }

@@ -82,6 +82,12 @@ fn nothing(_: Process) {}
 /// by anything else any more.
 pub static PROCESS_REAPED: Event<Process, ()> = Event::new("User.ProcessReaped", nothing, Combine::Last);
 
+/// A process has been asked to end (killed, or one of its threads called
+/// `exit`): extensions wake its threads blocked in them, and a woken
+/// thread calls [`UserServices::end_if_killed`] once it holds no lock.
+/// Raised contained by the kernel, once per process, on the killer's strand.
+pub static PROCESS_KILLED: Event<Process, ()> = Event::new("User.ProcessKilled", nothing, Combine::Last);
+
 /// Most processes at once: [`Process::slot`] is below this.
 pub const MAX_PROCESSES: usize = 256;
 
@@ -125,6 +131,8 @@ pub trait Backend: Sync {
     fn context_of(&self, p: u32) -> Option<u64>;
     fn current_context(&self) -> Option<u64>;
     fn exit_current(&self, code: Option<i64>) -> !;
+    fn exit_process(&self, code: i64) -> !;
+    fn killed(&self) -> bool;
     fn copy_from_user(&self, va: u64, buf: &mut [u8]) -> Result<(), Error>;
     fn copy_to_user(&self, va: u64, data: &[u8]) -> Result<(), Error>;
     fn syscall_resume(&self) -> UserResume;
@@ -218,6 +226,28 @@ impl UserServices {
     /// Never returns.
     pub fn exit_current(&self, code: Option<i64>) -> ! {
         self.b().exit_current(code)
+    }
+
+    /// End the current process: record `code` as its exit code (unless one
+    /// is recorded already), make every other thread of it end (those
+    /// blocked in extensions are woken through [`PROCESS_KILLED`]), and end
+    /// this thread. Never returns.
+    pub fn exit_process(&self, code: i64) -> ! {
+        self.b().exit_process(code)
+    }
+
+    /// Whether the current thread's process has been asked to end.
+    pub fn killed(&self) -> bool {
+        self.b().killed()
+    }
+
+    /// If the current process has been asked to end, end the current
+    /// thread (never returns then). Call it with no lock held and nothing
+    /// to drop: a handler that blocked calls it after waking up.
+    pub fn end_if_killed(&self) {
+        if self.b().killed() {
+            self.b().exit_current(None)
+        }
     }
 
     /// Copy bytes from the current process (range checked, pages must be mapped and user-readable).
