@@ -2,7 +2,7 @@
 //! `mode=test` after `ktests`): every exception ring 3 can raise reaches
 //! the process, x87 state cannot leak, SMEP, threads blocked in the kernel
 //! end with their process (exit or kill), and the per-process thread quota.
-//! The ring-3 side is `spin-usertests` modes 8..=15 and its test suite.
+//! The ring-3 side is `spin-usertests` modes 8..=16 and its test suite.
 
 use crate::cpu;
 use crate::process::{self, KILLED, KILLED_BY_KERNEL};
@@ -52,11 +52,13 @@ fn every_user_exception_reaches_the_process() -> Result<(), String> {
 }
 
 /// x87 is off (#NM): a process cannot leave a secret in the x87 registers
-/// for the next one, which cannot read them either.
+/// for the next one, which cannot read them either; SSE is off (#UD).
 fn x87_is_off_and_leaks_nothing() -> Result<(), String> {
     ensure!(cpu::vector_units_disabled(), "x87/SSE are on: CR0 {:#x}, CR4 {:#x}", cpu::cr0(), cpu::cr4());
     ensure_eq!(process::run("spin-usertests", [11, 0]), Ok(KILLED - 7));
     ensure_eq!(process::run("spin-usertests", [12, 0]), Ok(KILLED - 7));
+    // SSE stays off too (CR4.OSFXSR clear): #UD.
+    ensure_eq!(process::run("spin-usertests", [16, 0]), Ok(KILLED - 6));
     Ok(())
 }
 

@@ -13,7 +13,7 @@
 //! kernel must preempt and kill it); 7 = use every facility that keeps
 //! per-process state in an extension (a semaphore, an integrated user
 //! thread, an xas server registration, a fault handler) and exit 0;
-//! 8..=15: the hostile cases of [`hostile`] (exceptions ring 3 can raise
+//! 8..=16: the hostile cases of [`hostile`] (exceptions ring 3 can raise
 //! besides the common five, x87 state, threads blocked at exit or kill,
 //! the per-process thread quota).
 #![no_std]
@@ -476,7 +476,7 @@ fn spawn_blocker(n: u64) -> Result<u64, Error> {
     spin_user::thread_spawn(blocker, top - n * 1024, n)
 }
 
-/// Modes 8..=15; the exit code, where the mode is not meant to be killed.
+/// Modes 8..=16; the exit code, where the mode is not meant to be killed.
 fn hostile(mode: u64) -> i64 {
     match mode {
         // #DB from TF (no handler registered): the kernel must end us.
@@ -502,6 +502,9 @@ fn hostile(mode: u64) -> i64 {
             core::arch::asm!("fistp qword ptr [{p}]", p = in(reg) &mut out);
             return out as i64;
         },
+        // An SSE instruction (xorps xmm0, xmm0): SSE is off, so #UD.
+        // SAFETY: faults on purpose, in this process only; nothing relies on it.
+        16 => unsafe { core::arch::asm!(".byte 0x0f, 0x57, 0xc0") },
         // A thread blocked forever, then `exit(5)` from the main thread:
         // the whole process must end.
         13 | 14 => {
