@@ -64,6 +64,8 @@ fn semaphores(_: ()) -> usize {
 /// A process ended: forget its threads and free its semaphores (their
 /// slots are reused; a stale handle names a slot whose owner differs).
 fn reaped(p: Process) {
+    let gone: Vec<ThreadId> = THREADS.lock().iter().filter(|(_, o)| *o == p).map(|(t, _)| *t).collect();
+    JOINING.lock().retain(|(_, t)| !gone.contains(t));
     THREADS.lock().retain(|(_, o)| *o != p);
     let dead: Vec<Arc<Semaphore>> = {
         let mut s = SEMAPHORES.lock();
@@ -157,6 +159,40 @@ fn thread_spawn(a: SyscallArgs) -> Return {
     run().into()
 }
 
+/// Joins in progress: (the joining thread's strand index, its target).
+/// A thread package's thread id carries its strand index in the low bits.
+static JOINING: SpinLock<Vec<(usize, ThreadId)>> = SpinLock::new(Vec::new());
+
+fn strand_of(t: ThreadId) -> usize {
+    (t.0 & 0xffff_ffff) as usize
+}
+
+/// Record that the current strand joins `t`, unless that could never end:
+/// `t` already has a joiner (`Busy`: only one would be woken), or `t` is,
+/// through a chain of joins, joining the current strand (`BadState`: a
+/// cycle no kill could break). Every join chain then ends at a thread that
+/// a kill does end (in user mode, or woken from a semaphore).
+fn begin_join(t: ThreadId) -> Result<(), Error> {
+    let me = spin_interface::strand::current().index();
+    let mut joining = JOINING.lock();
+    if joining.iter().any(|(_, x)| *x == t) {
+        return Err(Error::Busy);
+    }
+    let mut at = t;
+    // Each live strand joins at most one thread: the chain is finite.
+    for _ in 0..=joining.len() {
+        if strand_of(at) == me {
+            return Err(Error::BadState);
+        }
+        match joining.iter().find(|(j, _)| *j == strand_of(at)) {
+            Some((_, next)) => at = *next,
+            None => break,
+        }
+    }
+    joining.push((me, t));
+    Ok(())
+}
+
 fn thread_join(a: SyscallArgs) -> Return {
     let run = || {
         let p = current()?;
@@ -164,7 +200,10 @@ fn thread_join(a: SyscallArgs) -> Return {
         if !THREADS.lock().iter().any(|(x, o)| *x == t && *o == p) {
             return Err(Error::BadHandle);
         }
-        match JOIN.call(t) {
+        begin_join(t)?;
+        let joined = JOIN.call(t);
+        JOINING.lock().retain(|(_, x)| *x != t);
+        match joined {
             Ok(Ok(())) => {}
             Ok(Err(ThreadError::SelfJoin)) => return Err(Error::BadState),
             _ => return Err(Error::BadHandle),

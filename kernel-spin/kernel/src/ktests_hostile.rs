@@ -30,6 +30,10 @@ pub const TESTS: &[Test] = &[
         run: kill_ends_threads_blocked_in_the_kernel,
     },
     Test { name: "spin::thread_quota_per_process", run: thread_quota_per_process },
+    Test {
+        name: "spin::joins_that_could_never_end_are_refused",
+        run: joins_that_could_never_end_are_refused,
+    },
 ];
 
 /// #DB (TF single-step and ICEBP) and #SS from ring 3, with no handler,
@@ -113,4 +117,12 @@ fn thread_quota_per_process() -> Result<(), String> {
         ensure_eq!(process::run("spin-usertests", [15, 0]), Ok(i64::from(MAX_THREADS_PER_PROCESS) - 1));
         Ok(())
     })
+}
+
+/// A join cycle (`BadState`) or a second joiner of one thread (`Busy`)
+/// would leave threads no kill could wake: both are refused.
+fn joins_that_could_never_end_are_refused() -> Result<(), String> {
+    ensure_eq!(process::run("spin-usertests", [17, 0]), Ok(1));
+    ensure_eq!(process::run("spin-usertests", [18, 0]), Ok(0));
+    Ok(())
 }

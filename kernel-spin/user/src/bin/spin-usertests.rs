@@ -13,7 +13,7 @@
 //! kernel must preempt and kill it); 7 = use every facility that keeps
 //! per-process state in an extension (a semaphore, an integrated user
 //! thread, an xas server registration, a fault handler) and exit 0;
-//! 8..=16: the hostile cases of [`hostile`] (exceptions ring 3 can raise
+//! 8..=18: the hostile cases of [`hostile`] (exceptions ring 3 can raise
 //! besides the common five, x87 state, threads blocked at exit or kill,
 //! the per-process thread quota).
 #![no_std]
@@ -476,7 +476,7 @@ fn spawn_blocker(n: u64) -> Result<u64, Error> {
     spin_user::thread_spawn(blocker, top - n * 1024, n)
 }
 
-/// Modes 8..=16; the exit code, where the mode is not meant to be killed.
+/// Modes 8..=18; the exit code, where the mode is not meant to be killed.
 fn hostile(mode: u64) -> i64 {
     match mode {
         // #DB from TF (no handler registered): the kernel must end us.
@@ -534,7 +534,83 @@ fn hostile(mode: u64) -> i64 {
             }
             return -3;
         }
+        17 => return join_cycle(),
+        18 => return join_twice(),
         _ => return -4,
     }
     -5 // survived a fault that should have ended it
+}
+
+/// Thread ids for the join modes (index = the spawn argument), and flags.
+static TIDS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+static JOIN_RESULTS: AtomicU64 = AtomicU64::new(0);
+static JOINING_NOW: AtomicU64 = AtomicU64::new(0);
+
+fn yield_until(flag: &AtomicU64) {
+    while flag.load(Ordering::SeqCst) == 0 {
+        let _ = syscall(nr::YIELD, [0; 6]);
+    }
+}
+
+/// Threads 1 and 2 join each other; each adds its join's outcome (Ok: 0,
+/// BadState: 1, else 10) and signals `SEM`.
+extern "C" fn cycle_joiner(me: u64) -> ! {
+    let other = &TIDS[(3 - me) as usize];
+    yield_until(other);
+    let r = spin_user::thread_join(other.load(Ordering::SeqCst));
+    JOIN_RESULTS.fetch_add(
+        match r {
+            Ok(_) => 0,
+            Err(Error::BadState) => 1,
+            Err(_) => 10,
+        },
+        Ordering::SeqCst,
+    );
+    let _ = spin_user::sem_signal(SEM.load(Ordering::SeqCst));
+    spin_user::thread_exit()
+}
+
+/// Mode 17: a join cycle must be refused (exit 1: one join refused, the
+/// other completed), or both threads would wait for ever.
+fn join_cycle() -> i64 {
+    let Ok(s) = spin_user::sem_create() else { return -1 };
+    SEM.store(s, Ordering::SeqCst);
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    for me in 1..=2u64 {
+        match spin_user::thread_spawn(cycle_joiner, top - me * 4096, me) {
+            Ok(t) => TIDS[me as usize].store(t, Ordering::SeqCst),
+            Err(_) => return -2,
+        }
+    }
+    for _ in 0..2 {
+        let _ = spin_user::sem_wait(s);
+    }
+    JOIN_RESULTS.load(Ordering::SeqCst) as i64
+}
+
+/// Joins thread 1 (a blocker), announcing it first.
+extern "C" fn first_joiner(_: u64) -> ! {
+    JOINING_NOW.store(1, Ordering::SeqCst);
+    let _ = spin_user::thread_join(TIDS[1].load(Ordering::SeqCst));
+    spin_user::thread_exit()
+}
+
+/// Mode 18: a second join of a thread already being joined is refused
+/// with `Busy` (exit 0), or only one joiner would ever be woken.
+fn join_twice() -> i64 {
+    let Ok(s) = spin_user::sem_create() else { return -1 };
+    SEM.store(s, Ordering::SeqCst);
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let Ok(blocked) = spawn_blocker(1) else { return -2 };
+    TIDS[1].store(blocked, Ordering::SeqCst);
+    if spin_user::thread_spawn(first_joiner, top - 2 * 4096, 0).is_err() {
+        return -3;
+    }
+    yield_until(&JOINING_NOW);
+    for _ in 0..3 {
+        let _ = syscall(nr::YIELD, [0; 6]); // let it block in its join
+    }
+    let second = spin_user::thread_join(blocked);
+    let _ = spin_user::sem_signal(s); // the blocker ends, the first join returns
+    if second == Err(Error::Busy) { 0 } else { 1 }
 }
