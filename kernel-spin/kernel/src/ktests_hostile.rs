@@ -31,6 +31,10 @@ pub const TESTS: &[Test] = &[
     },
     Test { name: "spin::thread_quota_per_process", run: thread_quota_per_process },
     Test {
+        name: "spin::only_a_system_call_frame_is_taken_for_one",
+        run: only_a_system_call_frame_is_taken_for_one,
+    },
+    Test {
         name: "spin::joins_that_could_never_end_are_refused",
         run: joins_that_could_never_end_are_refused,
     },
@@ -124,5 +128,34 @@ fn thread_quota_per_process() -> Result<(), String> {
 fn joins_that_could_never_end_are_refused() -> Result<(), String> {
     ensure_eq!(process::run("spin-usertests", [17, 0]), Ok(1));
     ensure_eq!(process::run("spin-usertests", [18, 0]), Ok(0));
+    Ok(())
+}
+
+/// The panic path and the timer ask `sysentry::in_progress` whether a
+/// process's strand is in a system call (to unload the extension handling
+/// it and `sysret`): only the stub's frame may answer yes, never an
+/// exception or interrupt frame from ring 3, nor a fresh strand's stack.
+fn only_a_system_call_frame_is_taken_for_one() -> Result<(), String> {
+    use crate::sysentry::{dispatched_return, in_progress};
+    use shared_hal::gdt::{USER_CS, USER_DS};
+    let mut stack = [0u64; 8];
+    let top = stack.as_ptr() as u64 + 64;
+    // The stub's frame (from the top down): user RSP, RIP, RFLAGS, the call
+    // number, the return address of `call dispatch`.
+    stack[3..].copy_from_slice(&[dispatched_return(), 1, 0x202, 0x20_1000, 0x6fff_ffff_f000]);
+    ensure!(in_progress(top), "a system call's frame was not recognised");
+    // An exception from ring 3 (error code, RIP, CS, RFLAGS, RSP, SS).
+    stack[2..].copy_from_slice(&[
+        0,
+        0x20_1000,
+        u64::from(USER_CS),
+        0x202,
+        0x6fff_ffff_f000,
+        u64::from(USER_DS),
+    ]);
+    ensure!(!in_progress(top), "an exception frame was taken for a system call");
+    // A fresh strand: kernel words, whatever they are, not the label.
+    stack[3..].copy_from_slice(&[top, 0, 0, 0, 0]);
+    ensure!(!in_progress(top), "a fresh stack was taken for a system call");
     Ok(())
 }

@@ -113,10 +113,17 @@ unsafe extern "C" {
 /// RIP at `top − 40`; a fresh strand's own frames never hold the label's
 /// address (only that `call` pushes it).
 pub fn in_progress(top: u64) -> bool {
+    // (`ktests_hostile::only_a_system_call_frame_is_taken_for_one` checks
+    // it against the three layouts.)
     const _: () = assert!(shared_hal::gdt::USER_CS as u64 >= abi::nr::COUNT);
     // SAFETY: `top` is the top of a live kernel stack; both words are in it.
     let (nr, ret) = unsafe { (((top - 32) as *const u64).read(), ((top - 40) as *const u64).read()) };
-    nr < abi::nr::COUNT && ret == (&raw const spin_syscall_dispatched) as u64
+    nr < abi::nr::COUNT && ret == dispatched_return()
+}
+
+/// The return address the stub's `call dispatch` pushes.
+pub fn dispatched_return() -> u64 {
+    (&raw const spin_syscall_dispatched) as u64
 }
 
 /// The extension whose handler the system call saved at `top` runs
