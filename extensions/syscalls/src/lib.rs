@@ -52,6 +52,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
         SYSTEM_CALLS[n as usize].install(me, handler, None)?;
     }
     user::PROCESS_REAPED.install(me, reaped, None)?;
+    user::PROCESS_KILLED.install(me, killed, None)?;
     Ok(ExportTable::new().procedure("Syscalls", "semaphores", semaphores))
 }
 
@@ -63,6 +64,8 @@ fn semaphores(_: ()) -> usize {
 /// A process ended: forget its threads and free its semaphores (their
 /// slots are reused; a stale handle names a slot whose owner differs).
 fn reaped(p: Process) {
+    let gone: Vec<ThreadId> = THREADS.lock().iter().filter(|(_, o)| *o == p).map(|(t, _)| *t).collect();
+    JOINING.lock().retain(|(_, t)| !gone.contains(t));
     THREADS.lock().retain(|(_, o)| *o != p);
     let dead: Vec<Arc<Semaphore>> = {
         let mut s = SEMAPHORES.lock();
@@ -73,6 +76,22 @@ fn reaped(p: Process) {
             .collect()
     };
     drop(dead); // freed after the lock is released
+}
+
+/// A process was asked to end: wake its threads waiting on its
+/// semaphores, so that they see it and end (see `sem_wait`).
+fn killed(p: Process) {
+    let mine: Vec<Arc<Semaphore>> = SEMAPHORES
+        .lock()
+        .iter()
+        .filter_map(|x| x.as_ref().filter(|(o, _)| *o == p).map(|(_, sem)| sem.clone()))
+        .collect();
+    for sem in mine {
+        // Under the semaphore's lock: a waiter between its check and its
+        // wait cannot miss this (and on one CPU it cannot be there anyway).
+        let _held = sem.count.lock();
+        sem.nonzero.broadcast();
+    }
 }
 
 /// A system-call handler.
@@ -87,8 +106,9 @@ fn null(_: SyscallArgs) -> Return {
     Return::ok(0)
 }
 
+/// `exit(code)`: the whole process ends (see `UserServices::exit_process`).
 fn exit(a: SyscallArgs) -> Return {
-    user().exit_current(Some(a.0[0] as i64))
+    user().exit_process(a.0[0] as i64)
 }
 
 fn thread_exit(_: SyscallArgs) -> Return {
@@ -121,6 +141,7 @@ fn write(a: SyscallArgs) -> Return {
 
 fn yield_now(_: SyscallArgs) -> Return {
     let _ = YIELD.call(());
+    user().end_if_killed();
     Return::ok(0)
 }
 
@@ -138,6 +159,40 @@ fn thread_spawn(a: SyscallArgs) -> Return {
     run().into()
 }
 
+/// Joins in progress: (the joining thread's strand index, its target).
+/// A thread package's thread id carries its strand index in the low bits.
+static JOINING: SpinLock<Vec<(usize, ThreadId)>> = SpinLock::new(Vec::new());
+
+fn strand_of(t: ThreadId) -> usize {
+    (t.0 & 0xffff_ffff) as usize
+}
+
+/// Record that the current strand joins `t`, unless that could never end:
+/// `t` already has a joiner (`Busy`: only one would be woken), or `t` is,
+/// through a chain of joins, joining the current strand (`BadState`: a
+/// cycle no kill could break). Every join chain then ends at a thread that
+/// a kill does end (in user mode, or woken from a semaphore).
+fn begin_join(t: ThreadId) -> Result<(), Error> {
+    let me = spin_interface::strand::current().index();
+    let mut joining = JOINING.lock();
+    if joining.iter().any(|(_, x)| *x == t) {
+        return Err(Error::Busy);
+    }
+    let mut at = t;
+    // Each live strand joins at most one thread: the chain is finite.
+    for _ in 0..=joining.len() {
+        if strand_of(at) == me {
+            return Err(Error::BadState);
+        }
+        match joining.iter().find(|(j, _)| *j == strand_of(at)) {
+            Some((_, next)) => at = *next,
+            None => break,
+        }
+    }
+    joining.push((me, t));
+    Ok(())
+}
+
 fn thread_join(a: SyscallArgs) -> Return {
     let run = || {
         let p = current()?;
@@ -145,7 +200,10 @@ fn thread_join(a: SyscallArgs) -> Return {
         if !THREADS.lock().iter().any(|(x, o)| *x == t && *o == p) {
             return Err(Error::BadHandle);
         }
-        match JOIN.call(t) {
+        begin_join(t)?;
+        let joined = JOIN.call(t);
+        JOINING.lock().retain(|(_, x)| *x != t);
+        match joined {
             Ok(Ok(())) => {}
             Ok(Err(ThreadError::SelfJoin)) => return Err(Error::BadState),
             _ => return Err(Error::BadHandle),
@@ -153,7 +211,11 @@ fn thread_join(a: SyscallArgs) -> Return {
         THREADS.lock().retain(|(x, _)| *x != t);
         Ok(0)
     };
-    run().into()
+    let r = run();
+    // The join may have waited for a thread that ended because the
+    // process was killed: then this one ends too (nothing is held here).
+    user().end_if_killed();
+    r.into()
 }
 
 /// A counting semaphore: a lock and a condition variable.
@@ -214,10 +276,18 @@ fn sem_wait(a: SyscallArgs) -> Return {
         let sem = semaphore(a.0[0])?;
         let mut c = sem.count.lock();
         while *c == 0 {
+            if user().killed() {
+                // Woken by `killed`: give up (the caller ends below).
+                return Err(Error::BadState);
+            }
             c = sem.nonzero.wait(c);
         }
         *c -= 1;
         Ok(0)
     };
-    run().into()
+    let r = run();
+    // The lock guard and the semaphore reference are dropped: a thread of
+    // a killed process may end here without leaking either.
+    user().end_if_killed();
+    r.into()
 }

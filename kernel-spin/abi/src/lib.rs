@@ -17,11 +17,18 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+/// Most live kernel threads one process may have (its main thread included):
+/// no process can take every kernel thread.
+pub const MAX_THREADS_PER_PROCESS: u32 = 16;
+
 /// System-call numbers, and which extension implements each.
 pub mod nr {
+    #[allow(unused_imports)] // for the doc links
+    use super::{Error, MAX_THREADS_PER_PROCESS};
     /// `null()`: do nothing (the "system call" benchmark). Extension `syscalls`.
     pub const NULL: u64 = 0;
-    /// `exit(code) -> !`. Extension `syscalls`.
+    /// `exit(code) -> !`: end the whole process with `code` (its other
+    /// threads end too, those blocked in the kernel included). Extension `syscalls`.
     pub const EXIT: u64 = 1;
     /// `write(ptr, len) -> len`: print bytes on the console. Extension `syscalls`.
     pub const WRITE: u64 = 2;
@@ -46,11 +53,14 @@ pub mod nr {
     /// user-writable now: `NotMapped` / `BadAddress` otherwise). Extension `vm`.
     pub const VM_HANDLER: u64 = 10;
     /// `thread_spawn(entry, stack_top, arg) -> tid`: a new kernel thread in
-    /// this process (the "layered" user-thread package). Extension `syscalls`.
+    /// this process (the "layered" user-thread package); at most
+    /// [`MAX_THREADS_PER_PROCESS`] live threads per process, the main one
+    /// included, else [`Error::Limit`]. Extension `syscalls`.
     pub const THREAD_SPAWN: u64 = 11;
     /// `thread_join(tid)`. Extension `syscalls`.
     pub const THREAD_JOIN: u64 = 12;
-    /// `thread_exit() -> !`. Extension `syscalls`.
+    /// `thread_exit() -> !`: end the calling thread only (the process ends
+    /// with its last thread, exit code 0). Extension `syscalls`.
     pub const THREAD_EXIT: u64 = 13;
     /// `sem_create() -> sem`, `sem_signal(sem)`, `sem_wait(sem)`: kernel
     /// semaphores (a lock and a condition variable) for layered threads.
@@ -103,10 +113,13 @@ pub enum Error {
     ExtensionFault = 10,
     /// The call is not valid in the caller's state (e.g. `xas_return` outside a call).
     BadState = 11,
+    /// A per-process limit is reached (e.g. [`nr::THREAD_SPAWN`] beyond
+    /// `MAX_THREADS_PER_PROCESS` live threads).
+    Limit = 12,
 }
 
 impl Error {
-    pub const ALL: [Error; 11] = [
+    pub const ALL: [Error; 12] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::Unaligned,
@@ -118,6 +131,7 @@ impl Error {
         Error::NoMemory,
         Error::ExtensionFault,
         Error::BadState,
+        Error::Limit,
     ];
 
     /// The status word for this error.

@@ -83,6 +83,12 @@ fn nothing(_: Process) {}
 /// by anything else any more.
 pub static PROCESS_REAPED: Event<Process, ()> = Event::new("User.ProcessReaped", nothing, Combine::Last);
 
+/// A process has been asked to end (killed, or one of its threads called
+/// `exit`): extensions wake its threads blocked in them, and a woken
+/// thread calls [`UserServices::end_if_killed`] once it holds no lock.
+/// Raised contained by the kernel, once per process, on the killer's strand.
+pub static PROCESS_KILLED: Event<Process, ()> = Event::new("User.ProcessKilled", nothing, Combine::Last);
+
 /// Most processes at once: [`Process::slot`] is below this.
 pub const MAX_PROCESSES: usize = 256;
 
@@ -169,6 +175,8 @@ pub struct Core {
     pub context_of: fn(u32) -> Option<u64>,
     pub current_context: fn() -> Option<u64>,
     pub exit_current: fn(Option<i64>) -> !,
+    pub exit_process: fn(i64) -> !,
+    pub killed: fn() -> bool,
     pub copy_from_user: fn(u64, &mut [u8]) -> Result<(), Error>,
     pub copy_to_user: fn(u64, &[u8]) -> Result<(), Error>,
     pub syscall_resume: fn() -> UserResume,
@@ -187,6 +195,8 @@ static UNBOUND: Core = Core {
     context_of: |_| crate::not_installed("User"),
     current_context: || crate::not_installed("User"),
     exit_current: |_| crate::not_installed("User"),
+    exit_process: |_| crate::not_installed("User"),
+    killed: || crate::not_installed("User"),
     copy_from_user: |_, _| crate::not_installed("User"),
     copy_to_user: |_, _| crate::not_installed("User"),
     syscall_resume: || crate::not_installed("User"),
@@ -297,6 +307,28 @@ impl UserServices {
     /// Never returns.
     pub fn exit_current(&self, code: Option<i64>) -> ! {
         (core().exit_current)(code)
+    }
+
+    /// End the current process: record `code` as its exit code (unless one
+    /// is recorded already), make every other thread of it end (those
+    /// blocked in extensions are woken through [`PROCESS_KILLED`]), and end
+    /// this thread. Never returns.
+    pub fn exit_process(&self, code: i64) -> ! {
+        (core().exit_process)(code)
+    }
+
+    /// Whether the current thread's process has been asked to end.
+    pub fn killed(&self) -> bool {
+        (core().killed)()
+    }
+
+    /// If the current process has been asked to end, end the current
+    /// thread (never returns then). Call it with no lock held and nothing
+    /// to drop: a handler that blocked calls it after waking up.
+    pub fn end_if_killed(&self) {
+        if (core().killed)() {
+            (core().exit_current)(None)
+        }
     }
 
     /// Copy bytes from the current process (range checked, pages must be mapped and user-readable).

@@ -410,14 +410,14 @@ fn reflection_inlined_and_general_paths_agree() -> Result<(), String> {
     let events = [&PAGE_NOT_PRESENT, &PROTECTION_FAULT, &EXCEPTION];
     ensure!(events.iter().all(|e| e.is_direct()), "vm's reflect is not the lone handler");
     ensure!(events.iter().all(|e| e.entry_is(reflect)), "the entry word is not the standard reflect");
-    ensure_eq!(process::run("spin-usertests", [8, 0]), Ok(0)); // inlined
+    ensure_eq!(process::run("spin-usertests", [19, 0]), Ok(0)); // inlined
     let id = loader::load(key, &bad::FAULT_REFLECT).map_err(|e| alloc::format!("{e:?}"))?;
     let slots: &[&'static dyn spin_interface::domain::ImportSlot] = &[&FAULTS_SEEN];
     Domain::named("fault-reflect")
         .and_then(|d| d.resolve(Identity::kernel(key), slots))
         .map_err(|e| alloc::format!("{e:?}"))?;
     ensure!(events.iter().all(|e| !e.is_direct() && e.handler_count() == 2), "two handlers each");
-    ensure_eq!(process::run("spin-usertests", [8, 0]), Ok(0)); // general path
+    ensure_eq!(process::run("spin-usertests", [19, 0]), Ok(0)); // general path
     // Two page faults resolved (the protect-none read, then the read
     // after vm_protect in the handler retries fine), four exceptions, the
     // raw entry's #UD: at least six faults went through the extension.

@@ -21,9 +21,11 @@ extern crate alloc;
 
 mod bench;
 mod contain;
+mod cpu;
 mod imports;
 mod kdomain;
 mod ktests;
+mod ktests_hostile;
 mod loader;
 mod pingpong;
 mod process;
@@ -32,6 +34,7 @@ mod spaces;
 mod strands;
 mod sysentry;
 mod uexc;
+mod uexc_more;
 
 use bootloader_api::{BootInfo, entry_point};
 use hal_logic::cmdline::Cmdline;
@@ -73,7 +76,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             // The HAL's timer test stops the timer; containment needs it.
             shared_hal::apic::start_timer();
             let (p2, f2) = testing::run(ktests::TESTS, filter);
-            testing::finish(p1 + p2, f1 + f2)
+            let (p3, f3) = testing::run(ktests_hostile::TESTS, filter);
+            testing::finish(p1 + p2 + p3, f1 + f2 + f3)
         }
         Some("bench") => bench::run(&cmdline, platform.tsc_hz),
         _ => {
@@ -88,6 +92,9 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     // First claim wins: no extension has run yet, so the key is ours.
     let key = KernelKey::claim().expect("the kernel claims its key before any extension runs");
     KEY.call_once(|| key);
+    // No process may see another's x87 registers, nor the kernel run user code.
+    cpu::disable_vector_units();
+    cpu::enable_smep();
     services::install(key);
     spaces::install(key);
     strands::install(key);

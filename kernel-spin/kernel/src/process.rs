@@ -140,12 +140,11 @@ fn key() -> &'static KernelKey {
 /// If the current strand is executing a system call of a process, the top
 /// of its kernel stack (where the entry stub saved the user state).
 pub fn in_syscall() -> Option<u64> {
-    // A strand with a process runs kernel code only in system calls, in a
-    // fault event or briefly while entering/leaving.
-    if current_pid().is_none() || crate::uexc::in_fault() {
-        return None;
-    }
-    Some(strands::stack_top(current_strand()))
+    // Not a guess from "has a process": an exception, interrupt or fault
+    // event from ring 3 must never be taken for a system call.
+    current_pid()?;
+    let top = strands::stack_top(current_strand());
+    crate::sysentry::in_progress(top).then_some(top)
 }
 
 /// Remember the ramdisk (at boot).
@@ -232,7 +231,20 @@ fn start_thread(pid: Pid, entry: u64, stack_top: u64, args: [u64; 2]) -> Result<
         starts[slot] = Some(Start { pid, entry, stack_top, args });
         slot
     };
-    with_proc(pid, |p| p.threads += 1).ok_or(Error::BadHandle)?;
+    let counted = with_proc(pid, |p| {
+        if p.killed {
+            return Err(Error::BadState); // asked to end: no new threads
+        }
+        if p.threads >= abi::MAX_THREADS_PER_PROCESS {
+            return Err(Error::Limit); // no process can take every kernel thread
+        }
+        p.threads += 1;
+        Ok(())
+    });
+    if let Err(e) = counted.unwrap_or(Err(Error::BadHandle)) {
+        STARTS.lock()[idx] = None;
+        return Err(e);
+    }
     imports::fork(user_main, idx).map_err(|_| {
         STARTS.lock()[idx] = None;
         with_proc(pid, |p| p.threads -= 1);
@@ -280,11 +292,27 @@ pub fn exit_current(code: Option<i64>) -> ! {
     unreachable!("the thread package resumed a finished thread");
 }
 
-/// Ask process `pid` to end: each of its threads exits with
-/// [`KILLED_BY_KERNEL`] at its next timer tick in user mode. Returns
-/// whether the process exists.
+/// Ask process `pid` to end, with exit code [`KILLED_BY_KERNEL`] unless
+/// one is recorded already: threads in user mode end at their next timer
+/// tick there; threads blocked in an extension are woken by
+/// `User.ProcessKilled` and end when they see the flag. Returns whether
+/// the process exists.
 pub fn kill(pid: Pid) -> bool {
-    with_proc(pid, |p| p.killed = true).is_some()
+    let first = with_proc(pid, |p| {
+        p.exit_code.get_or_insert(KILLED_BY_KERNEL);
+        !core::mem::replace(&mut p.killed, true)
+    });
+    if first == Some(true) {
+        // Contained: a faulting handler is unloaded, the others still run.
+        let _ = user::PROCESS_KILLED.raise_contained(user::Process::from_number(key(), pid));
+    }
+    first.is_some()
+}
+
+/// Whether the current strand's process has been asked to end.
+fn current_killed() -> bool {
+    let me = current_strand();
+    HOME[me].load(Ordering::Relaxed).checked_sub(1).and_then(|p| with_proc(p, |p| p.killed)).unwrap_or(false)
 }
 
 /// The timer interrupted user code: end the thread if its process was
@@ -415,6 +443,16 @@ fn core_current_context() -> Option<u64> {
     current_pid().map(context_of)
 }
 
+fn core_exit_process(code: i64) -> ! {
+    if let Some(pid) = HOME[current_strand()].load(Ordering::Relaxed).checked_sub(1) {
+        with_proc(pid, |p| {
+            p.exit_code.get_or_insert(code);
+        });
+        kill(pid);
+    }
+    exit_current(Some(code))
+}
+
 fn core_context_of(p: u32) -> Option<u64> {
     let s = slot(p)?;
     let live = ROOTS[s].load(Ordering::Acquire) != 0;
@@ -517,6 +555,8 @@ static CORE: user::Core = user::Core {
     context_of: core_context_of,
     current_context: core_current_context,
     exit_current,
+    exit_process: core_exit_process,
+    killed: current_killed,
     copy_from_user,
     copy_to_user,
     syscall_resume,

@@ -50,6 +50,8 @@ extern "C" fn syscall_entry() {
         "jae 2f",
         "mov rcx, r10",                     // 4th argument: R10 (SYSCALL took RCX)
         "call {dispatch}",                  // RAX:RDX = Return
+        ".globl spin_syscall_dispatched",   // the return address `in_progress` looks for
+        "spin_syscall_dispatched:",
         "1:",
         "cli",
         "add rsp, 8",
@@ -95,6 +97,33 @@ extern "C" fn syscall_abort() {
         "xor r10d, r10d",
         "sysretq",
     )
+}
+
+unsafe extern "C" {
+    /// The instruction after the stub's `call dispatch` (a label, not data).
+    static spin_syscall_dispatched: u8;
+}
+
+/// Whether a system call is in progress on the kernel stack whose top is
+/// `top` (the current strand's, of a strand with a process). Exact, and
+/// free on the system-call path: the stub's frame is the user RSP, RIP and
+/// RFLAGS, the call number (below `COUNT`) at `top − 32` and the return
+/// address of `call dispatch` at `top − 40`. An interrupt or exception from
+/// ring 3 leaves its user CS (not below `COUNT`) at `top − 32` and a user
+/// RIP at `top − 40`; a fresh strand's own frames never hold the label's
+/// address (only that `call` pushes it).
+pub fn in_progress(top: u64) -> bool {
+    // (`ktests_hostile::only_a_system_call_frame_is_taken_for_one` checks
+    // it against the three layouts.)
+    const _: () = assert!(shared_hal::gdt::USER_CS as u64 >= abi::nr::COUNT);
+    // SAFETY: `top` is the top of a live kernel stack; both words are in it.
+    let (nr, ret) = unsafe { (((top - 32) as *const u64).read(), ((top - 40) as *const u64).read()) };
+    nr < abi::nr::COUNT && ret == dispatched_return()
+}
+
+/// The return address the stub's `call dispatch` pushes.
+pub fn dispatched_return() -> u64 {
+    (&raw const spin_syscall_dispatched) as u64
 }
 
 /// The extension whose handler the system call saved at `top` runs
@@ -152,5 +181,6 @@ pub fn install(key: &KernelKey) {
     INSTALLED.call_once(|| {
         shared_hal::syscall::set_entry(syscall_entry as *const () as u64);
         crate::uexc::install(key);
+        crate::uexc_more::install();
     });
 }

@@ -301,7 +301,7 @@ stub!(
 
 /// Save the caller-saved registers, call [`user_exception`], restore, `iretq`.
 #[unsafe(naked)]
-extern "C" fn common() {
+pub(crate) extern "C" fn common() {
     naked_asm!(
         "push rax",
         "push rcx",
@@ -486,11 +486,6 @@ fn current_fault() -> Option<&'static FaultEvent> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
-/// Whether the current strand is inside a fault event (not a system call).
-pub fn in_fault() -> bool {
-    current_fault().is_some()
-}
-
 /// The extension whose handler the running fault event calls (the lone
 /// handler's owner: events with several handlers are raised contained).
 pub fn culprit() -> Option<DomainId> {
@@ -522,7 +517,7 @@ pub fn abort_frame(frame: &mut TrapFrame) {
 }
 
 /// An exception in kernel mode reached through the generic stub: a bug.
-fn kernel_exception(frame: &mut TrapFrame) {
+pub(crate) fn kernel_exception(frame: &mut TrapFrame) {
     panic!(
         "{} in kernel mode: rip={:#x} error={:#x} cr2={:#x}",
         trap::exception_name(frame.vector),

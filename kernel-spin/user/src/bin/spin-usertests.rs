@@ -12,7 +12,11 @@
 //! refused), exit code 0 if refused; 6 = loop forever in user mode (the
 //! kernel must preempt and kill it); 7 = use every facility that keeps
 //! per-process state in an extension (a semaphore, an integrated user
-//! thread, an xas server registration, a fault handler) and exit 0.
+//! thread, an xas server registration, a fault handler) and exit 0;
+//! 8..=18: the hostile cases of [`hostile`] (exceptions ring 3 can raise
+//! besides the common five, x87 state, threads blocked at exit or kill,
+//! the per-process thread quota); 19 = the reflection checks alone (run
+//! once with the inlined and once with the general reflection path).
 #![no_std]
 #![no_main]
 
@@ -137,9 +141,11 @@ fn handler(t: &mut TrapInfo) {
     LAST_VECTOR.store(t.vector, Ordering::SeqCst);
     LAST_ADDR.store(t.addr, Ordering::SeqCst);
     match t.vector {
-        6 => t.rip += 2, // ud2
-        0 => t.rip += 3, // div rcx
-        3 => {}          // int3: RIP is already past it
+        6 => t.rip += 2,         // ud2
+        0 => t.rip += 3,         // div rcx
+        1 => t.rflags &= !0x100, // single step: a trap, RIP is past the instruction; stop stepping
+        7 => t.rip += 2,         // fninit (x87 is off: #NM)
+        3 => {}                  // int3: RIP is already past it
         14 if t.addr >= PAGES && t.addr < PAGES + 2 * 4096 => {
             // Resolve: give access back and retry the instruction.
             let _ = spin_user::vm_protect(t.addr & !4095, 1, prot::READ_WRITE);
@@ -163,7 +169,9 @@ fn faults_are_reflected_and_resumed() -> TestResult {
 }
 
 fn exceptions_reach_the_handler_and_resume() -> TestResult {
-    let cases: [(u64, fn()); 4] = [
+    let cases: [(u64, fn()); 6] = [
+        (1, single_step_one_instruction),
+        (7, x87_instruction),
         (6, raise::invalid_opcode),
         (3, raise::breakpoint),
         (0, raise::divide_error),
@@ -176,6 +184,18 @@ fn exceptions_reach_the_handler_and_resume() -> TestResult {
         check!(LAST_VECTOR.load(Ordering::SeqCst) == vector, "wrong vector delivered");
     }
     Ok(())
+}
+
+/// Set TF: the CPU traps (#DB) after the instruction following `popfq`.
+fn single_step_one_instruction() {
+    // SAFETY: only RFLAGS.TF changes; the handler clears it again.
+    unsafe { core::arch::asm!("pushfq", "or qword ptr [rsp], 0x100", "popfq", "nop") };
+}
+
+/// An x87 instruction (2 bytes): the kernel turned x87 off, so #NM.
+fn x87_instruction() {
+    // SAFETY: it faults before touching anything.
+    unsafe { core::arch::asm!("fninit") };
 }
 
 static RAW_HITS: AtomicU64 = AtomicU64::new(0);
@@ -362,7 +382,7 @@ fn keep_state_and_exit() -> i64 {
     if ok { 0 } else { 1 }
 }
 
-/// Mode 8: the reflection tests alone (the kernel runs them with and
+/// Mode 19: the reflection tests alone (the kernel runs them with and
 /// without the inlined reflecting handler); failures are counted, and
 /// printed as plain lines (not test lines: mode 0 reports these tests).
 fn reflection_checks() -> i64 {
@@ -434,12 +454,15 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     if mode == 7 {
         spin_user::exit(keep_state_and_exit());
     }
-    if mode == 8 {
+    if mode == 19 {
         spin_user::exit(reflection_checks());
     }
     if mode == 5 {
         let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
         spin_user::exit(if refused { 0 } else { 1 });
+    }
+    if mode >= 8 {
+        spin_user::exit(hostile(mode));
     }
     if mode != 0 {
         println!("spin-usertests: survived a fault that should have killed it");
@@ -463,4 +486,155 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     ];
     let failed: u32 = tests.iter().map(|(n, t)| run(n, *t)).sum();
     spin_user::exit(failed as i64)
+}
+
+/// A thread that waits on `SEM` forever (its stack: 1 KiB per `arg`).
+extern "C" fn blocker(_: u64) -> ! {
+    let _ = spin_user::sem_wait(SEM.load(Ordering::SeqCst));
+    spin_user::thread_exit()
+}
+
+/// Start thread `n` of [`blocker`]s, each on its own 1 KiB of the thread stack.
+fn spawn_blocker(n: u64) -> Result<u64, Error> {
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    spin_user::thread_spawn(blocker, top - n * 1024, n)
+}
+
+/// Modes 8..=18; the exit code, where the mode is not meant to be killed.
+fn hostile(mode: u64) -> i64 {
+    match mode {
+        // #DB from TF (no handler registered): the kernel must end us.
+        // SAFETY: faults on purpose, in this process only; nothing relies on it.
+        8 => unsafe { core::arch::asm!("pushfq", "or qword ptr [rsp], 0x100", "popfq", "nop", "nop") },
+        // #DB from ICEBP (int1), which no gate DPL stops.
+        // SAFETY: faults on purpose, in this process only; nothing relies on it.
+        9 => unsafe { core::arch::asm!(".byte 0xf1") },
+        // #SS: a push through a non-canonical RSP.
+        // SAFETY: faults on purpose, in this process only; nothing relies on it.
+        10 => unsafe { core::arch::asm!("mov rsp, {x}", "push rax", x = in(reg) NON_CANONICAL) },
+        // Leave a secret on the x87 stack and exit.
+        // SAFETY: faults on purpose, in this process only; nothing relies on it.
+        11 => unsafe {
+            let secret: u64 = 0x5ec7e7;
+            core::arch::asm!("fninit", "fild qword ptr [{p}]", p = in(reg) &secret);
+            return 1;
+        },
+        // Read what the x87 stack holds (another process's secret, if x87 were on).
+        // SAFETY: faults on purpose, in this process only; nothing relies on it.
+        12 => unsafe {
+            let mut out: u64 = 0;
+            core::arch::asm!("fistp qword ptr [{p}]", p = in(reg) &mut out);
+            return out as i64;
+        },
+        // An SSE instruction (xorps xmm0, xmm0): SSE is off, so #UD.
+        // SAFETY: faults on purpose, in this process only; nothing relies on it.
+        16 => unsafe { core::arch::asm!(".byte 0x0f, 0x57, 0xc0") },
+        // A thread blocked forever, then `exit(5)` from the main thread:
+        // the whole process must end.
+        13 | 14 => {
+            let Ok(s) = spin_user::sem_create() else { return -1 };
+            SEM.store(s, Ordering::SeqCst);
+            if spawn_blocker(1).is_err() {
+                return -2;
+            }
+            if mode == 13 {
+                return 5;
+            }
+            // 14: block as well; only a kill can end us.
+            let _ = spin_user::sem_wait(s);
+            return -3;
+        }
+        // Spawn blocked threads until refused: the quota, then exit.
+        15 => {
+            let Ok(s) = spin_user::sem_create() else { return -1 };
+            SEM.store(s, Ordering::SeqCst);
+            let mut n = 0;
+            while n < 64 {
+                match spawn_blocker(n + 1) {
+                    Ok(_) => n += 1,
+                    Err(Error::Limit) => return n as i64,
+                    Err(_) => return -2,
+                }
+            }
+            return -3;
+        }
+        17 => return join_cycle(),
+        18 => return join_twice(),
+        _ => return -4,
+    }
+    -5 // survived a fault that should have ended it
+}
+
+/// Thread ids for the join modes (index = the spawn argument), and flags.
+static TIDS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+static JOIN_RESULTS: AtomicU64 = AtomicU64::new(0);
+static JOINING_NOW: AtomicU64 = AtomicU64::new(0);
+
+fn yield_until(flag: &AtomicU64) {
+    while flag.load(Ordering::SeqCst) == 0 {
+        let _ = syscall(nr::YIELD, [0; 6]);
+    }
+}
+
+/// Threads 1 and 2 join each other; each adds its join's outcome (Ok: 0,
+/// BadState: 1, else 10) and signals `SEM`.
+extern "C" fn cycle_joiner(me: u64) -> ! {
+    let other = &TIDS[(3 - me) as usize];
+    yield_until(other);
+    let r = spin_user::thread_join(other.load(Ordering::SeqCst));
+    JOIN_RESULTS.fetch_add(
+        match r {
+            Ok(_) => 0,
+            Err(Error::BadState) => 1,
+            Err(_) => 10,
+        },
+        Ordering::SeqCst,
+    );
+    let _ = spin_user::sem_signal(SEM.load(Ordering::SeqCst));
+    spin_user::thread_exit()
+}
+
+/// Mode 17: a join cycle must be refused (exit 1: one join refused, the
+/// other completed), or both threads would wait for ever.
+fn join_cycle() -> i64 {
+    let Ok(s) = spin_user::sem_create() else { return -1 };
+    SEM.store(s, Ordering::SeqCst);
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    for me in 1..=2u64 {
+        match spin_user::thread_spawn(cycle_joiner, top - me * 4096, me) {
+            Ok(t) => TIDS[me as usize].store(t, Ordering::SeqCst),
+            Err(_) => return -2,
+        }
+    }
+    for _ in 0..2 {
+        let _ = spin_user::sem_wait(s);
+    }
+    JOIN_RESULTS.load(Ordering::SeqCst) as i64
+}
+
+/// Joins thread 1 (a blocker), announcing it first.
+extern "C" fn first_joiner(_: u64) -> ! {
+    JOINING_NOW.store(1, Ordering::SeqCst);
+    let _ = spin_user::thread_join(TIDS[1].load(Ordering::SeqCst));
+    spin_user::thread_exit()
+}
+
+/// Mode 18: a second join of a thread already being joined is refused
+/// with `Busy` (exit 0), or only one joiner would ever be woken.
+fn join_twice() -> i64 {
+    let Ok(s) = spin_user::sem_create() else { return -1 };
+    SEM.store(s, Ordering::SeqCst);
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let Ok(blocked) = spawn_blocker(1) else { return -2 };
+    TIDS[1].store(blocked, Ordering::SeqCst);
+    if spin_user::thread_spawn(first_joiner, top - 2 * 4096, 0).is_err() {
+        return -3;
+    }
+    yield_until(&JOINING_NOW);
+    for _ in 0..3 {
+        let _ = syscall(nr::YIELD, [0; 6]); // let it block in its join
+    }
+    let second = spin_user::thread_join(blocked);
+    let _ = spin_user::sem_signal(s); // the blocker ends, the first join returns
+    if second == Err(Error::Busy) { 0 } else { 1 }
 }
