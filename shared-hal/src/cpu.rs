@@ -67,6 +67,81 @@ pub fn cr3() -> u64 {
     v
 }
 
+/// Read CR0.
+pub fn cr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR0 has no side effects.
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Read CR4.
+pub fn cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 has no side effects.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+const CR0_MP: u64 = 1 << 1;
+const CR0_EM: u64 = 1 << 2;
+const CR0_WP: u64 = 1 << 16;
+const CR4_OSFXSR: u64 = 1 << 9;
+const CR4_OSXMMEXCPT: u64 = 1 << 10;
+const CR4_OSXSAVE: u64 = 1 << 18;
+const CR4_SMEP: u64 = 1 << 20;
+
+/// Make supervisor writes honour read-only pages, so a kernel copy into
+/// user memory faults (and can be refused) on pages the user may only read.
+pub fn enable_write_protect() {
+    // SAFETY: setting CR0.WP only adds checks; neither kernel writes
+    // through read-only mappings of its own.
+    unsafe { asm!("mov cr0, {}", in(reg) cr0() | CR0_WP, options(nostack, preserves_flags)) };
+}
+
+/// Turn the x87/MMX and SSE/AVX units off. Both kernels and their user
+/// programs are built soft-float and neither kernel saves vector registers
+/// on a switch, so with the units on one program could read another's x87
+/// registers and two threads would share one x87 stack. With CR0.EM set
+/// (and MP clear) every x87/MMX instruction raises #NM, and with
+/// CR4.OSFXSR clear every SSE instruction raises #UD; each kernel delivers
+/// both to the program like any other exception.
+pub fn disable_vector_units() {
+    // SAFETY: nothing in either kernel uses x87/SSE (soft-float target),
+    // so removing them cannot break kernel code.
+    unsafe {
+        asm!("mov cr0, {}", in(reg) (cr0() | CR0_EM) & !CR0_MP, options(nostack, preserves_flags));
+        asm!("mov cr4, {}", in(reg) cr4() & !(CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE),
+             options(nostack, preserves_flags));
+    }
+}
+
+/// Whether x87 instructions fault (CR0.EM set, MP clear) and SSE is off.
+pub fn vector_units_disabled() -> bool {
+    cr0() & (CR0_EM | CR0_MP) == CR0_EM && cr4() & (CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE) == 0
+}
+
+/// Whether the CPU implements SMEP (CPUID leaf 7, EBX bit 7).
+pub fn has_smep() -> bool {
+    // Leaf 0 says whether leaf 7 (structured extended features) exists.
+    let max_leaf = core::arch::x86_64::__cpuid(0).eax;
+    max_leaf >= 7 && core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 7) != 0
+}
+
+/// Forbid ring 0 to execute user pages (SMEP) where the CPU supports it:
+/// a kernel bug can then never run code a user program wrote.
+pub fn enable_smep() {
+    if has_smep() {
+        // SAFETY: neither kernel executes from user pages.
+        unsafe { asm!("mov cr4, {}", in(reg) cr4() | CR4_SMEP, options(nostack, preserves_flags)) };
+    }
+}
+
+/// Whether SMEP is on.
+pub fn smep_enabled() -> bool {
+    cr4() & CR4_SMEP != 0
+}
+
 /// Switch to another top-level page table.
 ///
 /// # Safety

@@ -21,7 +21,7 @@ pub fn init() {
     for v in VECTORS {
         trap::set_handler(v, on_exception);
     }
-    crate::cpu::enable_write_protect();
+    shared_hal::cpu::enable_write_protect();
 }
 
 fn on_exception(frame: &mut TrapFrame) {

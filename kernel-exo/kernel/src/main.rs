@@ -24,7 +24,6 @@ extern crate alloc;
 mod bench;
 mod bind;
 mod caps;
-mod cpu;
 mod env;
 mod fast;
 mod faults;
@@ -92,8 +91,8 @@ fn init(platform: &shared_hal::Platform) {
     monitor::init();
     fast::init();
     faults::init();
-    cpu::disable_vector_units();
-    cpu::enable_smep();
+    shared_hal::cpu::disable_vector_units();
+    shared_hal::cpu::enable_smep();
     shared_hal::apic::set_timer_hook(sched::on_tick);
 }
 

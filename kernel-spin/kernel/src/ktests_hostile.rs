@@ -4,10 +4,10 @@
 //! end with their process (exit or kill), and the per-process thread quota.
 //! The ring-3 side is `spin-usertests` modes 8..=16 and its test suite.
 
-use crate::cpu;
 use crate::process::{self, KILLED, KILLED_BY_KERNEL};
 use alloc::format;
 use alloc::string::String;
+use shared_hal::cpu;
 use shared_hal::testing::Test;
 use shared_hal::{ensure, ensure_eq};
 use spin_interface::abi::MAX_THREADS_PER_PROCESS;

@@ -21,7 +21,6 @@ extern crate alloc;
 
 mod bench;
 mod contain;
-mod cpu;
 mod imports;
 mod kdomain;
 mod ktests;
@@ -93,8 +92,8 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     let key = KernelKey::claim().expect("the kernel claims its key before any extension runs");
     KEY.call_once(|| key);
     // No process may see another's x87 registers, nor the kernel run user code.
-    cpu::disable_vector_units();
-    cpu::enable_smep();
+    shared_hal::cpu::disable_vector_units();
+    shared_hal::cpu::enable_smep();
     services::install(key);
     spaces::install(key);
     strands::install(key);
