@@ -13,6 +13,12 @@
 //! innermost); a dead server's handle answers `BadHandle`, and a server's
 //! registration goes when its process is reaped.
 //!
+//! A thread that ends while in calls (killed, or its server killed: the
+//! kernel ends the strands inside a killed process's space, see
+//! `User.ThreadEnded`) leaves them: its calls are dropped, so their
+//! servers take new calls. The kernel reaps a server only once no strand
+//! is inside its space.
+//!
 //! # The call path
 //!
 //! Servers sit in a fixed table by handle, and each strand's innermost
@@ -83,6 +89,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     SYSTEM_CALLS[nr::XAS_CALL as usize].install(me, call, None)?;
     SYSTEM_CALLS[nr::XAS_RETURN as usize].install(me, ret, None)?;
     user::PROCESS_REAPED.install(me, reaped, None)?;
+    user::THREAD_ENDED.install(me, thread_ended, None)?;
     Ok(ExportTable::new().procedure("Xas", "servers", servers))
 }
 
@@ -106,8 +113,10 @@ fn register(a: SyscallArgs) -> Return {
     run().into()
 }
 
-/// A process ended: its registrations go (a call still running in it has
-/// lost its server; its strand ended with the process or left it).
+/// A process ended: its registrations go. No strand is inside its space
+/// (the kernel reaps only then); a strand that called it and went on into
+/// another server finds it gone on the way back (`xas_return` answers
+/// `BadHandle`: the kernel refuses to move a strand into a reaped space).
 fn reaped(p: Process) {
     let mut t = TABLE.lock();
     for s in t.servers.iter_mut() {
@@ -115,6 +124,23 @@ fn reaped(p: Process) {
             *s = None;
         }
     }
+}
+
+/// A thread ended on `strand`: drop the calls it was in, innermost first.
+fn thread_ended(strand: Strand) {
+    let mut t = TABLE.lock();
+    let Some(&first) = t.innermost.get(strand.index()) else { return };
+    let mut at = first;
+    while let Some(server) = t.servers.get_mut(at as usize).and_then(Option::as_mut) {
+        match server.active {
+            Some(c) if c.strand == strand => {
+                server.active = None;
+                at = c.outer;
+            }
+            _ => break,
+        }
+    }
+    t.innermost[strand.index()] = NONE;
 }
 
 fn call(a: SyscallArgs) -> Return {

@@ -19,6 +19,7 @@ use crate::abi::{self, Error, Return};
 use crate::event::{Combine, Event};
 use crate::key::KernelKey;
 use crate::phys::MemError;
+use crate::strand::Strand;
 use crate::threads::ThreadId;
 use crate::translation::{self, Context, FaultAction, FaultInfo, Prot, VirtRange};
 use spin_trusted::RefSlot;
@@ -88,6 +89,15 @@ pub static PROCESS_REAPED: Event<Process, ()> = Event::new("User.ProcessReaped",
 /// thread calls [`UserServices::end_if_killed`] once it holds no lock.
 /// Raised contained by the kernel, once per process, on the killer's strand.
 pub static PROCESS_KILLED: Event<Process, ()> = Event::new("User.ProcessKilled", nothing, Combine::Last);
+
+fn nothing_for(_: Strand) {}
+
+/// A process's thread has ended, on this strand (raised contained by the
+/// kernel on the ending strand, after it has left every address space):
+/// extensions drop what they kept for the strand, such as the
+/// cross-address-space calls it was in. The strand's number may be reused
+/// by a later strand.
+pub static THREAD_ENDED: Event<Strand, ()> = Event::new("User.ThreadEnded", nothing_for, Combine::Last);
 
 /// Most processes at once: [`Process::slot`] is below this.
 pub const MAX_PROCESSES: usize = 256;

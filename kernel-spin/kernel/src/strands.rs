@@ -71,8 +71,10 @@ pub fn loaded_root() -> u64 {
 }
 
 /// Load the kernel's own root now if `root` is loaded (an address space
-/// is about to be destroyed). Strands that still name `root` must never
-/// run in it again (the process module moves them first).
+/// is about to be destroyed). No strand may still name `root`: the process
+/// module destroys a process's space only when no strand is tagged with it
+/// ([`any_tagged`]; its own threads have ended and every visiting strand
+/// has left or ended), so only a running kernel strand can have it loaded.
 pub fn unload_root(root: u64) {
     if LOADED_ROOT.load(Ordering::Relaxed) == root {
         let k = paging::kernel_root();
@@ -80,6 +82,13 @@ pub fn unload_root(root: u64) {
         // SAFETY: the kernel root maps the whole kernel half, like every root.
         unsafe { shared_hal::cpu::set_cr3(k) };
     }
+}
+
+/// Whether a live strand is tagged `tag` (runs, or will run when resumed,
+/// in that process's address space). A scan of the strand table: for
+/// reaping, not for fast paths.
+pub fn any_tagged(tag: u64) -> bool {
+    SLOTS.iter().any(|s| s.used.load(Ordering::Acquire) && s.tag.load(Ordering::Relaxed) == tag)
 }
 
 /// The running strand's tag (1 + its process number, or 0).

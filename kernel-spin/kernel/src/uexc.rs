@@ -419,9 +419,12 @@ fn reflect(f: &mut ExcFrame, pid: Pid, addr: u64) -> bool {
     let r = &REFLECT[process::tag_index(pid)];
     let pte_ptr = r.pte.load(Ordering::Relaxed);
     // SAFETY: `register` stored the address of the entry mapping the area
-    // in a last-level table of this process's address space (tables live
-    // until the space is destroyed, which happens only when the process is
-    // reaped, and `forget` resets this record first), or it is `NO_PTE`.
+    // in a last-level table of this process's address space, or it is
+    // `NO_PTE`. `pid` is the running strand's tag, which names a live
+    // process (`process::reap` refuses while any strand is tagged with
+    // it), so that space and its tables are live; reaping calls `forget`
+    // before destroying them, and a new process in the slot starts with
+    // the record reset.
     let e = unsafe { pte_ptr.read_volatile() };
     const NEED: u64 = pte::PRESENT | pte::USER | pte::WRITABLE;
     if e & NEED != NEED {

@@ -16,7 +16,11 @@
 //! 8..=18: the hostile cases of [`hostile`] (exceptions ring 3 can raise
 //! besides the common five, x87 state, threads blocked at exit or kill,
 //! the per-process thread quota); 19 = the reflection checks alone (run
-//! once with the inlined and once with the general reflection path).
+//! once with the inlined and once with the general reflection path);
+//! 20 = register a cross-address-space server ([`visit_entry`]) and exit
+//! with its handle; 21 = call the server in RSI with argument 0 (the
+//! server loops: the call never returns, the thread must be ended);
+//! 22 = call it with 5, exit code = the result (6) or −1.
 #![no_std]
 #![no_main]
 
@@ -457,6 +461,15 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     if mode == 19 {
         spin_user::exit(reflection_checks());
     }
+    if mode == 20 {
+        let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+        let r = syscall(nr::XAS_REGISTER, [visit_entry as *const () as u64, top, 0, 0, 0, 0]);
+        spin_user::exit(r.map_or(-1, |h| h as i64));
+    }
+    if mode == 21 || mode == 22 {
+        let r = spin_user::xas_call(server, if mode == 21 { 0 } else { 5 });
+        spin_user::exit(r.map_or(-1, |v| v as i64));
+    }
     if mode == 5 {
         let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
         spin_user::exit(if refused { 0 } else { 1 });
@@ -486,6 +499,33 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     ];
     let failed: u32 = tests.iter().map(|(n, t)| run(n, *t)).sum();
     spin_user::exit(failed as i64)
+}
+
+/// Mode 20's service: argument 0 keeps the calling strand in this address
+/// space forever; any other `arg` returns `arg + 1`.
+extern "C" fn visit(arg: u64) -> u64 {
+    if arg == 0 {
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    arg + 1
+}
+
+/// Mode 20's server entry: RDX = the caller's argument; ends the call
+/// with `xas_return(visit(arg))`.
+#[unsafe(naked)]
+extern "C" fn visit_entry() -> ! {
+    core::arch::naked_asm!(
+        "mov rdi, rdx",
+        "call {visit}",
+        "mov rdi, rax",
+        "mov eax, {ret}",
+        "syscall",
+        "ud2",
+        visit = sym visit,
+        ret = const nr::XAS_RETURN,
+    )
 }
 
 /// A thread that waits on `SEM` forever (its stack: 1 KiB per `arg`).
