@@ -16,10 +16,13 @@
 //! 1. the process's reflection record, by the low byte of the running
 //!    strand's tag (1 + pid; record 0 is "no process" and never valid);
 //! 2. the page-table entry that maps its `TrapInfo` area, found once at
-//!    registration, must still be present, user and writable (one `lea`
-//!    and a `test`: the three low bits of `entry + 1` are zero only if all
+//!    registration, must still be present, user and writable (a `not`
+//!    and a `test`: the three low bits of `!entry` are zero only if all
 //!    three are set); the area's kernel address is the frame plus the
-//!    physical-window offset plus the area's offset in its page;
+//!    physical-window offset plus the area's offset in its page; the
+//!    entry gets its accessed and dirty bits, as a write by the process
+//!    would set them (the kernel writes through the physical window,
+//!    which leaves the process's entry untouched, and `vm_dirty` reads it);
 //! 3. write vector, error code, address, RIP, RSP, RFLAGS and RDI there,
 //!    point the interrupt frame at the handler entry and its stack with
 //!    RFLAGS = IF, load RDI = the area's user address, and `iretq`.
@@ -180,12 +183,13 @@ macro_rules! stub {
                 "shl ecx, 6",
                 "lea rax, [rip + {records}]",
                 "add rcx, rax",
-                "mov rdx, [rcx + {r_pte}]",          // the entry mapping its TrapInfo
-                "mov rdx, [rdx]",
-                "lea eax, [rdx + 1]",                // present, writable and user:
-                "test al, 7",                        // the low 3 bits of e + 1 are 0
+                "mov rax, [rcx + {r_pte}]",          // the entry mapping its TrapInfo
+                "mov rdx, [rax]",
+                "not dl",                            // present, writable and user:
+                "test dl, 7",                        // the low 3 bits of !e are 0
                 "jnz 8f",
-                "and rdx, [rip + {frame_bits}]",
+                "or qword ptr [rax], {a_d}",         // written below: accessed, dirty
+                "and rdx, [rip + {frame_bits}]",     // (clears the inverted byte too)
                 "add rdx, [rcx + {r_window}]",       // RDX = the TrapInfo, kernel view
                 "mov [rdx + {t_rdi}], rdi",
                 "mov rdi, [rcx + {r_info}]",         // the handler's argument
@@ -232,6 +236,7 @@ macro_rules! stub {
                 r_entry = const offset_of!(Reflection, entry),
                 r_rsp = const offset_of!(Reflection, rsp),
                 frame_bits = sym PTE_FRAME,
+                a_d = const pte::ACCESSED | pte::DIRTY,
                 t_vector = const offset_of!(TrapInfo, vector),
                 t_error = const offset_of!(TrapInfo, error),
                 t_addr = const offset_of!(TrapInfo, addr),
@@ -290,10 +295,13 @@ stub!(
         "lea rcx, [rax - {user_start}]",
         "cmp rcx, [rip + {user_span}]",
         "jae 8f",
-        "lea rdx, [rip + {pnp}]",
+        // A branch rather than `cmov`: one instruction less for protection
+        // faults (the VM rows), as many for not-present ones.
         "lea rcx, [rip + {pfault}]",
         "test byte ptr [rsp + 24], 1", // error bit 0: a present page
-        "cmovz rcx, rdx",
+        "jnz 1f",
+        "lea rcx, [rip + {pnp}]",
+        "1:",
         "/* {exception} */"
     ],
     addr = ["mov rax, cr2"]
@@ -430,6 +438,11 @@ fn reflect(f: &mut ExcFrame, pid: Pid, addr: u64) -> bool {
     if e & NEED != NEED {
         return false;
     }
+    // The record is written through the physical window below, which
+    // leaves this entry as it was: mark the page accessed and dirty, as
+    // the process's own write would (`vm_dirty` reads this entry).
+    // SAFETY: as above; only the two bits the CPU itself sets change.
+    unsafe { pte_ptr.write_volatile(e | pte::ACCESSED | pte::DIRTY) };
     let dst = ((e & pte::ADDR) + r.window.load(Ordering::Relaxed)) as *mut TrapInfo;
     // SAFETY: `dst` is a `TrapInfo` inside one user-writable page of the
     // current process (checked 8-aligned and not crossing a page at

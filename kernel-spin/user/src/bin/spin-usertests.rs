@@ -225,6 +225,52 @@ unsafe extern "C" fn raw_skip_ud2() {
     )
 }
 
+static QUIET_HITS: AtomicU64 = AtomicU64::new(0);
+/// A page for a `TrapInfo` area that only the kernel writes.
+const QUIET_PAGE: u64 = 0x5000_0000;
+#[allow(dead_code)] // only its address is used
+#[repr(align(16))]
+struct QuietStack([u8; 4096]);
+static mut QUIET_STACK: QuietStack = QuietStack([0; 4096]);
+
+/// A raw entry that never writes its record: count, resume after the
+/// `int3` (RIP is already past it).
+#[unsafe(naked)]
+unsafe extern "C" fn quiet_resume() {
+    core::arch::naked_asm!(
+        "lock inc qword ptr [rip + {hits}]",
+        "mov rsp, [rdi + {rsp}]",
+        "push qword ptr [rdi + {rip}]",
+        "push qword ptr [rdi + {rflags}]",
+        "mov rdi, [rdi + {rdi}]",
+        "popfq",
+        "ret",
+        hits = sym QUIET_HITS,
+        rip = const core::mem::offset_of!(TrapInfo, rip),
+        rsp = const core::mem::offset_of!(TrapInfo, rsp),
+        rflags = const core::mem::offset_of!(TrapInfo, rflags),
+        rdi = const core::mem::offset_of!(TrapInfo, rdi),
+    )
+}
+
+/// The kernel's write of the `TrapInfo` record is a write to the page:
+/// a clean page holding the area reads dirty after a reflected #BP whose
+/// handler only reads the record.
+fn trap_info_page_is_dirty_after_reflection() -> TestResult {
+    check!(spin_user::vm_map(QUIET_PAGE, 1, prot::READ_WRITE) == Ok(0), "map failed");
+    check!(spin_user::vm_dirty(QUIET_PAGE) == Ok(0), "fresh page is dirty");
+    let top = addr_of_mut!(QUIET_STACK) as u64 + 4096;
+    let entry = quiet_resume as *const () as u64;
+    check!(syscall(nr::VM_HANDLER, [entry, top, QUIET_PAGE + 64, 0, 0, 0]) == Ok(0), "registration failed");
+    check!(spin_user::vm_dirty(QUIET_PAGE) == Ok(0), "registering dirtied the page");
+    let before = QUIET_HITS.load(Ordering::SeqCst);
+    raise::breakpoint();
+    check!(QUIET_HITS.load(Ordering::SeqCst) == before + 1, "the entry did not run exactly once");
+    check!(spin_user::vm_dirty(QUIET_PAGE) == Ok(1), "the written TrapInfo page reads clean");
+    check!(trap::install(handler) == Ok(0), "could not reinstall the Rust handler");
+    Ok(())
+}
+
 /// The reflection contract: the kernel changes only RIP, RSP, RFLAGS and
 /// RDI (all in the record), so a raw entry that restores those resumes
 /// with every other register intact.
@@ -390,11 +436,12 @@ fn keep_state_and_exit() -> i64 {
 /// without the inlined reflecting handler); failures are counted, and
 /// printed as plain lines (not test lines: mode 0 reports these tests).
 fn reflection_checks() -> i64 {
-    let tests: [(&str, Test); 4] = [
+    let tests: [(&str, Test); 5] = [
         ("vm_map_dirty_protect", vm_map_dirty_protect),
         ("faults_are_reflected_and_resumed", faults_are_reflected_and_resumed),
         ("exceptions_reach_the_handler_and_resume", exceptions_reach_the_handler_and_resume),
         ("raw_entry_sees_registers_intact", raw_entry_sees_registers_intact),
+        ("trap_info_page_is_dirty_after_reflection", trap_info_page_is_dirty_after_reflection),
     ];
     let mut failed = 0;
     for (name, t) in tests {
@@ -483,7 +530,7 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     }
     // SAFETY: single-threaded at this point.
     unsafe { SERVER = server };
-    let tests: [(&str, Test); 12] = [
+    let tests: [(&str, Test); 13] = [
         ("null_call", null_call),
         ("unknown_call_numbers", unknown_call_numbers),
         ("write_validates_pointers", write_validates_pointers),
@@ -492,6 +539,7 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
         ("faults_are_reflected_and_resumed", faults_are_reflected_and_resumed),
         ("exceptions_reach_the_handler_and_resume", exceptions_reach_the_handler_and_resume),
         ("raw_entry_sees_registers_intact", raw_entry_sees_registers_intact),
+        ("trap_info_page_is_dirty_after_reflection", trap_info_page_is_dirty_after_reflection),
         ("foreign_and_bogus_handles", foreign_and_bogus_handles),
         ("layered_threads_and_semaphores", layered_threads_and_semaphores),
         ("integrated_user_threads", integrated_user_threads),
