@@ -448,7 +448,7 @@ fn each_user_chunk(va: u64, len: usize, write: bool, mut f: impl FnMut(*mut u8, 
 /// Where the current system call's saved user RSP, RIP and RFLAGS are:
 /// the top of the entry stack, which is the running strand's kernel stack
 /// (a strand in a system call has a process, and switching to such a
-/// strand sets the entry stack; see `strands::switch`).
+/// strand sets the entry stack; see `strands::strand_switch`).
 #[inline(always)]
 fn saved_resume() -> *mut u64 {
     shared_hal::syscall::ENTRY_STACK.load(Ordering::Relaxed).wrapping_sub(24) as *mut u64

@@ -19,7 +19,7 @@ const STACK_SIZE: usize = 16 * 1024;
 struct Stack([u8; STACK_SIZE]);
 
 /// Per-strand state the switch needs; each field is written only by the
-/// owner of the slot (create/destroy) or by `switch` (`rsp`). 64 bytes,
+/// owner of the slot (create/destroy) or by `strand_switch` (`rsp`). 64 bytes,
 /// so indexing is a shift.
 #[repr(C, align(64))]
 struct Slot {
@@ -120,7 +120,7 @@ pub fn set_space(s: usize, root: u64, tag: u64, running: bool) {
     SLOTS[s].tag.store(tag, Ordering::Relaxed);
     if running {
         if TAG.swap(tag, Ordering::Relaxed) == 0 && tag != 0 {
-            // It may enter ring 3 from now on: see `switch`.
+            // It may enter ring 3 from now on: see `strand_switch`.
             gdt::set_kernel_stack(SLOTS[s].top.load(Ordering::Relaxed));
         }
         if LOADED_ROOT.load(Ordering::Relaxed) != root {
@@ -211,7 +211,7 @@ fn strand_switch(from: u32, to: u32) {
         unsafe { shared_hal::cpu::set_cr3(root) };
     }
     // SAFETY: `from` is the running strand (its slot receives the RSP);
-    // `to` holds an RSP saved by `switch` or made by `prepare_stack`, on
+    // `to` holds an RSP saved by `context::switch` or made by `prepare_stack`, on
     // a stack its slot owns.
     unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
 }
