@@ -320,6 +320,17 @@ fn foreign_and_bogus_handles() -> TestResult {
         syscall(nr::XAS_REGISTER, [KERNEL_ADDR, 0x10_0000, 0, 0, 0, 0]) == Err(Error::BadAddress),
         "kernel entry accepted"
     );
+    // Stacks whose resume RSP (top − 8), or the 8 bytes below it, are not
+    // user space: none registers a server or forks a user thread.
+    let entry = ut_quick as *const () as u64;
+    for top in [0, 8, 16, KERNEL_ADDR, NON_CANONICAL + 8, u64::MAX] {
+        for call in [nr::XAS_REGISTER, nr::UT_FORK] {
+            check!(
+                syscall(call, [entry, top, 0, 0, 0, 0]) == Err(Error::BadAddress),
+                "bad stack top accepted"
+            );
+        }
+    }
     check!(spin_user::thread_join(12345) == Err(Error::BadHandle), "bogus thread accepted");
     check!(spin_user::sem_signal(777) == Err(Error::BadHandle), "bogus semaphore accepted");
     check!(spin_user::sem_wait(0) == Err(Error::BadHandle), "semaphore 0 accepted");
