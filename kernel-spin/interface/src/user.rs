@@ -127,15 +127,6 @@ impl Process {
     }
 }
 
-/// Where a user context resumes: the registers a system call's return
-/// (or a redirect) sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct UserResume {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rflags: u64,
-}
-
 /// A place to resume user code whose RIP is known to be a user address
 /// (what `sysretq` needs to be safe). Made only by [`ResumePoint::new`],
 /// which checks RIP and that the 8 bytes below RSP are user space (see
@@ -189,9 +180,7 @@ pub struct Core {
     pub killed: fn() -> bool,
     pub copy_from_user: fn(u64, &mut [u8]) -> Result<(), Error>,
     pub copy_to_user: fn(u64, &[u8]) -> Result<(), Error>,
-    pub syscall_resume: fn() -> UserResume,
-    pub set_syscall_resume: fn(UserResume) -> Result<(), Error>,
-    pub switch_process: fn(u32) -> Result<(), Error>,
+    pub syscall_resume: fn() -> Result<ResumePoint, Error>,
     pub transfer: fn(u32, ResumePoint) -> Result<(ResumePoint, u32), Error>,
     pub exchange_resume: fn(ResumePoint) -> Result<ResumePoint, Error>,
     pub set_fault_handler: fn(u64, u64, u64) -> Result<(), Error>,
@@ -210,8 +199,6 @@ static UNBOUND: Core = Core {
     copy_from_user: |_, _| crate::not_installed("User"),
     copy_to_user: |_, _| crate::not_installed("User"),
     syscall_resume: || crate::not_installed("User"),
-    set_syscall_resume: |_| crate::not_installed("User"),
-    switch_process: |_| crate::not_installed("User"),
     transfer: |_, _| crate::not_installed("User"),
     exchange_resume: |_| crate::not_installed("User"),
     set_fault_handler: |_, _, _| crate::not_installed("User"),
@@ -353,30 +340,13 @@ impl UserServices {
         (core().copy_to_user)(va, data)
     }
 
-    /// Where the current system call returns to (all zero outside one).
-    pub fn syscall_resume(&self) -> UserResume {
-        (core().syscall_resume)()
-    }
-
-    /// Where the current system call returns to, as a resume point
-    /// (`BadState` outside a system call).
+    /// Where the current system call returns to, as the kernel saved it
+    /// (`BadState` outside a system call). Made by the kernel, like the
+    /// points [`UserServices::transfer`] and
+    /// [`UserServices::exchange_resume`] hand back: the process's RSP is
+    /// not checked (see [`ResumePoint`]).
     pub fn syscall_resume_point(&self) -> Result<ResumePoint, Error> {
-        match (core().syscall_resume)() {
-            UserResume { rip: 0, .. } => Err(Error::BadState),
-            r => ResumePoint::new(r.rip, r.rsp),
-        }
-    }
-
-    /// Make the current system call return to `r` instead (RIP and RSP
-    /// must be user addresses).
-    pub fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
-        check_user_resume(r.rip, r.rsp)?;
-        (core().set_syscall_resume)(r)
-    }
-
-    /// Run the current strand in `p`'s address space from now on.
-    pub fn switch_process(&self, p: Process) -> Result<(), Error> {
-        (core().switch_process)(p.0)
+        (core().syscall_resume)()
     }
 
     /// The cross-address-space call's one step, in one kernel operation:

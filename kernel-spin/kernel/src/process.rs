@@ -20,7 +20,7 @@ use spin_interface::strand;
 use spin_interface::sync::{Condition, Mutex as BlockingMutex};
 use spin_interface::threads::ThreadId;
 use spin_interface::translation::{Context, Prot};
-use spin_interface::user::{self, ResumePoint, UserResume};
+use spin_interface::user::{self, ResumePoint};
 
 /// A process number: table slot in the low 8 bits, the slot's generation
 /// above, so a number is never reused for a later process (extensions key
@@ -520,31 +520,11 @@ fn copy_to_user(va: u64, data: &[u8]) -> Result<(), Error> {
     })
 }
 
-fn syscall_resume() -> UserResume {
-    // Outside a system call there is none: all zero.
-    let Ok(s) = syscall_frame() else { return UserResume::default() };
+fn syscall_resume() -> Result<ResumePoint, Error> {
+    let s = syscall_frame()?;
     // SAFETY: during a system call the entry stub saved RFLAGS, RIP and
     // RSP (upward) at the top of the current strand's kernel stack.
-    unsafe { UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() } }
-}
-
-fn set_syscall_resume(r: UserResume) -> Result<(), Error> {
-    let s = syscall_frame()?;
-    // SAFETY: as in `syscall_resume`; the interface checked RIP and RSP
-    // are user addresses, and RFLAGS is forced to a plain user value.
-    unsafe {
-        s.write((r.rflags & 0xcd5) | 0x202);
-        s.add(1).write(r.rip);
-        s.add(2).write(r.rsp);
-    }
-    Ok(())
-}
-
-fn switch_process(p: u32) -> Result<(), Error> {
-    syscall_frame()?;
-    let root = with_proc(p, |x| x.root).ok_or(Error::BadHandle)?;
-    strands::set_space(current_strand(), root, p as u64 + 1, true);
-    Ok(())
+    unsafe { Ok(ResumePoint::from_saved(key(), s.add(1).read(), s.add(2).read())) }
 }
 
 /// The resume words of the current system call, `[RFLAGS, RIP, RSP]`.
@@ -602,8 +582,6 @@ static CORE: user::Core = user::Core {
     copy_from_user,
     copy_to_user,
     syscall_resume,
-    set_syscall_resume,
-    switch_process,
     transfer,
     exchange_resume,
     set_fault_handler,
