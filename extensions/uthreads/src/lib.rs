@@ -134,14 +134,13 @@ fn with_package<R>(f: impl FnOnce(&mut Package) -> Result<R, Error>) -> Result<R
     let process = user().current_process().ok_or(Error::BadState)?;
     let mut all = PACKAGES.lock();
     let slot = all.get_mut(process.slot()).ok_or(Error::BadState)?;
-    match slot {
-        Some(pkg) if pkg.process == process => f(pkg),
+    // One call of `f`, so that it is inlined here (the switch path).
+    let pkg = match slot {
+        Some(pkg) if pkg.process == process => pkg,
         // None, or a package a reaped process left (if it was never told).
-        _ => {
-            let here = user().syscall_resume_point()?;
-            f(slot.insert(new_package(process, here)))
-        }
-    }
+        _ => slot.insert(new_package(process, user().syscall_resume_point()?)),
+    };
+    f(pkg)
 }
 
 #[cold]
