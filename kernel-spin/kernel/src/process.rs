@@ -340,8 +340,10 @@ fn end_process(pid: Pid, code: i64) -> bool {
 /// it called into) has been killed by the kernel.
 fn current_killed() -> bool {
     let home = HOME[current_strand()].load(Ordering::Relaxed).checked_sub(1);
+    let here = current_pid();
     let ask = |p: Option<Pid>, f: fn(&Proc) -> bool| p.and_then(|p| with_proc(p, |p| f(p))).unwrap_or(false);
-    ask(home, |p| p.killed) || ask(current_pid(), |p| p.evicted)
+    // At home (the usual case) one lookup: an evicted process is killed too.
+    ask(home, |p| p.killed) || (here != home && ask(here, |p| p.evicted))
 }
 
 /// The timer interrupted user code: end the thread if it must end (see
