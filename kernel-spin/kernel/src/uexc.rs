@@ -160,13 +160,15 @@ const VECTORS: [u8; 5] = [
 /// One stub (see the module documentation). `$cs` is where the saved CS
 /// sits (8 without an error code, 16 with one), `$err` whether the CPU
 /// pushed an error code, `$find` the instructions that leave the raised
-/// event's address in RCX (or jump to `8f` for the general path), `$addr`
-/// those that leave the faulting address in RAX.
+/// event's address in RCX (or jump to `8f` for the general path), `using`
+/// the operands only those instructions name (each stub declares just what
+/// it uses: `naked_asm!` rejects unused operands), `$addr` the
+/// instructions that leave the faulting address in RAX.
 ///
 /// After the three pushes the interrupt frame starts at `rsp + 24`
 /// (+ 8 with an error code): RIP, CS, RFLAGS, RSP, SS.
 macro_rules! stub {
-    ($name:ident, $vector:expr, $k:expr, cs = $cs:literal, err = $err:tt, find = [$($find:literal),*], addr = [$($addr:literal),*]) => {
+    ($name:ident, $vector:expr, $k:expr, cs = $cs:literal, err = $err:tt, find = [$($find:literal),*], using = { $($ops:tt)* }, addr = [$($addr:literal),*]) => {
         #[unsafe(naked)]
         extern "C" fn $name() {
             naked_asm!(
@@ -244,11 +246,7 @@ macro_rules! stub {
                 t_rsp = const offset_of!(TrapInfo, rsp),
                 t_rflags = const offset_of!(TrapInfo, rflags),
                 t_rdi = const offset_of!(TrapInfo, rdi),
-                pnp = sym translation::PAGE_NOT_PRESENT,
-                pfault = sym translation::PROTECTION_FAULT,
-                exception = sym user::EXCEPTION,
-                user_start = const translation::USER_START,
-                user_span = sym USER_SPAN,
+                $($ops)*
             )
         }
     };
@@ -271,7 +269,8 @@ macro_rules! exception_stub {
             $k,
             cs = $cs,
             err = $err,
-            find = ["lea rcx, [rip + {exception}]", "/* {pnp} {pfault} {user_start} {user_span} */"],
+            find = ["lea rcx, [rip + {exception}]"],
+            using = { exception = sym user::EXCEPTION },
             addr = ["xor eax, eax"]
         );
     };
@@ -301,9 +300,14 @@ stub!(
         "test byte ptr [rsp + 24], 1", // error bit 0: a present page
         "jnz 1f",
         "lea rcx, [rip + {pnp}]",
-        "1:",
-        "/* {exception} */"
+        "1:"
     ],
+    using = {
+        pnp = sym translation::PAGE_NOT_PRESENT,
+        pfault = sym translation::PROTECTION_FAULT,
+        user_start = const translation::USER_START,
+        user_span = sym USER_SPAN,
+    },
     addr = ["mov rax, cr2"]
 );
 
