@@ -314,13 +314,15 @@ impl UserServices {
         (core().exit_process)(code)
     }
 
-    /// Whether the current thread's process has been asked to end.
+    /// Whether the current thread must end: its process has been asked to
+    /// end, or the process whose address space it is in (a server it
+    /// called into) has been killed by the kernel.
     pub fn killed(&self) -> bool {
         (core().killed)()
     }
 
-    /// If the current process has been asked to end, end the current
-    /// thread (never returns then). Call it with no lock held and nothing
+    /// If the current thread must end (see [`UserServices::killed`]), end
+    /// it (never returns then). Call it with no lock held and nothing
     /// to drop: a handler that blocked calls it after waking up.
     pub fn end_if_killed(&self) {
         if (core().killed)() {
