@@ -38,7 +38,7 @@ use alloc::boxed::Box;
 use spin_interface::abi::{Error, Return, nr};
 use spin_interface::sync::{Once, SpinLock};
 use spin_interface::user::{
-    self, MAX_PROCESSES, Process, ResumePoint, SYSTEM_CALLS, SyscallArgs, UserServices, check_user_range,
+    self, MAX_PROCESSES, Process, ResumePoint, SYSTEM_CALLS, SyscallArgs, UserServices,
 };
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
@@ -134,14 +134,13 @@ fn with_package<R>(f: impl FnOnce(&mut Package) -> Result<R, Error>) -> Result<R
     let process = user().current_process().ok_or(Error::BadState)?;
     let mut all = PACKAGES.lock();
     let slot = all.get_mut(process.slot()).ok_or(Error::BadState)?;
-    match slot {
-        Some(pkg) if pkg.process == process => f(pkg),
+    // One call of `f`, so that it is inlined here (the switch path).
+    let pkg = match slot {
+        Some(pkg) if pkg.process == process => pkg,
         // None, or a package a reaped process left (if it was never told).
-        _ => {
-            let here = user().syscall_resume_point()?;
-            f(slot.insert(new_package(process, here)))
-        }
-    }
+        _ => slot.insert(new_package(process, user().syscall_resume_point()?)),
+    };
+    f(pkg)
 }
 
 #[cold]
@@ -216,9 +215,10 @@ impl Package {
 fn fork(a: SyscallArgs) -> Return {
     let [entry, stack_top, arg, ..] = a.0;
     let run = || {
-        check_user_range(entry, 1)?;
-        check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
-        let start = ResumePoint::new(entry, stack_top - 8)?;
+        // Entered as if called: RSP = stack top − 8. The one check is the
+        // resume point's (RIP a user address, the 8 bytes below RSP user
+        // space); a stack top below 8 wraps and fails it.
+        let start = ResumePoint::new(entry, stack_top.wrapping_sub(8))?;
         with_package(|p| {
             let id = p.threads.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
             p.threads[id] =

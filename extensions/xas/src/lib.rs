@@ -13,6 +13,12 @@
 //! innermost); a dead server's handle answers `BadHandle`, and a server's
 //! registration goes when its process is reaped.
 //!
+//! A thread that ends while in calls (killed, or its server killed: the
+//! kernel ends the strands inside a killed process's space, see
+//! `User.ThreadEnded`) leaves them: its calls are dropped, so their
+//! servers take new calls. The kernel reaps a server only once no strand
+//! is inside its space.
+//!
 //! # The call path
 //!
 //! Servers sit in a fixed table by handle, and each strand's innermost
@@ -26,9 +32,7 @@
 use spin_interface::abi::{Error, Return, nr};
 use spin_interface::strand::{self, MAX_STRANDS, Strand};
 use spin_interface::sync::{Once, SpinLock};
-use spin_interface::user::{
-    self, Process, ResumePoint, SYSTEM_CALLS, SyscallArgs, UserServices, check_user_range,
-};
+use spin_interface::user::{self, Process, ResumePoint, SYSTEM_CALLS, SyscallArgs, UserServices};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
@@ -83,6 +87,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     SYSTEM_CALLS[nr::XAS_CALL as usize].install(me, call, None)?;
     SYSTEM_CALLS[nr::XAS_RETURN as usize].install(me, ret, None)?;
     user::PROCESS_REAPED.install(me, reaped, None)?;
+    user::THREAD_ENDED.install(me, thread_ended, None)?;
     Ok(ExportTable::new().procedure("Xas", "servers", servers))
 }
 
@@ -94,9 +99,10 @@ fn servers(_: ()) -> usize {
 fn register(a: SyscallArgs) -> Return {
     let [entry, stack_top, ..] = a.0;
     let run = || {
-        check_user_range(entry, 1)?;
-        check_user_range(stack_top.checked_sub(8).ok_or(Error::BadAddress)?, 8)?;
-        let entry = ResumePoint::new(entry, stack_top - 8)?;
+        // Entered as if called: RSP = stack top − 8. The one check is the
+        // resume point's (RIP a user address, the 8 bytes below RSP user
+        // space); a stack top below 8 wraps and fails it.
+        let entry = ResumePoint::new(entry, stack_top.wrapping_sub(8))?;
         let process = user().current_process().ok_or(Error::BadState)?;
         let mut t = TABLE.lock();
         let free = t.servers.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
@@ -106,8 +112,10 @@ fn register(a: SyscallArgs) -> Return {
     run().into()
 }
 
-/// A process ended: its registrations go (a call still running in it has
-/// lost its server; its strand ended with the process or left it).
+/// A process ended: its registrations go. No strand is inside its space
+/// (the kernel reaps only then); a strand that called it and went on into
+/// another server finds it gone on the way back (`xas_return` answers
+/// `BadHandle`: the kernel refuses to move a strand into a reaped space).
 fn reaped(p: Process) {
     let mut t = TABLE.lock();
     for s in t.servers.iter_mut() {
@@ -115,6 +123,23 @@ fn reaped(p: Process) {
             *s = None;
         }
     }
+}
+
+/// A thread ended on `strand`: drop the calls it was in, innermost first.
+fn thread_ended(strand: Strand) {
+    let mut t = TABLE.lock();
+    let Some(&first) = t.innermost.get(strand.index()) else { return };
+    let mut at = first;
+    while let Some(server) = t.servers.get_mut(at as usize).and_then(Option::as_mut) {
+        match server.active {
+            Some(c) if c.strand == strand => {
+                server.active = None;
+                at = c.outer;
+            }
+            _ => break,
+        }
+    }
+    t.innermost[strand.index()] = NONE;
 }
 
 fn call(a: SyscallArgs) -> Return {

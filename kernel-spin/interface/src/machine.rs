@@ -2,31 +2,34 @@
 //! interrupt, reading the tick count), implemented by the kernel core.
 
 use crate::key::KernelKey;
-use spin::Once;
+use spin_trusted::RefSlot;
 
-/// What the kernel core provides for this module.
-pub trait Backend: Sync {
+/// The kernel core's machine procedures, bound once at boot by
+/// [`install`]: a call is a load of the table and an indirect call.
+pub struct Core {
     /// Enable interrupts and halt until the next one.
-    fn idle(&self);
+    pub idle: fn(),
     /// Timer ticks since boot.
-    fn ticks(&self) -> u64;
+    pub ticks: fn() -> u64,
 }
 
-static BACKEND: Once<&'static dyn Backend> = Once::new();
+/// Before the kernel binds its table: idling returns at once and the
+/// clock reads 0 (both harmless, unlike the other services' defaults).
+static UNBOUND: Core = Core { idle: || {}, ticks: || 0 };
 
-/// Install the kernel's implementation (once).
-pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
-    BACKEND.call_once(|| backend);
+static CORE: RefSlot<Core> = RefSlot::new(&UNBOUND);
+
+/// Bind the kernel's implementation.
+pub fn install(_key: &KernelKey, core: &'static Core) {
+    CORE.set(core);
 }
 
 /// Wait for the next interrupt (the scheduler's idle loop).
 pub fn idle() {
-    if let Some(b) = BACKEND.get() {
-        b.idle()
-    }
+    (CORE.get().idle)()
 }
 
-/// Timer ticks since boot (0 before the kernel installs the backend).
+/// Timer ticks since boot (0 before the kernel binds its table).
 pub fn ticks() -> u64 {
-    BACKEND.get().map_or(0, |b| b.ticks())
+    (CORE.get().ticks)()
 }

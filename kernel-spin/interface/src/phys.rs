@@ -9,7 +9,7 @@
 
 use crate::event::{Combine, Event};
 use crate::key::KernelKey;
-use spin::Once;
+use spin_trusted::RefSlot;
 
 /// Why a memory operation failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,28 +34,42 @@ pub enum MemError {
     InUse,
 }
 
-/// What the kernel core provides for physical memory.
-pub trait Backend: Sync {
-    fn allocate(&self) -> Option<u64>;
-    fn free(&self, pa: u64);
-    fn read(&self, pa: u64, offset: usize, buf: &mut [u8]);
-    fn write(&self, pa: u64, offset: usize, data: &[u8]);
-    fn free_count(&self) -> u64;
+/// The kernel core's physical-memory procedures, bound once at boot by
+/// [`install`]: a call is a load of the table and an indirect call, with
+/// nothing to check first. Frames are named by physical address; the
+/// interface checks offsets and lengths before `read` and `write`.
+pub struct Core {
+    /// A zeroed free frame, if any.
+    pub allocate: fn() -> Option<u64>,
+    /// Return a frame a [`PhysPage`] owned.
+    pub free: fn(u64),
+    /// Copy from a frame at an offset (`offset + buf.len() <= PAGE`).
+    pub read: fn(u64, usize, &mut [u8]),
+    /// Copy into a frame at an offset (`offset + data.len() <= PAGE`).
+    pub write: fn(u64, usize, &[u8]),
+    /// Free frames in the machine.
+    pub free_count: fn() -> u64,
 }
 
-static BACKEND: Once<&'static dyn Backend> = Once::new();
+/// Before the kernel binds its table: every procedure reports a boot-order bug.
+static UNBOUND: Core = Core {
+    allocate: || crate::not_installed("PhysAddr"),
+    free: |_| crate::not_installed("PhysAddr"),
+    read: |_, _, _| crate::not_installed("PhysAddr"),
+    write: |_, _, _| crate::not_installed("PhysAddr"),
+    free_count: || crate::not_installed("PhysAddr"),
+};
 
-/// Install the kernel's implementation (once).
-pub fn install(_key: &KernelKey, backend: &'static dyn Backend) {
-    BACKEND.call_once(|| backend);
+static CORE: RefSlot<Core> = RefSlot::new(&UNBOUND);
+
+/// Bind the kernel's implementation.
+pub fn install(_key: &KernelKey, core: &'static Core) {
+    CORE.set(core);
 }
 
 #[inline(always)]
-fn backend() -> &'static dyn Backend {
-    match BACKEND.get() {
-        Some(b) => *b,
-        None => crate::not_installed("PhysAddr"),
-    }
+fn core() -> &'static Core {
+    CORE.get()
 }
 
 /// One physical page, owned. Zeroed when allocated.
@@ -81,14 +95,14 @@ pub static RECLAIM: Event<u64, u64> = Event::new("PhysAddr.Reclaim", no_reclaim,
 
 /// Allocate a zeroed page, reclaiming once if memory is exhausted.
 pub fn allocate() -> Result<PhysPage, MemError> {
-    let b = backend();
-    let pa = match b.allocate() {
+    let c = core();
+    let pa = match (c.allocate)() {
         Some(pa) => pa,
         None => {
             // Ask the extensions that hold pages to give some back; a faulty
             // handler is unloaded and does not count.
             let _ = RECLAIM.raise_contained(1);
-            b.allocate().ok_or(MemError::OutOfMemory)?
+            (c.allocate)().ok_or(MemError::OutOfMemory)?
         }
     };
     Ok(PhysPage { pa })
@@ -96,7 +110,7 @@ pub fn allocate() -> Result<PhysPage, MemError> {
 
 /// Free frames in the machine.
 pub fn free_pages() -> u64 {
-    backend().free_count()
+    (core().free_count)()
 }
 
 impl PhysPage {
@@ -109,7 +123,7 @@ impl PhysPage {
         if offset.checked_add(buf.len()).is_none_or(|end| end > PAGE) {
             return Err(MemError::OutOfRange);
         }
-        backend().read(self.pa, offset, buf);
+        (core().read)(self.pa, offset, buf);
         Ok(())
     }
 
@@ -117,7 +131,7 @@ impl PhysPage {
         if offset.checked_add(data.len()).is_none_or(|end| end > PAGE) {
             return Err(MemError::OutOfRange);
         }
-        backend().write(self.pa, offset, data);
+        (core().write)(self.pa, offset, data);
         Ok(())
     }
 
@@ -141,6 +155,6 @@ impl PhysPage {
 
 impl Drop for PhysPage {
     fn drop(&mut self) {
-        backend().free(self.pa);
+        (core().free)(self.pa);
     }
 }

@@ -19,6 +19,7 @@ use crate::abi::{self, Error, Return};
 use crate::event::{Combine, Event};
 use crate::key::KernelKey;
 use crate::phys::MemError;
+use crate::strand::Strand;
 use crate::threads::ThreadId;
 use crate::translation::{self, Context, FaultAction, FaultInfo, Prot, VirtRange};
 use spin_trusted::RefSlot;
@@ -89,6 +90,15 @@ pub static PROCESS_REAPED: Event<Process, ()> = Event::new("User.ProcessReaped",
 /// Raised contained by the kernel, once per process, on the killer's strand.
 pub static PROCESS_KILLED: Event<Process, ()> = Event::new("User.ProcessKilled", nothing, Combine::Last);
 
+fn nothing_for(_: Strand) {}
+
+/// A process's thread has ended, on this strand (raised contained by the
+/// kernel on the ending strand, after it has left every address space):
+/// extensions drop what they kept for the strand, such as the
+/// cross-address-space calls it was in. The strand's number may be reused
+/// by a later strand.
+pub static THREAD_ENDED: Event<Strand, ()> = Event::new("User.ThreadEnded", nothing_for, Combine::Last);
+
 /// Most processes at once: [`Process::slot`] is below this.
 pub const MAX_PROCESSES: usize = 256;
 
@@ -115,15 +125,6 @@ impl Process {
     pub fn slot(self) -> usize {
         (self.0 & 0xff) as usize
     }
-}
-
-/// Where a user context resumes: the registers a system call's return
-/// (or a redirect) sets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct UserResume {
-    pub rip: u64,
-    pub rsp: u64,
-    pub rflags: u64,
 }
 
 /// A place to resume user code whose RIP is known to be a user address
@@ -179,9 +180,7 @@ pub struct Core {
     pub killed: fn() -> bool,
     pub copy_from_user: fn(u64, &mut [u8]) -> Result<(), Error>,
     pub copy_to_user: fn(u64, &[u8]) -> Result<(), Error>,
-    pub syscall_resume: fn() -> UserResume,
-    pub set_syscall_resume: fn(UserResume) -> Result<(), Error>,
-    pub switch_process: fn(u32) -> Result<(), Error>,
+    pub syscall_resume: fn() -> Result<ResumePoint, Error>,
     pub transfer: fn(u32, ResumePoint) -> Result<(ResumePoint, u32), Error>,
     pub exchange_resume: fn(ResumePoint) -> Result<ResumePoint, Error>,
     pub set_fault_handler: fn(u64, u64, u64) -> Result<(), Error>,
@@ -200,8 +199,6 @@ static UNBOUND: Core = Core {
     copy_from_user: |_, _| crate::not_installed("User"),
     copy_to_user: |_, _| crate::not_installed("User"),
     syscall_resume: || crate::not_installed("User"),
-    set_syscall_resume: |_| crate::not_installed("User"),
-    switch_process: |_| crate::not_installed("User"),
     transfer: |_, _| crate::not_installed("User"),
     exchange_resume: |_| crate::not_installed("User"),
     set_fault_handler: |_, _, _| crate::not_installed("User"),
@@ -317,13 +314,15 @@ impl UserServices {
         (core().exit_process)(code)
     }
 
-    /// Whether the current thread's process has been asked to end.
+    /// Whether the current thread must end: its process has been asked to
+    /// end, or the process whose address space it is in (a server it
+    /// called into) has been killed by the kernel.
     pub fn killed(&self) -> bool {
         (core().killed)()
     }
 
-    /// If the current process has been asked to end, end the current
-    /// thread (never returns then). Call it with no lock held and nothing
+    /// If the current thread must end (see [`UserServices::killed`]), end
+    /// it (never returns then). Call it with no lock held and nothing
     /// to drop: a handler that blocked calls it after waking up.
     pub fn end_if_killed(&self) {
         if (core().killed)() {
@@ -343,30 +342,13 @@ impl UserServices {
         (core().copy_to_user)(va, data)
     }
 
-    /// Where the current system call returns to (all zero outside one).
-    pub fn syscall_resume(&self) -> UserResume {
-        (core().syscall_resume)()
-    }
-
-    /// Where the current system call returns to, as a resume point
-    /// (`BadState` outside a system call).
+    /// Where the current system call returns to, as the kernel saved it
+    /// (`BadState` outside a system call). Made by the kernel, like the
+    /// points [`UserServices::transfer`] and
+    /// [`UserServices::exchange_resume`] hand back: the process's RSP is
+    /// not checked (see [`ResumePoint`]).
     pub fn syscall_resume_point(&self) -> Result<ResumePoint, Error> {
-        match (core().syscall_resume)() {
-            UserResume { rip: 0, .. } => Err(Error::BadState),
-            r => ResumePoint::new(r.rip, r.rsp),
-        }
-    }
-
-    /// Make the current system call return to `r` instead (RIP and RSP
-    /// must be user addresses).
-    pub fn set_syscall_resume(&self, r: UserResume) -> Result<(), Error> {
-        check_user_resume(r.rip, r.rsp)?;
-        (core().set_syscall_resume)(r)
-    }
-
-    /// Run the current strand in `p`'s address space from now on.
-    pub fn switch_process(&self, p: Process) -> Result<(), Error> {
-        (core().switch_process)(p.0)
+        (core().syscall_resume)()
     }
 
     /// The cross-address-space call's one step, in one kernel operation:

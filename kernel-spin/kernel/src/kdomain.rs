@@ -107,6 +107,7 @@ pub fn init(key: &'static KernelKey) {
     }
     user::PROCESS_REAPED.define(me, user_service_holders).expect("defined once");
     user::PROCESS_KILLED.define(me, user_service_holders).expect("defined once");
+    user::THREAD_ENDED.define(me, user_service_holders).expect("defined once");
     for e in [
         &translation::PAGE_NOT_PRESENT,
         &translation::PROTECTION_FAULT,

@@ -38,6 +38,10 @@ pub const TESTS: &[Test] = &[
         name: "spin::joins_that_could_never_end_are_refused",
         run: joins_that_could_never_end_are_refused,
     },
+    Test {
+        name: "spin::xas_server_with_a_visitor_is_not_reaped",
+        run: xas_server_with_a_visitor_is_not_reaped,
+    },
 ];
 
 /// #DB (TF single-step and ICEBP) and #SS from ring 3, with no handler,
@@ -157,5 +161,58 @@ fn only_a_system_call_frame_is_taken_for_one() -> Result<(), String> {
     // A fresh strand: kernel words, whatever they are, not the label.
     stack[3..].copy_from_slice(&[top, 0, 0, 0, 0]);
     ensure!(!in_progress(top), "a fresh stack was taken for a system call");
+    Ok(())
+}
+
+/// Yield until a strand is inside `pid`'s address space (at most ~20 ticks).
+fn until_occupied(pid: process::Pid) -> Result<(), String> {
+    let start = shared_hal::apic::ticks();
+    while !process::occupied(pid) {
+        ensure!(shared_hal::apic::ticks() < start + 20, "no strand entered process {pid}");
+        ensure_eq!(crate::imports::YIELD.call(()), Ok(()));
+    }
+    Ok(())
+}
+
+/// A cross-address-space server whose main thread has ended still has a
+/// visitor while a client's strand is inside it: it is not reaped then
+/// (its page tables would be freed under the running strand). Killing the
+/// server ends the visitor (the client's thread ends, its process records
+/// `KILLED_BY_KERNEL`), and the server can be reaped. Killing a client
+/// ends its strand inside the server too, and the call it was in is
+/// dropped: the server takes the next call. spin-usertests modes 20
+/// (server), 21 (a call that never returns) and 22 (a call of 5 → 6).
+fn xas_server_with_a_visitor_is_not_reaped() -> Result<(), String> {
+    let frames = phys::free_pages();
+    let procs = process::live();
+    let spawn =
+        |mode: u64, arg: u64| process::spawn("spin-usertests", [mode, arg]).map_err(|e| format!("{e:?}"));
+    // The server's own thread ends: only the visitor keeps it occupied.
+    let server = spawn(20, 0)?;
+    let handle = process::wait(server).ok_or("server vanished")?;
+    ensure!(handle > 0, "registration failed: {handle}");
+    let client = spawn(21, handle as u64)?;
+    until_occupied(server)?;
+    ensure!(!process::reap(server), "reaped a server with a client inside");
+    ensure_eq!(process::live(), procs + 2);
+    // A killed server takes no new calls, and its visitor ends.
+    ensure!(process::kill(server), "the server vanished");
+    ensure_eq!(process::run("spin-usertests", [22, handle as u64]), Ok(-1));
+    ensure_eq!(process::wait(client), Some(KILLED_BY_KERNEL));
+    ensure!(!process::occupied(server), "the visitor is still inside");
+    ensure!(process::reap(server), "could not reap the server once empty");
+    ensure!(process::reap(client), "could not reap the client");
+    // Killing a client inside a server ends it there and drops its call.
+    let server = spawn(20, 0)?;
+    let handle = process::wait(server).ok_or("server vanished")?;
+    let client = spawn(21, handle as u64)?;
+    until_occupied(server)?;
+    ensure!(process::kill(client), "the client vanished");
+    ensure_eq!(process::wait(client), Some(KILLED_BY_KERNEL));
+    ensure!(process::reap(client), "could not reap the client");
+    ensure_eq!(process::run("spin-usertests", [22, handle as u64]), Ok(6));
+    ensure!(process::reap(server), "could not reap the second server");
+    ensure_eq!(process::live(), procs);
+    ensure_eq!(phys::free_pages(), frames);
     Ok(())
 }

@@ -20,7 +20,7 @@ use spin_interface::strand;
 use spin_interface::sync::{Condition, Mutex as BlockingMutex};
 use spin_interface::threads::ThreadId;
 use spin_interface::translation::{Context, Prot};
-use spin_interface::user::{self, ResumePoint, UserResume};
+use spin_interface::user::{self, ResumePoint};
 
 /// A process number: table slot in the low 8 bits, the slot's generation
 /// above, so a number is never reused for a later process (extensions key
@@ -36,6 +36,11 @@ struct Proc {
     exit_code: Option<i64>,
     /// Asked to die: its threads end at their next timer tick in user mode.
     killed: bool,
+    /// Killed by the kernel ([`kill`]), not ended by its own `exit`: the
+    /// strands of other processes inside its space end too, and it takes
+    /// no new cross-address-space calls. (A server that `exit`s after
+    /// registering keeps serving: its space stays until it is reaped.)
+    evicted: bool,
 }
 
 static PROCS: Mutex<Vec<Option<Proc>>> = Mutex::new(Vec::new());
@@ -56,8 +61,9 @@ pub fn tag_index(pid: Pid) -> usize {
 }
 
 const _: () = assert!(MAX_PROCS < 256, "slot + 1 must fit the tag's low byte");
-/// Each live process's page-table root (0: no such process), readable
-/// without the lock on the cross-address-space path.
+/// Each live process's page-table root, readable without the lock on the
+/// cross-address-space path (0: no such process, or one that was killed:
+/// it takes no more cross-address-space calls).
 static ROOTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Each slot's generation (the high bits of its current Pid).
 static GENS: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
@@ -205,7 +211,8 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
         if slot == procs.len() {
             procs.push(None);
         }
-        procs[slot] = Some(Proc { ctx: ctx.id(), root, threads: 0, exit_code: None, killed: false });
+        procs[slot] =
+            Some(Proc { ctx: ctx.id(), root, threads: 0, exit_code: None, killed: false, evicted: false });
         let generation = GENS[slot].load(Ordering::Relaxed).wrapping_add(1) & 0x00ff_ffff;
         GENS[slot].store(generation, Ordering::Release);
         CONTEXTS[slot].store(ctx.id(), Ordering::Release);
@@ -282,7 +289,11 @@ pub fn exit_current(code: Option<i64>) -> ! {
             p.threads == 0
         });
         HOME[me].store(0, Ordering::Relaxed);
+        // Out of whatever space it ran in (its own, or a server's during a
+        // cross-address-space call): that space may now be reaped.
         strands::set_space(me, paging::kernel_root(), 0, true);
+        // Extensions drop what they kept for the strand (calls it was in).
+        let _ = user::THREAD_ENDED.raise_contained(strand::current());
         if last == Some(true) {
             *FINISHED.lock() += 1;
             FINISHED_CV.broadcast();
@@ -295,11 +306,26 @@ pub fn exit_current(code: Option<i64>) -> ! {
 /// Ask process `pid` to end, with exit code [`KILLED_BY_KERNEL`] unless
 /// one is recorded already: threads in user mode end at their next timer
 /// tick there; threads blocked in an extension are woken by
-/// `User.ProcessKilled` and end when they see the flag. Returns whether
-/// the process exists.
+/// `User.ProcessKilled` and end when they see the flag. The same goes for
+/// other processes' threads inside its address space (clients in a
+/// cross-address-space call): they end too, recording
+/// [`KILLED_BY_KERNEL`] for their own process unless it has an exit code
+/// (SPIN's migrating thread dies with the server it is in). From now on
+/// the process takes no new cross-address-space calls (`BadHandle`).
+/// Returns whether the process exists.
 pub fn kill(pid: Pid) -> bool {
+    if with_proc(pid, |p| p.evicted = true).is_none() {
+        return false;
+    }
+    ROOTS[slot_index(pid)].store(0, Ordering::Release);
+    end_process(pid, KILLED_BY_KERNEL)
+}
+
+/// Ask process `pid`'s own threads to end (see [`kill`]), recording
+/// `code` unless an exit code is recorded already.
+fn end_process(pid: Pid, code: i64) -> bool {
     let first = with_proc(pid, |p| {
-        p.exit_code.get_or_insert(KILLED_BY_KERNEL);
+        p.exit_code.get_or_insert(code);
         !core::mem::replace(&mut p.killed, true)
     });
     if first == Some(true) {
@@ -309,22 +335,27 @@ pub fn kill(pid: Pid) -> bool {
     first.is_some()
 }
 
-/// Whether the current strand's process has been asked to end.
+/// Whether the current strand must end: its own process (its home) has
+/// been asked to end, or the one whose address space it is in (a server
+/// it called into) has been killed by the kernel.
 fn current_killed() -> bool {
-    let me = current_strand();
-    HOME[me].load(Ordering::Relaxed).checked_sub(1).and_then(|p| with_proc(p, |p| p.killed)).unwrap_or(false)
+    let home = HOME[current_strand()].load(Ordering::Relaxed).checked_sub(1);
+    let here = current_pid();
+    let ask = |p: Option<Pid>, f: fn(&Proc) -> bool| p.and_then(|p| with_proc(p, |p| f(p))).unwrap_or(false);
+    // At home (the usual case) one lookup: an evicted process is killed too.
+    ask(home, |p| p.killed) || (here != home && ask(here, |p| p.evicted))
 }
 
-/// The timer interrupted user code: end the thread if its process was
-/// killed, otherwise give the CPU to the next runnable strand (time
-/// slicing; user code holds no kernel locks, so switching here is safe).
+/// The timer interrupted user code: end the thread if it must end (see
+/// [`current_killed`]), otherwise give the CPU to the next runnable strand
+/// (time slicing; user code holds no kernel locks, so switching here is
+/// safe).
 pub fn on_user_tick() {
-    let killed = || current_pid().and_then(|p| with_proc(p, |p| p.killed)).unwrap_or(false);
-    if killed() {
+    if current_killed() {
         exit_current(Some(KILLED_BY_KERNEL));
     }
     let _ = imports::YIELD.call(());
-    if killed() {
+    if current_killed() {
         exit_current(Some(KILLED_BY_KERNEL));
     }
 }
@@ -341,13 +372,29 @@ pub fn wait(pid: Pid) -> Option<i64> {
     }
 }
 
+/// Whether a strand runs (or will run when resumed) in `pid`'s address
+/// space: one of its own threads, or a visitor in a cross-address-space
+/// call.
+pub fn occupied(pid: Pid) -> bool {
+    strands::any_tagged(pid as u64 + 1)
+}
+
 /// Free a finished process's address space and everything mapped in it.
+/// Refused (false) while the process has live threads, or while another
+/// process's strand is inside its space (a cross-address-space call in
+/// progress): reaping then would leave that strand running on freed page
+/// tables. Kill the process to make such visitors end (see [`kill`]), then
+/// reap again once they have.
 pub fn reap(pid: Pid) -> bool {
     let Some(s) = slot(pid) else { return false };
     let p = {
         let mut procs = PROCS.lock();
         match procs.get_mut(s) {
-            Some(slot @ Some(_)) if slot.as_ref().is_some_and(|p| p.threads == 0) => slot.take(),
+            // The kernel is not preempted: no strand can enter the space
+            // between this check and the removal of ROOTS below.
+            Some(slot @ Some(_)) if slot.as_ref().is_some_and(|p| p.threads == 0) && !occupied(pid) => {
+                slot.take()
+            }
             _ => None,
         }
     };
@@ -403,7 +450,7 @@ fn each_user_chunk(va: u64, len: usize, write: bool, mut f: impl FnMut(*mut u8, 
 /// Where the current system call's saved user RSP, RIP and RFLAGS are:
 /// the top of the entry stack, which is the running strand's kernel stack
 /// (a strand in a system call has a process, and switching to such a
-/// strand sets the entry stack; see `strands::switch`).
+/// strand sets the entry stack; see `strands::strand_switch`).
 #[inline(always)]
 fn saved_resume() -> *mut u64 {
     shared_hal::syscall::ENTRY_STACK.load(Ordering::Relaxed).wrapping_sub(24) as *mut u64
@@ -445,10 +492,7 @@ fn core_current_context() -> Option<u64> {
 
 fn core_exit_process(code: i64) -> ! {
     if let Some(pid) = HOME[current_strand()].load(Ordering::Relaxed).checked_sub(1) {
-        with_proc(pid, |p| {
-            p.exit_code.get_or_insert(code);
-        });
-        kill(pid);
+        end_process(pid, code);
     }
     exit_current(Some(code))
 }
@@ -478,31 +522,11 @@ fn copy_to_user(va: u64, data: &[u8]) -> Result<(), Error> {
     })
 }
 
-fn syscall_resume() -> UserResume {
-    // Outside a system call there is none: all zero.
-    let Ok(s) = syscall_frame() else { return UserResume::default() };
+fn syscall_resume() -> Result<ResumePoint, Error> {
+    let s = syscall_frame()?;
     // SAFETY: during a system call the entry stub saved RFLAGS, RIP and
     // RSP (upward) at the top of the current strand's kernel stack.
-    unsafe { UserResume { rflags: s.read(), rip: s.add(1).read(), rsp: s.add(2).read() } }
-}
-
-fn set_syscall_resume(r: UserResume) -> Result<(), Error> {
-    let s = syscall_frame()?;
-    // SAFETY: as in `syscall_resume`; the interface checked RIP and RSP
-    // are user addresses, and RFLAGS is forced to a plain user value.
-    unsafe {
-        s.write((r.rflags & 0xcd5) | 0x202);
-        s.add(1).write(r.rip);
-        s.add(2).write(r.rsp);
-    }
-    Ok(())
-}
-
-fn switch_process(p: u32) -> Result<(), Error> {
-    syscall_frame()?;
-    let root = with_proc(p, |x| x.root).ok_or(Error::BadHandle)?;
-    strands::set_space(current_strand(), root, p as u64 + 1, true);
-    Ok(())
+    unsafe { Ok(ResumePoint::from_saved(key(), s.add(1).read(), s.add(2).read())) }
 }
 
 /// The resume words of the current system call, `[RFLAGS, RIP, RSP]`.
@@ -560,8 +584,6 @@ static CORE: user::Core = user::Core {
     copy_from_user,
     copy_to_user,
     syscall_resume,
-    set_syscall_resume,
-    switch_process,
     transfer,
     exchange_resume,
     set_fault_handler,

@@ -374,10 +374,11 @@ fn dirty(ctx: u64, va: u64) -> Result<bool, MemError> {
 }
 
 /// The space of the process the current strand runs in, without the
-/// generation and liveness checks a context number needs: a running
-/// process's space is live (it is destroyed only when the process is
-/// reaped, after the process module has moved every strand out of it),
-/// and it is the one loaded in CR3 (`strands` loads a strand's root
+/// generation and liveness checks a context number needs: the running
+/// strand's tag names a live process (`process::reap` refuses while any
+/// strand, its own or a cross-address-space visitor, is tagged with it,
+/// and a strand's tag is cleared when its thread ends), so its space is
+/// live, and it is the one loaded in CR3 (`strands` loads a strand's root
 /// whenever it runs or its space changes).
 #[inline(always)]
 fn current_space() -> Result<&'static Space, MemError> {

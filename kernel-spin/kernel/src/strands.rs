@@ -19,7 +19,7 @@ const STACK_SIZE: usize = 16 * 1024;
 struct Stack([u8; STACK_SIZE]);
 
 /// Per-strand state the switch needs; each field is written only by the
-/// owner of the slot (create/destroy) or by `switch` (`rsp`). 64 bytes,
+/// owner of the slot (create/destroy) or by `strand_switch` (`rsp`). 64 bytes,
 /// so indexing is a shift.
 #[repr(C, align(64))]
 struct Slot {
@@ -71,8 +71,10 @@ pub fn loaded_root() -> u64 {
 }
 
 /// Load the kernel's own root now if `root` is loaded (an address space
-/// is about to be destroyed). Strands that still name `root` must never
-/// run in it again (the process module moves them first).
+/// is about to be destroyed). No strand may still name `root`: the process
+/// module destroys a process's space only when no strand is tagged with it
+/// ([`any_tagged`]; its own threads have ended and every visiting strand
+/// has left or ended), so only a running kernel strand can have it loaded.
 pub fn unload_root(root: u64) {
     if LOADED_ROOT.load(Ordering::Relaxed) == root {
         let k = paging::kernel_root();
@@ -80,6 +82,13 @@ pub fn unload_root(root: u64) {
         // SAFETY: the kernel root maps the whole kernel half, like every root.
         unsafe { shared_hal::cpu::set_cr3(k) };
     }
+}
+
+/// Whether a live strand is tagged `tag` (runs, or will run when resumed,
+/// in that process's address space). A scan of the strand table: for
+/// reaping, not for fast paths.
+pub fn any_tagged(tag: u64) -> bool {
+    SLOTS.iter().any(|s| s.used.load(Ordering::Acquire) && s.tag.load(Ordering::Relaxed) == tag)
 }
 
 /// The running strand's tag (1 + its process number, or 0).
@@ -111,7 +120,7 @@ pub fn set_space(s: usize, root: u64, tag: u64, running: bool) {
     SLOTS[s].tag.store(tag, Ordering::Relaxed);
     if running {
         if TAG.swap(tag, Ordering::Relaxed) == 0 && tag != 0 {
-            // It may enter ring 3 from now on: see `switch`.
+            // It may enter ring 3 from now on: see `strand_switch`.
             gdt::set_kernel_stack(SLOTS[s].top.load(Ordering::Relaxed));
         }
         if LOADED_ROOT.load(Ordering::Relaxed) != root {
@@ -202,7 +211,7 @@ fn strand_switch(from: u32, to: u32) {
         unsafe { shared_hal::cpu::set_cr3(root) };
     }
     // SAFETY: `from` is the running strand (its slot receives the RSP);
-    // `to` holds an RSP saved by `switch` or made by `prepare_stack`, on
+    // `to` holds an RSP saved by `context::switch` or made by `prepare_stack`, on
     // a stack its slot owns.
     unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
 }

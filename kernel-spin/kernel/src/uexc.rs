@@ -1,6 +1,7 @@
 //! User exceptions (ring 0, trusted): kernel-spin's own entry stubs for the
 //! exceptions ring 3 can raise (#DE, #BP, #UD, #GP, #PF), the fault events
-//! they raise, and reflection to the handler a process registered.
+//! they raise, and reflection to the handler a process registered. The
+//! stubs' assembly is in the child module `stubs` (`uexc/stubs.rs`).
 //!
 //! # The fast path: an inlined reflecting handler
 //!
@@ -16,10 +17,13 @@
 //! 1. the process's reflection record, by the low byte of the running
 //!    strand's tag (1 + pid; record 0 is "no process" and never valid);
 //! 2. the page-table entry that maps its `TrapInfo` area, found once at
-//!    registration, must still be present, user and writable (one `lea`
-//!    and a `test`: the three low bits of `entry + 1` are zero only if all
+//!    registration, must still be present, user and writable (a `not`
+//!    and a `test`: the three low bits of `!entry` are zero only if all
 //!    three are set); the area's kernel address is the frame plus the
-//!    physical-window offset plus the area's offset in its page;
+//!    physical-window offset plus the area's offset in its page; the
+//!    entry gets its accessed and dirty bits, as a write by the process
+//!    would set them (the kernel writes through the physical window,
+//!    which leaves the process's entry untouched, and `vm_dirty` reads it);
 //! 3. write vector, error code, address, RIP, RSP, RFLAGS and RDI there,
 //!    point the interrupt frame at the handler entry and its stack with
 //!    RFLAGS = IF, load RDI = the area's user address, and `iretq`.
@@ -51,10 +55,14 @@
 //! with [`KILLED_HANDLER_FAULT`] − vector; events with several handlers
 //! are raised contained. The inlined handler runs no extension code.
 
+mod stubs;
+
+pub(crate) use stubs::common;
+use stubs::{stub_bp, stub_de, stub_gp, stub_pf, stub_ud};
+
 use crate::process::{self, Pid};
 use crate::strands::{self, MAX_STRANDS};
-use core::arch::{asm, naked_asm};
-use core::mem::offset_of;
+use core::arch::asm;
 use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use shared_hal::idt::{self, Dpl};
@@ -138,12 +146,6 @@ static REFLECT: [Reflection; 256] = [const {
 
 const _: () = assert!(size_of::<Reflection>() == 64, "the stubs index records with shl 6");
 
-/// The frame-address bits of a page-table entry (a memory operand for the stubs).
-static PTE_FRAME: u64 = pte::ADDR;
-/// `USER_END - USER_START`: a page fault's address is a user address if
-/// it is below this after subtracting `USER_START` (a memory operand).
-static USER_SPAN: u64 = translation::USER_END - translation::USER_START;
-
 /// The HAL's generic stubs, for exceptions in kernel mode.
 static GENERIC: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
 const VECTORS: [u8; 5] = [
@@ -153,182 +155,6 @@ const VECTORS: [u8; 5] = [
     vector::GENERAL_PROTECTION,
     vector::PAGE_FAULT,
 ];
-
-/// One stub (see the module documentation). `$cs` is where the saved CS
-/// sits (8 without an error code, 16 with one), `$err` whether the CPU
-/// pushed an error code, `$find` the instructions that leave the raised
-/// event's address in RCX (or jump to `8f` for the general path), `$addr`
-/// those that leave the faulting address in RAX.
-///
-/// After the three pushes the interrupt frame starts at `rsp + 24`
-/// (+ 8 with an error code): RIP, CS, RFLAGS, RSP, SS.
-macro_rules! stub {
-    ($name:ident, $vector:expr, $k:expr, cs = $cs:literal, err = $err:tt, find = [$($find:literal),*], addr = [$($addr:literal),*]) => {
-        #[unsafe(naked)]
-        extern "C" fn $name() {
-            naked_asm!(
-                concat!("test byte ptr [rsp + ", $cs, "], 3"), // from ring 3?
-                "jz 9f",
-                "push rax",                          // three scratch registers
-                "push rcx",
-                "push rdx",
-                $($find,)*                           // RCX = the event raised
-                "lea rax, [rip + {reflect}]",        // its lone handler is the
-                "cmp [rcx + {entry_word}], rax",     // standard reflecting one?
-                "jne 8f",
-                "movzx ecx, byte ptr [rip + {tag}]", // the process's record
-                "shl ecx, 6",
-                "lea rax, [rip + {records}]",
-                "add rcx, rax",
-                "mov rdx, [rcx + {r_pte}]",          // the entry mapping its TrapInfo
-                "mov rdx, [rdx]",
-                "lea eax, [rdx + 1]",                // present, writable and user:
-                "test al, 7",                        // the low 3 bits of e + 1 are 0
-                "jnz 8f",
-                "and rdx, [rip + {frame_bits}]",
-                "add rdx, [rcx + {r_window}]",       // RDX = the TrapInfo, kernel view
-                "mov [rdx + {t_rdi}], rdi",
-                "mov rdi, [rcx + {r_info}]",         // the handler's argument
-                "mov qword ptr [rdx + {t_vector}], {vector}",
-                stub!(@error $err),
-                $($addr,)*
-                "mov [rdx + {t_addr}], rax",
-                concat!("mov rax, [rsp + 24 + ", stub!(@e $err), "]"),      // RIP
-                "mov [rdx + {t_rip}], rax",
-                concat!("mov rax, [rsp + 24 + 24 + ", stub!(@e $err), "]"), // RSP
-                "mov [rdx + {t_rsp}], rax",
-                concat!("mov rax, [rsp + 24 + 16 + ", stub!(@e $err), "]"), // RFLAGS
-                "mov [rdx + {t_rflags}], rax",
-                "mov rax, [rcx + {r_entry}]",        // continue in the handler ...
-                concat!("mov [rsp + 24 + ", stub!(@e $err), "], rax"),
-                "mov rax, [rcx + {r_rsp}]",          // ... on its stack ...
-                concat!("mov [rsp + 24 + 24 + ", stub!(@e $err), "], rax"),
-                concat!("mov qword ptr [rsp + 24 + 16 + ", stub!(@e $err), "], 0x202"), // ... IF only
-                "pop rdx",
-                "pop rcx",
-                "pop rax",
-                stub!(@drop $err),
-                "iretq",
-                "8:",                                // the general path
-                "pop rdx",
-                "pop rcx",
-                "pop rax",
-                stub!(@push $err),
-                "push {vector}",
-                "jmp {common}",
-                "9:",
-                "jmp qword ptr [rip + {generic} + {k} * 8]", // kernel mode: the HAL reports it
-                vector = const $vector,
-                common = sym common,
-                generic = sym GENERIC,
-                k = const $k,
-                reflect = sym translation::reflect,
-                entry_word = const FaultEvent::ENTRY_OFFSET,
-                tag = sym crate::strands::TAG,
-                records = sym REFLECT,
-                r_pte = const offset_of!(Reflection, pte),
-                r_window = const offset_of!(Reflection, window),
-                r_info = const offset_of!(Reflection, info),
-                r_entry = const offset_of!(Reflection, entry),
-                r_rsp = const offset_of!(Reflection, rsp),
-                frame_bits = sym PTE_FRAME,
-                t_vector = const offset_of!(TrapInfo, vector),
-                t_error = const offset_of!(TrapInfo, error),
-                t_addr = const offset_of!(TrapInfo, addr),
-                t_rip = const offset_of!(TrapInfo, rip),
-                t_rsp = const offset_of!(TrapInfo, rsp),
-                t_rflags = const offset_of!(TrapInfo, rflags),
-                t_rdi = const offset_of!(TrapInfo, rdi),
-                pnp = sym translation::PAGE_NOT_PRESENT,
-                pfault = sym translation::PROTECTION_FAULT,
-                exception = sym user::EXCEPTION,
-                user_start = const translation::USER_START,
-                user_span = sym USER_SPAN,
-            )
-        }
-    };
-    (@e false) => { "0" };
-    (@e true) => { "8" };
-    (@error false) => { "mov qword ptr [rdx + {t_error}], 0" };
-    (@error true) => { "mov rax, [rsp + 24]\n mov [rdx + {t_error}], rax" };
-    (@drop false) => { "/* no error code */" };
-    (@drop true) => { "add rsp, 8" };
-    (@push false) => { "push 0" };
-    (@push true) => { "/* the CPU pushed the error code */" };
-}
-
-/// User.Exception for the vectors other than #PF.
-macro_rules! exception_stub {
-    ($name:ident, $vector:expr, $k:expr, cs = $cs:literal, err = $err:tt) => {
-        stub!(
-            $name,
-            $vector,
-            $k,
-            cs = $cs,
-            err = $err,
-            find = ["lea rcx, [rip + {exception}]", "/* {pnp} {pfault} {user_start} {user_span} */"],
-            addr = ["xor eax, eax"]
-        );
-    };
-}
-
-exception_stub!(stub_de, vector::DIVIDE_ERROR, 0, cs = "8", err = false);
-exception_stub!(stub_bp, vector::BREAKPOINT, 1, cs = "8", err = false);
-exception_stub!(stub_ud, vector::INVALID_OPCODE, 2, cs = "8", err = false);
-exception_stub!(stub_gp, vector::GENERAL_PROTECTION, 3, cs = "16", err = true);
-// A page fault raises PageNotPresent or ProtectionFault (error bit 0) for
-// a user address; BadAddress (kernel half, reserved slot, null page) goes
-// the general way.
-stub!(
-    stub_pf,
-    vector::PAGE_FAULT,
-    4,
-    cs = "16",
-    err = true,
-    find = [
-        "mov rax, cr2",
-        "lea rcx, [rax - {user_start}]",
-        "cmp rcx, [rip + {user_span}]",
-        "jae 8f",
-        "lea rdx, [rip + {pnp}]",
-        "lea rcx, [rip + {pfault}]",
-        "test byte ptr [rsp + 24], 1", // error bit 0: a present page
-        "cmovz rcx, rdx",
-        "/* {exception} */"
-    ],
-    addr = ["mov rax, cr2"]
-);
-
-/// Save the caller-saved registers, call [`user_exception`], restore, `iretq`.
-#[unsafe(naked)]
-pub(crate) extern "C" fn common() {
-    naked_asm!(
-        "push rax",
-        "push rcx",
-        "push rdx",
-        "push rsi",
-        "push rdi",
-        "push r8",
-        "push r9",
-        "push r10",
-        "push r11",
-        "mov rdi, rsp", // &mut ExcFrame
-        "cld",          // Rust code assumes DF = 0; ring 3 may have set it
-        "call {handler}",
-        "pop r11",
-        "pop r10",
-        "pop r9",
-        "pop r8",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        "pop rcx",
-        "pop rax",
-        "add rsp, 16", // vector and error code
-        "iretq",
-        handler = sym user_exception,
-    )
-}
 
 /// Enable interrupts (a full compiler barrier, unlike the HAL's helper:
 /// the `IN_FAULT` store must happen first).
@@ -419,14 +245,22 @@ fn reflect(f: &mut ExcFrame, pid: Pid, addr: u64) -> bool {
     let r = &REFLECT[process::tag_index(pid)];
     let pte_ptr = r.pte.load(Ordering::Relaxed);
     // SAFETY: `register` stored the address of the entry mapping the area
-    // in a last-level table of this process's address space (tables live
-    // until the space is destroyed, which happens only when the process is
-    // reaped, and `forget` resets this record first), or it is `NO_PTE`.
+    // in a last-level table of this process's address space, or it is
+    // `NO_PTE`. `pid` is the running strand's tag, which names a live
+    // process (`process::reap` refuses while any strand is tagged with
+    // it), so that space and its tables are live; reaping calls `forget`
+    // before destroying them, and a new process in the slot starts with
+    // the record reset.
     let e = unsafe { pte_ptr.read_volatile() };
     const NEED: u64 = pte::PRESENT | pte::USER | pte::WRITABLE;
     if e & NEED != NEED {
         return false;
     }
+    // The record is written through the physical window below, which
+    // leaves this entry as it was: mark the page accessed and dirty, as
+    // the process's own write would (`vm_dirty` reads this entry).
+    // SAFETY: as above; only the two bits the CPU itself sets change.
+    unsafe { pte_ptr.write_volatile(e | pte::ACCESSED | pte::DIRTY) };
     let dst = ((e & pte::ADDR) + r.window.load(Ordering::Relaxed)) as *mut TrapInfo;
     // SAFETY: `dst` is a `TrapInfo` inside one user-writable page of the
     // current process (checked 8-aligned and not crossing a page at

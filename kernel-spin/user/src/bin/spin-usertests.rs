@@ -16,7 +16,11 @@
 //! 8..=18: the hostile cases of [`hostile`] (exceptions ring 3 can raise
 //! besides the common five, x87 state, threads blocked at exit or kill,
 //! the per-process thread quota); 19 = the reflection checks alone (run
-//! once with the inlined and once with the general reflection path).
+//! once with the inlined and once with the general reflection path);
+//! 20 = register a cross-address-space server ([`visit_entry`]) and exit
+//! with its handle; 21 = call the server in RSI with argument 0 (the
+//! server loops: the call never returns, the thread must be ended);
+//! 22 = call it with 5, exit code = the result (6) or −1.
 #![no_std]
 #![no_main]
 
@@ -221,6 +225,52 @@ unsafe extern "C" fn raw_skip_ud2() {
     )
 }
 
+static QUIET_HITS: AtomicU64 = AtomicU64::new(0);
+/// A page for a `TrapInfo` area that only the kernel writes.
+const QUIET_PAGE: u64 = 0x5000_0000;
+#[allow(dead_code)] // only its address is used
+#[repr(align(16))]
+struct QuietStack([u8; 4096]);
+static mut QUIET_STACK: QuietStack = QuietStack([0; 4096]);
+
+/// A raw entry that never writes its record: count, resume after the
+/// `int3` (RIP is already past it).
+#[unsafe(naked)]
+unsafe extern "C" fn quiet_resume() {
+    core::arch::naked_asm!(
+        "lock inc qword ptr [rip + {hits}]",
+        "mov rsp, [rdi + {rsp}]",
+        "push qword ptr [rdi + {rip}]",
+        "push qword ptr [rdi + {rflags}]",
+        "mov rdi, [rdi + {rdi}]",
+        "popfq",
+        "ret",
+        hits = sym QUIET_HITS,
+        rip = const core::mem::offset_of!(TrapInfo, rip),
+        rsp = const core::mem::offset_of!(TrapInfo, rsp),
+        rflags = const core::mem::offset_of!(TrapInfo, rflags),
+        rdi = const core::mem::offset_of!(TrapInfo, rdi),
+    )
+}
+
+/// The kernel's write of the `TrapInfo` record is a write to the page:
+/// a clean page holding the area reads dirty after a reflected #BP whose
+/// handler only reads the record.
+fn trap_info_page_is_dirty_after_reflection() -> TestResult {
+    check!(spin_user::vm_map(QUIET_PAGE, 1, prot::READ_WRITE) == Ok(0), "map failed");
+    check!(spin_user::vm_dirty(QUIET_PAGE) == Ok(0), "fresh page is dirty");
+    let top = addr_of_mut!(QUIET_STACK) as u64 + 4096;
+    let entry = quiet_resume as *const () as u64;
+    check!(syscall(nr::VM_HANDLER, [entry, top, QUIET_PAGE + 64, 0, 0, 0]) == Ok(0), "registration failed");
+    check!(spin_user::vm_dirty(QUIET_PAGE) == Ok(0), "registering dirtied the page");
+    let before = QUIET_HITS.load(Ordering::SeqCst);
+    raise::breakpoint();
+    check!(QUIET_HITS.load(Ordering::SeqCst) == before + 1, "the entry did not run exactly once");
+    check!(spin_user::vm_dirty(QUIET_PAGE) == Ok(1), "the written TrapInfo page reads clean");
+    check!(trap::install(handler) == Ok(0), "could not reinstall the Rust handler");
+    Ok(())
+}
+
 /// The reflection contract: the kernel changes only RIP, RSP, RFLAGS and
 /// RDI (all in the record), so a raw entry that restores those resumes
 /// with every other register intact.
@@ -270,6 +320,17 @@ fn foreign_and_bogus_handles() -> TestResult {
         syscall(nr::XAS_REGISTER, [KERNEL_ADDR, 0x10_0000, 0, 0, 0, 0]) == Err(Error::BadAddress),
         "kernel entry accepted"
     );
+    // Stacks whose resume RSP (top − 8), or the 8 bytes below it, are not
+    // user space: none registers a server or forks a user thread.
+    let entry = ut_quick as *const () as u64;
+    for top in [0, 8, 16, KERNEL_ADDR, NON_CANONICAL + 8, u64::MAX] {
+        for call in [nr::XAS_REGISTER, nr::UT_FORK] {
+            check!(
+                syscall(call, [entry, top, 0, 0, 0, 0]) == Err(Error::BadAddress),
+                "bad stack top accepted"
+            );
+        }
+    }
     check!(spin_user::thread_join(12345) == Err(Error::BadHandle), "bogus thread accepted");
     check!(spin_user::sem_signal(777) == Err(Error::BadHandle), "bogus semaphore accepted");
     check!(spin_user::sem_wait(0) == Err(Error::BadHandle), "semaphore 0 accepted");
@@ -386,11 +447,12 @@ fn keep_state_and_exit() -> i64 {
 /// without the inlined reflecting handler); failures are counted, and
 /// printed as plain lines (not test lines: mode 0 reports these tests).
 fn reflection_checks() -> i64 {
-    let tests: [(&str, Test); 4] = [
+    let tests: [(&str, Test); 5] = [
         ("vm_map_dirty_protect", vm_map_dirty_protect),
         ("faults_are_reflected_and_resumed", faults_are_reflected_and_resumed),
         ("exceptions_reach_the_handler_and_resume", exceptions_reach_the_handler_and_resume),
         ("raw_entry_sees_registers_intact", raw_entry_sees_registers_intact),
+        ("trap_info_page_is_dirty_after_reflection", trap_info_page_is_dirty_after_reflection),
     ];
     let mut failed = 0;
     for (name, t) in tests {
@@ -457,6 +519,15 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     if mode == 19 {
         spin_user::exit(reflection_checks());
     }
+    if mode == 20 {
+        let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+        let r = syscall(nr::XAS_REGISTER, [visit_entry as *const () as u64, top, 0, 0, 0, 0]);
+        spin_user::exit(r.map_or(-1, |h| h as i64));
+    }
+    if mode == 21 || mode == 22 {
+        let r = spin_user::xas_call(server, if mode == 21 { 0 } else { 5 });
+        spin_user::exit(r.map_or(-1, |v| v as i64));
+    }
     if mode == 5 {
         let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
         spin_user::exit(if refused { 0 } else { 1 });
@@ -470,7 +541,7 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     }
     // SAFETY: single-threaded at this point.
     unsafe { SERVER = server };
-    let tests: [(&str, Test); 12] = [
+    let tests: [(&str, Test); 13] = [
         ("null_call", null_call),
         ("unknown_call_numbers", unknown_call_numbers),
         ("write_validates_pointers", write_validates_pointers),
@@ -479,6 +550,7 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
         ("faults_are_reflected_and_resumed", faults_are_reflected_and_resumed),
         ("exceptions_reach_the_handler_and_resume", exceptions_reach_the_handler_and_resume),
         ("raw_entry_sees_registers_intact", raw_entry_sees_registers_intact),
+        ("trap_info_page_is_dirty_after_reflection", trap_info_page_is_dirty_after_reflection),
         ("foreign_and_bogus_handles", foreign_and_bogus_handles),
         ("layered_threads_and_semaphores", layered_threads_and_semaphores),
         ("integrated_user_threads", integrated_user_threads),
@@ -486,6 +558,33 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
     ];
     let failed: u32 = tests.iter().map(|(n, t)| run(n, *t)).sum();
     spin_user::exit(failed as i64)
+}
+
+/// Mode 20's service: argument 0 keeps the calling strand in this address
+/// space forever; any other `arg` returns `arg + 1`.
+extern "C" fn visit(arg: u64) -> u64 {
+    if arg == 0 {
+        loop {
+            core::hint::spin_loop();
+        }
+    }
+    arg + 1
+}
+
+/// Mode 20's server entry: RDX = the caller's argument; ends the call
+/// with `xas_return(visit(arg))`.
+#[unsafe(naked)]
+extern "C" fn visit_entry() -> ! {
+    core::arch::naked_asm!(
+        "mov rdi, rdx",
+        "call {visit}",
+        "mov rdi, rax",
+        "mov eax, {ret}",
+        "syscall",
+        "ud2",
+        visit = sym visit,
+        ret = const nr::XAS_RETURN,
+    )
 }
 
 /// A thread that waits on `SEM` forever (its stack: 1 KiB per `arg`).
