@@ -173,9 +173,10 @@ pub fn run_linux(
     timeout: Duration,
     opts: &BenchOptions,
     kernel_image: Option<&Path>,
-    progress: impl FnMut(&str),
+    mut progress: impl FnMut(&str),
 ) -> Result<KernelResults> {
     let kernel = linux::kernel(kernel_image)?;
+    progress(&format!("booting {}", kernel.file_name().unwrap_or_default().to_string_lossy()));
     let initrd = linux::initramfs()?;
     let append = linux::append(opts.quick, opts.only.as_deref());
     let spec = RunSpec {
@@ -204,6 +205,7 @@ pub fn run(
         _ => Accel::Icount,
     });
     let mut all = BTreeMap::new();
+    let mut linux_guest = None;
     for &system in systems {
         let results = match system {
             System::Exo | System::Spin => {
@@ -220,6 +222,9 @@ pub fn run(
             System::Linux => {
                 eprintln!("[bench] linux ({}, {})", accel.name(), if opts.quick { "quick" } else { "full" });
                 match run_linux(accel, timeout, opts, linux_kernel.as_deref(), |p| {
+                    if let Some(image) = p.strip_prefix("booting ") {
+                        linux_guest = Some(image.to_owned());
+                    }
                     eprintln!("[bench linux] {p}")
                 }) {
                     Ok(r) => r,
@@ -239,6 +244,7 @@ pub fn run(
         qemu: qemu_version,
         host_cpu: host_cpu(),
         host_kernel: host_kernel(),
+        linux_guest,
         tsc_hz: ["exo", "spin", "linux"].iter().find_map(|k| all.get(k).and_then(|r| r.tsc_hz)).unwrap_or(0),
     };
     let json = crate::report::json(&meta, &all);
@@ -260,6 +266,8 @@ pub struct Meta {
     pub qemu: String,
     pub host_cpu: String,
     pub host_kernel: String,
+    /// The Linux baseline's kernel image (file name), when it ran.
+    pub linux_guest: Option<String>,
     pub tsc_hz: u64,
 }
 

@@ -100,6 +100,10 @@ fn median(all: &BTreeMap<&'static str, KernelResults>, kernel: &str, op: &str) -
     }
 }
 
+/// How the Markdown header names the Linux baseline's kernel image (the
+/// JSON schema has no field for it; `cargo xtask paper` reads this line).
+pub const LINUX_GUEST_PREFIX: &str = "- Linux baseline kernel: ";
+
 fn fmt_num(x: f64) -> String {
     if x >= 1000.0 { format!("{x:.0}") } else { format!("{x:.1}") }
 }
@@ -179,6 +183,9 @@ pub fn markdown(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>, opts: 
         "- QEMU: {} — host CPU: {} — host kernel: {}",
         meta.qemu, meta.host_cpu, meta.host_kernel
     );
+    if let Some(image) = &meta.linux_guest {
+        let _ = writeln!(md, "{LINUX_GUEST_PREFIX}{image}");
+    }
     let _ = writeln!(
         md,
         "- git: {} — guest TSC: {} Hz — {}",

@@ -14,6 +14,9 @@ use std::path::Path;
 /// The results, checked, with lookups.
 pub struct Results {
     pub file: ResultsFile,
+    /// The Linux baseline's kernel image, from the header of the Markdown
+    /// results written beside the JSON (the JSON schema has no field for it).
+    pub linux_guest: Option<String>,
 }
 
 impl Results {
@@ -51,7 +54,7 @@ impl Results {
                 bail!("{} on {}: no value and no note saying why", r.operation, r.kernel);
             }
         }
-        Ok(Results { file })
+        Ok(Results { file, linux_guest: None })
     }
 
     /// The median of `op` on `kernel`, if measured.
@@ -91,7 +94,10 @@ pub fn run(rerun: bool) -> Result<()> {
             None,
         )?;
     }
-    let results = Results::load(&json)?;
+    let mut results = Results::load(&json)?;
+    results.linux_guest = std::fs::read_to_string(json.with_extension("md")).ok().and_then(|md| {
+        md.lines().find_map(|l| l.strip_prefix(crate::report::LINUX_GUEST_PREFIX).map(str::to_owned))
+    });
     let dir = root.join("paper");
     write(&results, &dir)?;
     eprintln!("wrote {}/report.md and {}/figures/", dir.display(), dir.display());

@@ -186,6 +186,13 @@ pub fn report(r: &Results, claims: &[Claim]) -> String {
         iters.iter().min().copied().unwrap_or(0),
         iters.iter().max().copied().unwrap_or(0),
     );
+    if let Some(image) = &r.linux_guest {
+        let _ = writeln!(
+            md,
+            "- The Linux baseline boots `{image}` (Debian's `linux-image-amd64` unless \
+             `--linux-kernel` named another) with our static musl benchmark program as `/init`.\n"
+        );
+    }
     let _ = writeln!(md, "### What this measurement does and does not capture\n\n{LIMITS}");
 
     let kernels = r.kernels();
