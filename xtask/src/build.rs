@@ -40,11 +40,18 @@ fn cargo_build(what: &str, mut cmd: std::process::Command) -> Result<()> {
     Ok(())
 }
 
-/// Build a kernel in release mode.
+/// Build a kernel in release mode, as one optimization unit (fat LTO, one
+/// codegen unit): a kernel image is one program. Without it a small
+/// function of another workspace crate (the interface, the HAL) is never
+/// inlined into its caller, and another crate's statics are reached through
+/// the GOT. Only the kernels get it: host tools and user programs keep the
+/// workspace profile (a fat-LTO xtask would only make the first build slower).
 pub fn build_kernel(kernel: Kernel) -> Result<PathBuf> {
     let mut cmd = clean_cargo(&root());
     cmd.args(["build", "--quiet", "--release", "--target", TARGET, "--package"])
-        .arg(format!("kernel-{}", kernel.name()));
+        .arg(format!("kernel-{}", kernel.name()))
+        .env("CARGO_PROFILE_RELEASE_LTO", "fat")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1");
     cargo_build(&format!("kernel-{}", kernel.name()), cmd)?;
     Ok(kernel_elf(kernel))
 }

@@ -176,7 +176,9 @@ pub fn report(r: &Results, claims: &[Claim]) -> String {
          - Each operation: one warm-up run, then {} runs of {} to {} iterations between two \
          `lfence`-fenced `rdtsc` reads; the figure is the median over runs of (run total / iterations), \
          with [min–max] where runs differ.\n- The benchmark definitions live once in `benchmarks/`; \
-         each system contributes only glue (`kernel-*/kernel/src/bench.rs`, `benchmarks/linux`).\n",
+         each system contributes only glue (`kernel-*/kernel/src/bench.rs`, `benchmarks/linux`).\n\
+         - Both kernels are built the same way: release, one optimization unit (fat LTO, one codegen \
+         unit), the stable compiler pinned in `rust-toolchain.toml`.\n",
         f.qemu,
         f.host_cpu,
         f.accel,
