@@ -225,6 +225,15 @@ fn virt_ranges_are_checked() {
     assert_eq!(VirtRange::new(0, 1), Err(MemError::NotUser));
     assert_eq!(VirtRange::new(0xffff_8000_0000_0000, 1), Err(MemError::NotUser));
     assert_eq!(VirtRange::new(0xffff_ffff_ffff_f000, 1), Err(MemError::NotUser));
+    // The end wraps round to a user address: refused by the carry, not the bound.
+    assert_eq!(VirtRange::new(0xffff_ffff_ffff_f000, 2), Err(MemError::NotUser));
+    use crate::translation::{MAX_RANGE_PAGES, USER_END};
+    assert_eq!(VirtRange::new(0x1000, MAX_RANGE_PAGES + 1), Err(MemError::BadLength));
+    assert_eq!(VirtRange::new(0x1000, u64::MAX), Err(MemError::BadLength));
+    assert!(VirtRange::new(0x1000, MAX_RANGE_PAGES).is_ok());
+    assert!(VirtRange::new(USER_END - 4096, 1).is_ok());
+    assert_eq!(VirtRange::new(USER_END - 4096, 2), Err(MemError::NotUser));
+    assert_eq!(VirtRange::new(USER_END, 1), Err(MemError::NotUser));
     let r = VirtRange::new(0x40_0000, 3).unwrap();
     assert_eq!(r.iter().collect::<alloc::vec::Vec<_>>(), [0x40_0000, 0x40_1000, 0x40_2000]);
     assert_eq!(crate::user::check_user_range(u64::MAX - 4, 8), Err(crate::abi::Error::BadAddress));

@@ -100,18 +100,34 @@ pub const MAX_RANGE_PAGES: u64 = 1 << 20;
 
 impl VirtRange {
     /// Check an untrusted `(start, pages)` pair.
+    ///
+    /// On the fast path of every range-taking system call, so the accepting
+    /// case is one branch per condition and no error value is computed
+    /// until a check fails ([`VirtRange::refusal`] then says which).
+    #[inline(always)]
     pub fn new(start: u64, pages: u64) -> Result<VirtRange, MemError> {
+        // With 1 <= pages <= MAX_RANGE_PAGES the length is at most 2^32, so
+        // `start + length` can only wrap when `start` is already far above
+        // USER_END: the carry test catches exactly that.
+        let ok = start.is_multiple_of(4096)
+            && pages.wrapping_sub(1) < MAX_RANGE_PAGES
+            && start >= USER_START
+            && matches!(start.overflowing_add(pages << 12), (end, false) if end <= USER_END);
+        if ok { Ok(VirtRange { start, pages }) } else { Err(Self::refusal(start, pages)) }
+    }
+
+    /// Why `new` refused `(start, pages)`: the first failing check, in the
+    /// order alignment, length, placement.
+    #[cold]
+    #[inline(never)]
+    fn refusal(start: u64, pages: u64) -> MemError {
         if !start.is_multiple_of(4096) {
-            return Err(MemError::Unaligned);
+            MemError::Unaligned
+        } else if pages == 0 || pages > MAX_RANGE_PAGES {
+            MemError::BadLength
+        } else {
+            MemError::NotUser
         }
-        if pages == 0 || pages > MAX_RANGE_PAGES {
-            return Err(MemError::BadLength);
-        }
-        let end = start.checked_add(pages * 4096).ok_or(MemError::NotUser)?;
-        if start < USER_START || end > USER_END {
-            return Err(MemError::NotUser);
-        }
-        Ok(VirtRange { start, pages })
     }
 
     pub fn start(&self) -> u64 {
