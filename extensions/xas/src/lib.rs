@@ -23,8 +23,9 @@
 //!
 //! Servers sit in a fixed table by handle, and each strand's innermost
 //! call is found by strand number, so a call or a return is one lock, an
-//! index, a few stores and one kernel operation (`UserServices::transfer`:
-//! switch the address space and redirect the system call's return).
+//! index, a few stores and one kernel operation (`UserServices::transfer`
+//! on the way in, `UserServices::move_to` on the way back: switch the
+//! address space and redirect the system call's return).
 
 #![no_std]
 #![forbid(unsafe_code)]
@@ -172,7 +173,7 @@ fn ret(a: SyscallArgs) -> Return {
         let index = *t.innermost.get(me).ok_or(Error::BadState)?;
         let server = t.servers.get_mut(index as usize).and_then(Option::as_mut).ok_or(Error::BadState)?;
         let c = server.active.filter(|c| c.strand == strand).ok_or(Error::BadState)?;
-        user().transfer(c.caller, c.resume)?;
+        user().move_to(c.caller, c.resume)?;
         server.active = None;
         t.innermost[me] = c.outer;
         Ok(a.0[0])

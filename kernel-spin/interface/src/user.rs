@@ -182,6 +182,7 @@ pub struct Core {
     pub copy_to_user: fn(u64, &[u8]) -> Result<(), Error>,
     pub syscall_resume: fn() -> Result<ResumePoint, Error>,
     pub transfer: fn(u32, ResumePoint) -> Result<(ResumePoint, u32), Error>,
+    pub move_to: fn(u32, ResumePoint) -> Result<(), Error>,
     pub exchange_resume: fn(ResumePoint) -> Result<ResumePoint, Error>,
     pub set_fault_handler: fn(u64, u64, u64) -> Result<(), Error>,
     pub spawn_thread: fn(u32, u64, u64, u64) -> Result<ThreadId, Error>,
@@ -200,6 +201,7 @@ static UNBOUND: Core = Core {
     copy_to_user: |_, _| crate::not_installed("User"),
     syscall_resume: || crate::not_installed("User"),
     transfer: |_, _| crate::not_installed("User"),
+    move_to: |_, _| crate::not_installed("User"),
     exchange_resume: |_| crate::not_installed("User"),
     set_fault_handler: |_, _, _| crate::not_installed("User"),
     spawn_thread: |_, _, _, _| crate::not_installed("User"),
@@ -359,6 +361,16 @@ impl UserServices {
     #[inline]
     pub fn transfer(&self, p: Process, to: ResumePoint) -> Result<(ResumePoint, Process), Error> {
         (core().transfer)(p.0, to).map(|(r, old)| (r, Process(old)))
+    }
+
+    /// [`UserServices::transfer`] for the way back, where the point being
+    /// left is not needed again (the end of a cross-address-space call: the
+    /// server's next call starts at its entry): move the current strand
+    /// into `p`'s address space and make the current system call return
+    /// to `to`.
+    #[inline]
+    pub fn move_to(&self, p: Process, to: ResumePoint) -> Result<(), Error> {
+        (core().move_to)(p.0, to)
     }
 
     /// Make the current system call return to `to` (RFLAGS unchanged) in

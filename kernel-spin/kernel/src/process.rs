@@ -544,10 +544,7 @@ fn swap_resume(s: *mut u64, to: ResumePoint) -> ResumePoint {
 }
 
 fn transfer(p: u32, to: ResumePoint) -> Result<(ResumePoint, u32), Error> {
-    let root = slot(p).map_or(0, |s| ROOTS[s].load(Ordering::Acquire));
-    if root == 0 {
-        return Err(Error::BadHandle);
-    }
+    let root = live_root(p)?;
     // One read of the tag: whether the strand runs a process (checked
     // here), and which (1 + pid).
     let tag = strands::current_tag();
@@ -555,6 +552,30 @@ fn transfer(p: u32, to: ResumePoint) -> Result<(ResumePoint, u32), Error> {
     let old = swap_resume(s, to);
     strands::move_running(root, p as u64 + 1);
     Ok((old, (tag as u32).wrapping_sub(1)))
+}
+
+/// [`transfer`] without handing back the point left.
+fn move_to(p: u32, to: ResumePoint) -> Result<(), Error> {
+    let root = live_root(p)?;
+    let s = syscall_frame_for(strands::current_tag())?;
+    // SAFETY: `s` is the current system call's saved RFLAGS, RIP and RSP
+    // (see `syscall_resume`); `to` was checked when it was made.
+    unsafe {
+        s.add(1).write(to.rip());
+        s.add(2).write(to.rsp());
+    }
+    strands::move_running(root, p as u64 + 1);
+    Ok(())
+}
+
+/// The page-table root of live process `p` (`BadHandle` for a stale or
+/// reaped handle: its root is gone).
+#[inline(always)]
+fn live_root(p: u32) -> Result<u64, Error> {
+    match slot(p).map_or(0, |s| ROOTS[s].load(Ordering::Acquire)) {
+        0 => Err(Error::BadHandle),
+        root => Ok(root),
+    }
 }
 
 fn exchange_resume(to: ResumePoint) -> Result<ResumePoint, Error> {
@@ -585,6 +606,7 @@ static CORE: user::Core = user::Core {
     copy_to_user,
     syscall_resume,
     transfer,
+    move_to,
     exchange_resume,
     set_fault_handler,
     spawn_thread: core_spawn_thread,
