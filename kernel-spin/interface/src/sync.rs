@@ -31,7 +31,19 @@ impl<T> SpinLock<T> {
     #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
         let critical = Critical::enter();
-        SpinGuard { inner: self.inner.lock(), _critical: critical }
+        // Free in the common case (nothing preempts kernel code): one
+        // compare-exchange and a branch, the spinning loop out of line.
+        let inner = match self.inner.try_lock() {
+            Some(inner) => inner,
+            None => self.spin(),
+        };
+        SpinGuard { inner, _critical: critical }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn spin(&self) -> spin::MutexGuard<'_, T> {
+        self.inner.lock()
     }
 
     /// Take the lock if it is free.
