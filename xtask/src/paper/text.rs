@@ -192,7 +192,8 @@ pub fn report(r: &Results, claims: &[Claim]) -> String {
         let _ = writeln!(
             md,
             "- The Linux baseline boots `{image}` (Debian's `linux-image-amd64` unless \
-             `--linux-kernel` named another) with our static musl benchmark program as `/init`.\n"
+             `--linux-kernel` named another) with our static musl benchmark program as `/init`, \
+             address-space randomization off (`norandmaps`), as on the papers' systems.\n"
         );
     }
     let _ = writeln!(md, "### What this measurement does and does not capture\n\n{LIMITS}");
