@@ -89,6 +89,7 @@ const CR0_WP: u64 = 1 << 16;
 const CR4_OSFXSR: u64 = 1 << 9;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
 const CR4_OSXSAVE: u64 = 1 << 18;
+const CR4_UMIP: u64 = 1 << 11;
 const CR4_SMEP: u64 = 1 << 20;
 
 /// Make supervisor writes honour read-only pages, so a kernel copy into
@@ -121,25 +122,56 @@ pub fn vector_units_disabled() -> bool {
     cr0() & (CR0_EM | CR0_MP) == CR0_EM && cr4() & (CR4_OSFXSR | CR4_OSXMMEXCPT | CR4_OSXSAVE) == 0
 }
 
-/// Whether the CPU implements SMEP (CPUID leaf 7, EBX bit 7).
-pub fn has_smep() -> bool {
-    // Leaf 0 says whether leaf 7 (structured extended features) exists.
+/// Whether CPUID leaf 7 (structured extended features) reports `bit` of
+/// `ebx` or `ecx` (the register chosen by `in_ecx`).
+fn leaf7_feature(in_ecx: bool, bit: u32) -> bool {
+    // Leaf 0 says whether leaf 7 exists.
     let max_leaf = core::arch::x86_64::__cpuid(0).eax;
-    max_leaf >= 7 && core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 7) != 0
+    if max_leaf < 7 {
+        return false;
+    }
+    let r = core::arch::x86_64::__cpuid_count(7, 0);
+    (if in_ecx { r.ecx } else { r.ebx }) & (1 << bit) != 0
 }
 
-/// Forbid ring 0 to execute user pages (SMEP) where the CPU supports it:
-/// a kernel bug can then never run code a user program wrote.
-pub fn enable_smep() {
+/// Whether the CPU implements SMEP (CPUID leaf 7, EBX bit 7).
+pub fn has_smep() -> bool {
+    leaf7_feature(false, 7)
+}
+
+/// Whether the CPU implements UMIP (CPUID leaf 7, ECX bit 2).
+pub fn has_umip() -> bool {
+    leaf7_feature(true, 2)
+}
+
+/// The protections both kernels turn on where the CPU has them:
+/// - SMEP forbids ring 0 to execute user pages, so a kernel bug can never
+///   run code a user program wrote;
+/// - UMIP makes `sgdt`, `sidt`, `sldt`, `smsw` and `str` fault (#GP) in
+///   ring 3, so a program cannot read the kernel addresses of the GDT, IDT
+///   and TSS (which would help an attack aim) or the machine-status word.
+pub fn enable_hardening() {
+    let mut bits = 0;
     if has_smep() {
-        // SAFETY: neither kernel executes from user pages.
-        unsafe { asm!("mov cr4, {}", in(reg) cr4() | CR4_SMEP, options(nostack, preserves_flags)) };
+        bits |= CR4_SMEP;
     }
+    if has_umip() {
+        bits |= CR4_UMIP;
+    }
+    // SAFETY: neither kernel executes from user pages, and neither needs
+    // the descriptor-table store instructions in ring 3; both bits only
+    // add checks.
+    unsafe { asm!("mov cr4, {}", in(reg) cr4() | bits, options(nostack, preserves_flags)) };
 }
 
 /// Whether SMEP is on.
 pub fn smep_enabled() -> bool {
     cr4() & CR4_SMEP != 0
+}
+
+/// Whether UMIP is on.
+pub fn umip_enabled() -> bool {
+    cr4() & CR4_UMIP != 0
 }
 
 /// Switch to another top-level page table.

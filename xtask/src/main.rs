@@ -56,6 +56,10 @@ enum Command {
         /// Only run tests whose name contains this text.
         #[arg(long)]
         filter: Option<String>,
+        /// Extra words for the self-test boots' kernel command line, e.g.
+        /// "seed=42" to rerun the fuzzers with the seed a failure printed.
+        #[arg(long, default_value = "")]
+        cmdline: String,
         #[command(flatten)]
         machine: MachineArgs,
     },
@@ -178,7 +182,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             eprintln!("{}", outcome.describe());
             Ok(if outcome.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
-        Command::Test { filter, machine } => test::run(filter.as_deref(), machine),
+        Command::Test { filter, cmdline, machine } => test::run(filter.as_deref(), &cmdline, machine),
         Command::Paper { rerun } => {
             paper::run(rerun)?;
             Ok(ExitCode::SUCCESS)

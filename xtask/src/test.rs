@@ -43,7 +43,7 @@ fn selected(name: &str, filter: Option<&str>) -> bool {
     filter.is_none_or(|f| name.contains(f))
 }
 
-pub fn run(filter: Option<&str>, machine: MachineArgs) -> Result<ExitCode> {
+pub fn run(filter: Option<&str>, extra_cmdline: &str, machine: MachineArgs) -> Result<ExitCode> {
     let started = Instant::now();
     env::ensure_build_prerequisites()?;
     let qemu_version = env::ensure_qemu()?;
@@ -62,7 +62,7 @@ pub fn run(filter: Option<&str>, machine: MachineArgs) -> Result<ExitCode> {
         println!("== kernel-{} in QEMU ({qemu_version}, accel {})", kernel.name(), accel.name());
         let spec =
             |cmdline: &'static str| RunSpec { boot: Boot::Disk(&image), cmdline, accel, timeout, gdb: false };
-        self_tests(&mut report, kernel, &image, accel, timeout, filter);
+        self_tests(&mut report, kernel, &image, accel, timeout, filter, extra_cmdline);
         let name = format!("{}/bench_quick_reports_every_operation", kernel.name());
         if selected(&name, filter) {
             // The benchmark suite in quick mode: every operation must come back
@@ -188,14 +188,19 @@ fn self_tests(
     accel: Accel,
     timeout: Duration,
     filter: Option<&str>,
+    extra_cmdline: &str,
 ) {
     let k = kernel.name();
-    let cmdline = match filter {
+    let mut cmdline = match filter {
         // A filter naming a kernel ("exo/...") is matched against our full
         // names below; the kernel itself sees the part after the slash.
         Some(f) => format!("mode=test filter={}", f.split_once('/').map_or(f, |(_, t)| t)),
         None => "mode=test".to_owned(),
     };
+    if !extra_cmdline.trim().is_empty() {
+        cmdline.push(' ');
+        cmdline.push_str(extra_cmdline.trim());
+    }
     if filter.is_some_and(|f| f.contains('/') && !f.starts_with(&format!("{k}/"))) {
         return;
     }

@@ -92,7 +92,7 @@ fn init(platform: &shared_hal::Platform) {
     fast::init();
     faults::init();
     shared_hal::cpu::disable_vector_units();
-    shared_hal::cpu::enable_smep();
+    shared_hal::cpu::enable_hardening();
     shared_hal::apic::set_timer_hook(sched::on_tick);
 }
 

@@ -93,7 +93,7 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     KEY.call_once(|| key);
     // No process may see another's x87 registers, nor the kernel run user code.
     shared_hal::cpu::disable_vector_units();
-    shared_hal::cpu::enable_smep();
+    shared_hal::cpu::enable_hardening();
     services::install(key);
     spaces::install(key);
     strands::install(key);
