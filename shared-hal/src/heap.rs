@@ -51,3 +51,56 @@ pub fn init() {
 pub fn used() -> usize {
     crate::cpu::without_interrupts(|| ALLOCATOR.0.lock().used())
 }
+
+/// Bytes the heap could still hand out (ignoring fragmentation).
+pub fn free() -> usize {
+    crate::cpu::without_interrupts(|| ALLOCATOR.0.lock().free())
+}
+
+/// Heap taken away for an exhaustion test: blocks held until dropped, so a
+/// test can reach "the kernel heap is full" through a system-call
+/// interface in seconds instead of filling all of it from ring 3.
+pub struct Ballast {
+    blocks: [(usize, usize); 64],
+    n: usize,
+}
+
+impl Ballast {
+    /// Allocate until at most `leave` bytes of the heap stay free.
+    pub fn leaving(leave: usize) -> Ballast {
+        let mut b = Ballast { blocks: [(0, 0); 64], n: 0 };
+        let mut size = HEAP_SIZE;
+        while b.n < b.blocks.len() && size >= 64 {
+            let free = free();
+            if free <= leave {
+                break;
+            }
+            let want = size.min(free - leave) & !7;
+            if want < 64 {
+                break;
+            }
+            let layout = Layout::from_size_align(want, 8).expect("a small power-of-two alignment");
+            // SAFETY: `layout` has a non-zero size; the block is freed with
+            // the same layout in `drop`.
+            let p = unsafe { alloc::alloc::alloc(layout) };
+            if p.is_null() {
+                size /= 2;
+            } else {
+                b.blocks[b.n] = (p as usize, want);
+                b.n += 1;
+            }
+        }
+        b
+    }
+}
+
+impl Drop for Ballast {
+    fn drop(&mut self) {
+        for &(p, size) in &self.blocks[..self.n] {
+            let layout = Layout::from_size_align(size, 8).expect("as allocated");
+            // SAFETY: `p` was returned by `alloc` with this layout in `leaving`
+            // and is freed once, here.
+            unsafe { alloc::alloc::dealloc(p as *mut u8, layout) };
+        }
+    }
+}

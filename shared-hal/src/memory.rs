@@ -16,6 +16,12 @@ static FRAMES: Mutex<Option<FrameBitmap<'static>>> = Mutex::new(None);
 /// Maximum number of usable regions we look at (the map is rarely longer than a dozen).
 const MAX_REGIONS: usize = 64;
 
+/// The usable regions of the memory map: the frames the allocator may
+/// ever hand out. Frames between them (firmware, MMIO, the kernel image)
+/// are inside the bitmap's span but are no memory a client may have.
+static USABLE: Mutex<([Region; MAX_REGIONS], usize)> =
+    Mutex::new(([Region { start: 0, end: 0 }; MAX_REGIONS], 0));
+
 /// Record the physical-memory window and build the frame allocator.
 ///
 /// # Safety
@@ -37,6 +43,7 @@ pub unsafe fn init(boot_info: &'static BootInfo) -> u64 {
             n += 1;
         }
     }
+    *USABLE.lock() = (usable, n);
     let usable = &usable[..n];
     let plan = frames::plan(usable).expect("no usable memory for the frame bitmap");
     let words = frames::words_needed(plan.frame_count);
@@ -105,10 +112,14 @@ pub fn free_frame(pa: u64) -> Result<(), FrameError> {
 }
 
 /// Whether `pa` is a frame the allocator manages (allocated or free): the
-/// memory a kernel may hand to its clients, as opposed to MMIO, firmware or
-/// the kernel image.
+/// memory a kernel may hand to its clients — a whole frame of a usable
+/// region of the memory map — as opposed to MMIO, firmware, the kernel
+/// image or a hole between regions.
 pub fn is_managed(pa: u64) -> bool {
-    pa.is_multiple_of(4096) && with_frames(|b| b.manages(pa >> 12))
+    let (regions, n) = &*USABLE.lock();
+    pa.is_multiple_of(4096)
+        && regions[..*n].iter().any(|r| r.contains_frame(pa >> 12))
+        && with_frames(|b| b.manages(pa >> 12))
 }
 
 /// Whether `pa` is currently free.

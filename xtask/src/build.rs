@@ -18,6 +18,7 @@ fn user_programs(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
             ("exo-user", "exo-hello"),
             ("exo-user", "exo-utest"),
             ("exo-user", "exo-hostile"),
+            ("exo-user", "exo-fuzz"),
             ("exo-user", "exo-exostest"),
             ("exo-user", "exo-bench"),
         ],

@@ -271,6 +271,9 @@ pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64
         && prot & !Prot::VALID_BITS == 0
         && prot & Prot::READ.0 != 0
         && va >= USER_START
+        // `end` wraps past 2^64 for a start high in the kernel half; a
+        // range that wrapped ends below its start.
+        && va < end
         && end <= USER_END
         && (va >= RESERVED_END || end <= RESERVED_START);
     if !valid {

@@ -166,7 +166,13 @@ impl Frames {
     fn allocate() -> Option<Frames> {
         let root = paging::new_user_root()?;
         crate::pt::install_selfmap(root);
-        let (Some(uarea), Some(info)) = (memory::alloc_zeroed_frame(), memory::alloc_zeroed_frame()) else {
+        // Take both before judging either: whichever one was had must go
+        // back if the other was not.
+        let (uarea, info) = (memory::alloc_zeroed_frame(), memory::alloc_zeroed_frame());
+        let (Some(uarea), Some(info)) = (uarea, info) else {
+            for pa in [uarea, info].into_iter().flatten() {
+                memory::free_frame(pa).expect("allocated just now");
+            }
             paging::free_user_root(root);
             return None;
         };

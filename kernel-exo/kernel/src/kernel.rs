@@ -101,6 +101,12 @@ impl Kernel {
         self.envs.value_at_mut(i).expect("environment slot is occupied")
     }
 
+    /// Heap bytes held by the kernel's tables themselves, which keep their
+    /// capacity when emptied (leak checks account for their growth).
+    pub fn table_bytes(&self) -> usize {
+        self.envs.heap_bytes() + self.caps.heap_bytes() + self.pages.allocation_size()
+    }
+
     /// Whether slot `i` holds an environment.
     pub fn occupied(&self, i: usize) -> bool {
         self.envs.handle_at(i).is_some()

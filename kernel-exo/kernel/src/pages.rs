@@ -122,17 +122,24 @@ pub fn transfer(k: &mut Kernel, i: usize, handle: u64, target: u64) -> Result<u6
         return Err(Error::Denied);
     }
     charge_one(k, t)?;
-    let rec = k.pages.remove(&pa).expect("owned pages have a record");
-    for g in rec.grants {
+    // The page keeps its record, changed in place: nothing on this path
+    // allocates (re-inserting into the map could grow it, and fail).
+    let rec = k.pages.get_mut(&pa).expect("owned pages have a record");
+    let grants = core::mem::take(&mut rec.grants);
+    let old_cap = rec.owner_cap;
+    for g in grants {
         drop_cap(k, g);
     }
-    drop_cap(k, rec.owner_cap);
+    drop_cap(k, old_cap);
     let cap = Cap { holder: target, pa, rights: Rights::READ_WRITE, owner: true, mappings: Vec::new() };
     let Ok(new) = k.caps.insert(cap) else {
         // The table had room for the capability just dropped; it cannot be full.
         unreachable!("capability table full right after a removal");
     };
-    k.pages.insert(pa, PageRec { owner: target, owner_cap: new, grants: Vec::new() });
+    let rec = k.pages.get_mut(&pa).expect("owned pages have a record");
+    rec.owner = target;
+    rec.owner_cap = new;
+    // `charge_one` reserved room in the new owner's list.
     k.env_mut(t).caps.push(new);
     k.env_mut(t).used += 1;
     k.env_mut(i).used -= 1;

@@ -48,7 +48,7 @@ fn pick(k: &mut Kernel) -> Option<usize> {
         let envs = &*envs;
         let mut penalised: Option<usize> = None;
         let found = slices.next(|owner| {
-            let who = resolve(owner, MAX_ENVS, |e| runnable_in(envs, e), envtab::donated)?;
+            let who = runs_in_slot_of(envs, owner)?;
             let id = envs.handle_at(who)?;
             if envs.get(id).is_ok_and(|e| e.skip > 0) && penalised.is_none() {
                 penalised = Some(who);
@@ -66,6 +66,16 @@ fn pick(k: &mut Kernel) -> Option<usize> {
         penalised?;
     }
     None
+}
+
+/// Who runs in a slot of the slice vector owned by `owner`: the first
+/// runnable environment along its chain of donations. This is the one
+/// definition of "reachable": [`pick`] chooses by it and
+/// [`anything_runnable`] (the monitor's question) asks it, so the two can
+/// never disagree about an environment the vector cannot reach (no
+/// slices of its own, all of them given away, or only a pending upcall).
+fn runs_in_slot_of(envs: &kernel::EnvTable, owner: usize) -> Option<usize> {
+    resolve(owner, MAX_ENVS, |e| runnable_in(envs, e), envtab::donated)
 }
 
 /// [`runnable`] on the environment table alone (the closure in [`pick`]
@@ -369,7 +379,15 @@ pub fn start(frame: &mut TrapFrame) -> bool {
     kernel::with(|k| switch(k, frame, None))
 }
 
-/// Whether anything could run (the monitor's question after a tick).
+/// Whether the scheduler would find something to run (the monitor's
+/// question after a tick): some slot of the slice vector reaches a
+/// runnable environment. A runnable environment no slot reaches does not
+/// count — the scheduler could not enter it, and counting it would bounce
+/// monitor and scheduler forever.
 pub fn anything_runnable() -> bool {
-    kernel::with(|k| (0..MAX_ENVS).any(|i| runnable(k, i)))
+    kernel::with(|k| {
+        (0..exo_abi::SLICE_SLOTS)
+            .filter_map(|s| k.slices.owner(s))
+            .any(|o| runs_in_slot_of(&k.envs, o).is_some())
+    })
 }

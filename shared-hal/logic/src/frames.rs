@@ -25,6 +25,16 @@ pub struct Region {
     pub end: u64,
 }
 
+impl Region {
+    /// Whether the whole 4 KiB frame `frame` lies inside the region.
+    pub const fn contains_frame(&self, frame: u64) -> bool {
+        match frame.checked_mul(4096) {
+            Some(start) => start >= self.start && start.saturating_add(4096) <= self.end,
+            None => false,
+        }
+    }
+}
+
 /// Where to keep the bitmap and what it covers, computed from the memory map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BitmapPlan {
@@ -177,6 +187,16 @@ impl<'a> FrameBitmap<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn region_contains_only_whole_frames() {
+        let r = Region { start: 0x1800, end: 0x5000 };
+        assert!(!r.contains_frame(1)); // starts before the region
+        assert!(r.contains_frame(2));
+        assert!(r.contains_frame(4));
+        assert!(!r.contains_frame(5)); // starts at the end
+        assert!(!r.contains_frame(u64::MAX));
+    }
+
     use super::*;
 
     fn bitmap(words: &mut Vec<u64>, base: u64, count: u64) -> FrameBitmap<'_> {

@@ -7,6 +7,7 @@
 //! it was — no environment, capability or page record left over and not a
 //! single physical frame leaked.
 
+mod exhaustion;
 mod exos;
 mod scenarios;
 

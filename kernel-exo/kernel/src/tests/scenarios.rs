@@ -1,5 +1,6 @@
 //! The test list: one scenario per mechanism, plus the hostile ones.
 
+use super::exhaustion::{self, Unreachable};
 use super::exos::exostest;
 use super::{ended, exited_cleanly, isolated, run, spawn, utest};
 use crate::{kernel, pages};
@@ -35,6 +36,23 @@ pub const TESTS: &[Test] = &[
         run: || hostile_killed("nohandler", 6),
     },
     Test { name: "exo::unmapped_handler_stack_kills_only_that_env", run: || hostile_killed("badstack", 14) },
+    Test { name: "exo::umip_blocks_descriptor_table_reads", run: exhaustion::umip },
+    Test { name: "exo::env_create_out_of_frames_leaks_nothing", run: exhaustion::env_create_out_of_frames },
+    Test { name: "exo::page_transfer_with_the_heap_full", run: exhaustion::transfer_with_full_heap },
+    Test {
+        name: "exo::unreachable_without_slices_does_not_hang",
+        run: || exhaustion::unreachable_does_not_hang(Unreachable::NoSlices),
+    },
+    Test {
+        name: "exo::unreachable_slices_given_away_does_not_hang",
+        run: || exhaustion::unreachable_does_not_hang(Unreachable::GaveAway),
+    },
+    Test {
+        name: "exo::unreachable_upcall_only_does_not_hang",
+        run: || exhaustion::unreachable_does_not_hang(Unreachable::UpcallOnly),
+    },
+    Test { name: "exo::heap_exhausted_every_call_typed", run: exhaustion::heap_exhausted },
+    Test { name: "exo::fuzz_system_calls", run: exhaustion::fuzz },
     // ExOS, the library OS (kernel-exo/exos), exercised from ring 3.
     Test { name: "exo::exos_vm_protect_fault_unprotect", run: || exostest("vm", 2, 256) },
     Test { name: "exo::exos_vm_bad_requests_are_errors", run: || exostest("vm-errors", 2, 256) },

@@ -26,6 +26,8 @@ fn main(args: &str) -> u64 {
         "nested" => nested(),
         "nohandler" => nohandler(),
         "badstack" => badstack(),
+        "umip" => umip(args),
+        "heap" => heap(),
         other => {
             exos::println!("exo-hostile: unknown role {other:?}");
             255
@@ -76,6 +78,10 @@ fn calls(args: &str) -> u64 {
 
     // Pages and capabilities.
     expect_eq!(c, "alloc: no such page", sys::page_alloc(1 << 50).map(|_| ()), Err(Error::NoSuchPage));
+    // Holes inside the span of RAM: page 0, the legacy VGA window and the BIOS ROM.
+    for (what, ppn) in [("page 0", 0), ("VGA hole", 0xa0), ("BIOS ROM", 0xf0)] {
+        expect_eq!(c, what, sys::page_alloc(ppn).map(|_| ()), Err(Error::NoSuchPage));
+    }
     // SAFETY: every page_free/cap_revoke in this block is refused before anything happens.
     unsafe {
         expect_eq!(c, "free: capability 0", sys::page_free(Cap(0)), Err(Error::InvalidCap));
@@ -233,6 +239,11 @@ fn calls(args: &str) -> u64 {
     expect_eq!(c, "protect: unaligned", p(ENV_SELF, ok.va + 8, 1, 1), Err(Error::Unaligned));
     expect_eq!(c, "protect: the kernel", p(ENV_SELF, KERNEL, 1, 1), Err(Error::BadAddress));
     expect_eq!(c, "protect: non-canonical", p(ENV_SELF, NON_CANONICAL, 1, 1), Err(Error::BadAddress));
+    // A start high in the kernel half whose end wraps past 2^64 into user space.
+    let top_page = 0u64.wrapping_sub(4096);
+    expect_eq!(c, "protect: wrapping past 2^64", p(ENV_SELF, top_page, 2, 1), Err(Error::BadAddress));
+    expect_eq!(c, "protect: wrapping to 0", p(ENV_SELF, top_page - 4096 * 15, 16, 1), Err(Error::BadAddress));
+    expect_eq!(c, "protect: wrapping far", p(ENV_SELF, top_page, 0x1000, 3), Err(Error::BadAddress));
     expect_eq!(
         c,
         "protect: running into the self-map",
@@ -403,6 +414,153 @@ fn calls(args: &str) -> u64 {
     expect_eq!(c, "program: offset past the end", pr(n, 9, u64::MAX, bp, 64), Err(Error::BadLength));
     expect_eq!(c, "program: a good read", pr(n, 9, 0, bp, 64), Ok(()));
     expect_eq!(c, "program: it is an ELF file", &buf[..4], b"\x7fELF");
+    c.finish()
+}
+
+/// Owner capabilities `heap` takes while filling the kernel heap.
+static mut FILL: [u64; exo_abi::MAX_CAPS_PER_ENV] = [0; exo_abi::MAX_CAPS_PER_ENV];
+
+/// Fill the kernel heap through bindings (each page bound at up to
+/// `MAX_MAPPINGS_PER_CAP` addresses) until the kernel says OutOfMemory,
+/// then make every call once: each answer must be success or a typed
+/// error. (The test leaves the kernel only a little heap so this takes
+/// seconds.) Exit code: failed checks.
+fn heap() -> u64 {
+    const ARENA: u64 = 0x60_0000_0000;
+    let mut c = Checks::new("hostile heap");
+    // What the calls below work on, taken while there is memory.
+    let Ok(child) = sys::env_create(0, 64) else { return 1 };
+    let Ok((spare, _)) = sys::page_alloc(ANY_PAGE) else { return 1 };
+    let Ok((moved, _)) = sys::page_alloc(ANY_PAGE) else { return 1 };
+    // SAFETY: FILL is used by this single-threaded function alone.
+    let fill = unsafe { &mut *core::ptr::addr_of_mut!(FILL) };
+    let mut n = 0;
+    let mut full = false;
+    'fill: while n < fill.len() {
+        let cap = match sys::page_alloc(ANY_PAGE) {
+            Ok((cap, _)) => cap,
+            Err(Error::OutOfMemory) => {
+                full = true;
+                break;
+            }
+            Err(e) => {
+                exos::println!("[hostile heap] page_alloc stopped with {e:?}");
+                break;
+            }
+        };
+        fill[n] = cap.0;
+        n += 1;
+        let base = ARENA + n as u64 * exo_abi::MAX_MAPPINGS_PER_CAP as u64 * 4096;
+        for i in 0..exo_abi::MAX_MAPPINGS_PER_CAP as u64 {
+            match one(base + i * 4096, cap.0, Prot::READ.0) {
+                Ok(()) => {}
+                Err(Error::OutOfMemory) => {
+                    full = true;
+                    break 'fill;
+                }
+                Err(e) => {
+                    exos::println!("[hostile heap] bind stopped with {e:?}");
+                    break 'fill;
+                }
+            }
+        }
+    }
+    c.check(full, "the kernel heap filled up", format_args!("after {n} pages"));
+
+    // Every call once, with no heap left. Only the status matters: 0 or a
+    // code the ABI defines.
+    let mut typed = |what: &str, status: u64| {
+        c.check(status == 0 || Error::from_code(status).is_some(), what, format_args!("status {status:#x}"));
+    };
+    let r = |n: Call, a: [u64; 6]| {
+        // SAFETY: none of these calls touches memory this program uses:
+        // bindings go to the arena, the handler is unregistered (never
+        // needed here), the buffer is our own array.
+        unsafe { sys::raw(n as u64, a[0], a[1], a[2], a[3], a[4], a[5]) }
+    };
+    let mut buf = [0u8; 64];
+    let name = b"exo-hello";
+    let arena_page = ARENA + exo_abi::MAX_MAPPINGS_PER_CAP as u64 * 4096;
+    let list = [Binding { va: ARENA, cap: spare.0, prot: Prot::RW.0 }];
+    typed("null", r(Call::Null, [0; 6]).0);
+    typed("console_write", r(Call::ConsoleWrite, [name.as_ptr() as u64, 0, 0, 0, 0, 0]).0);
+    typed("env_self", r(Call::EnvSelf, [0; 6]).0);
+    typed("page_alloc", r(Call::PageAlloc, [ANY_PAGE, 0, 0, 0, 0, 0]).0);
+    typed("page_grant", r(Call::PageGrant, [spare.0, child.0, Rights::READ.0, 0, 0, 0]).0);
+    typed("page_transfer", r(Call::PageTransfer, [moved.0, child.0, 0, 0, 0, 0]).0);
+    typed("cap_info", r(Call::CapInfo, [spare.0, 0, 0, 0, 0, 0]).0);
+    typed("bind", r(Call::Bind, [ENV_SELF, list.as_ptr() as u64, 1, 0, 0, 0]).0);
+    typed("set_handler", r(Call::SetHandler, [HandlerKind::Pct as u64, 0, 0, 0, 0, 0]).0);
+    let (s, kid, _) = r(Call::EnvCreate, [0, 1, 0, 0, 0, 0]);
+    typed("env_create", s);
+    typed("env_start", r(Call::EnvStart, [child.0, 0, 0, 0, 0, 0]).0);
+    typed("env_status", r(Call::EnvStatus, [child.0, 0, 0, 0, 0, 0]).0);
+    typed("env_reclaim", r(Call::EnvReclaim, [child.0, 1, 1000, 0, 0, 0]).0);
+    let (p, l) = (name.as_ptr() as u64, name.len() as u64);
+    typed("program_read", r(Call::ProgramRead, [p, l, 0, buf.as_mut_ptr() as u64, buf.len() as u64, 0]).0);
+    typed("protect", r(Call::Protect, [ENV_SELF, arena_page, 1, Prot::READ.0, 0, 0]).0);
+    typed("lookup", r(Call::Lookup, [arena_page, 0, 0, 0, 0, 0]).0);
+    typed("pct_sync", r(Call::PctSync, [child.0, 0, 0, 0, 0, 0]).0);
+    typed("pct_async", r(Call::PctAsync, [child.0, 0, 0, 0, 0, 0]).0);
+    typed("yield", r(Call::Yield, [0, 0, 0, 0, 0, 0]).0);
+    typed("cap_revoke", r(Call::CapRevoke, [spare.0, 0, 0, 0, 0, 0]).0);
+    if s == 0 {
+        typed("env_kill", r(Call::EnvKill, [kid, 0, 0, 0, 0, 0]).0);
+    }
+    typed("env_kill", r(Call::EnvKill, [child.0, 0, 0, 0, 0, 0]).0);
+    for &cap in &fill[..n] {
+        typed("page_free", r(Call::PageFree, [cap, 0, 0, 0, 0, 0]).0);
+    }
+    typed("page_free", r(Call::PageFree, [spare.0, 0, 0, 0, 0, 0]).0);
+    // With the memory back, the kernel works as before.
+    expect_eq!(c, "page_alloc after", sys::page_alloc(ANY_PAGE).is_ok(), true);
+    c.finish()
+}
+
+/// One instruction under test, given a buffer it may store into.
+type Store = fn(*mut u64);
+
+/// The instructions UMIP covers (`sgdt`, `sidt`, `sldt`, `smsw`, `str`)
+/// must raise #GP in ring 3 when `umip=1` (the CPU has it, so the kernel
+/// turned it on); with `umip=0` they must run. Exit code: failed checks.
+fn umip(args: &str) -> u64 {
+    let mut c = Checks::new("hostile umip");
+    let on = arg_u64(args, "umip") == Some(1);
+    if exo_user::traps::install().is_err() {
+        return 1;
+    }
+    let mut table = [0u64; 2];
+    let buf = table.as_mut_ptr();
+    // Each instruction is 3 bytes (register or [rax] operand): the handler
+    // resumes after it.
+    exo_user::traps::arm(3);
+    // Under UMIP each instruction faults and the recording handler resumes
+    // after it; without UMIP it runs.
+    let tries: [(&str, Store); 5] = [
+        // SAFETY: stores the 10-byte table register into the 16-byte buffer at `p`, or faults and is skipped.
+        ("sgdt", |p| unsafe { asm!(".byte 0x0f, 0x01, 0x00", in("rax") p, options(nostack)) }),
+        // SAFETY: stores the 10-byte table register into the 16-byte buffer at `p`, or faults and is skipped.
+        ("sidt", |p| unsafe { asm!(".byte 0x0f, 0x01, 0x08", in("rax") p, options(nostack)) }),
+        // SAFETY: writes only EAX, or faults and is skipped.
+        ("sldt", |_| unsafe { asm!(".byte 0x0f, 0x00, 0xc0", out("eax") _, options(nostack)) }),
+        // SAFETY: writes only EAX, or faults and is skipped.
+        ("smsw", |_| unsafe { asm!(".byte 0x0f, 0x01, 0xe0", out("eax") _, options(nostack)) }),
+        // SAFETY: writes only EAX, or faults and is skipped.
+        ("str", |_| unsafe { asm!(".byte 0x0f, 0x00, 0xc8", out("eax") _, options(nostack)) }),
+    ];
+    for (name, run) in tries {
+        let before = exo_user::traps::last().count;
+        run(buf);
+        let seen = exo_user::traps::last();
+        if on {
+            expect_eq!(c, name, (seen.count - before, seen.trapno), (1, 13));
+        } else {
+            expect_eq!(c, name, seen.count - before, 0);
+        }
+    }
+    if on {
+        expect_eq!(c, "sgdt/sidt stored nothing", table, [0, 0]);
+    }
     c.finish()
 }
 
