@@ -156,6 +156,13 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     }
 }
 
+/// Report a double fault and end the run with the failure code (the HAL's
+/// default; a kernel's own double-fault handler calls it for every double
+/// fault it cannot contain).
+pub fn report_double_fault(frame: &TrapFrame) -> ! {
+    double_fault(frame)
+}
+
 fn double_fault(frame: &TrapFrame) -> ! {
     crate::serial::emergency_write(format_args!(
         "\nDOUBLE FAULT at rip={:#x} rsp={:#x} cs={:#x}\n",

@@ -30,6 +30,9 @@ pub enum Fault {
     Panicked(DomainId),
     /// The domain's code ran past its time budget; it has been unloaded.
     TimedOut(DomainId),
+    /// The domain's code overflowed its kernel stack (it hit the guard
+    /// below it); it has been unloaded.
+    Overflowed(DomainId),
     /// The domain had already been unloaded before the call.
     Unloaded(DomainId),
 }
@@ -38,7 +41,7 @@ impl Fault {
     /// The domain that faulted.
     pub fn culprit(self) -> DomainId {
         match self {
-            Fault::Panicked(d) | Fault::TimedOut(d) | Fault::Unloaded(d) => d,
+            Fault::Panicked(d) | Fault::TimedOut(d) | Fault::Overflowed(d) | Fault::Unloaded(d) => d,
         }
     }
 }

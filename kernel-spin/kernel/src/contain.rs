@@ -55,6 +55,7 @@ pub static BUDGET_TICKS: AtomicU64 = AtomicU64::new(25);
 
 const PANICKED: u64 = 1;
 const TIMED_OUT: u64 = 2;
+const OVERFLOWED: u64 = 3;
 
 /// Save the recovery registers in `*jmp`, then call `body(arg)`. Returns 0
 /// when `body` returns, or the code passed to [`recover`].
@@ -146,6 +147,7 @@ impl Containment for Contain {
         match code {
             0 => Ok(()),
             PANICKED => Err(Fault::Panicked(culprit)),
+            OVERFLOWED => Err(Fault::Overflowed(culprit)),
             _ => Err(Fault::TimedOut(culprit)),
         }
     }
@@ -262,9 +264,13 @@ pub fn on_tick(frame: &mut TrapFrame) {
         return;
     }
     unload(rec.culprit, "ran past its time budget");
-    // Resume at the recovery point: the registers `protected_call` saved,
-    // its return address, and the code in RAX, with interrupts off as on
-    // the normal path back.
+    resume_at(frame, rec, TIMED_OUT);
+}
+
+/// Make `frame` return to recovery point `rec` with `code`: the registers
+/// `protected_call` saved, its return address, and the code in RAX, with
+/// interrupts off as on the normal path back.
+fn resume_at(frame: &mut TrapFrame, rec: &Recovery, code: u64) {
     frame.rbx = rec.jmp.rbx;
     frame.rbp = rec.jmp.rbp;
     frame.r12 = rec.jmp.r12;
@@ -273,8 +279,46 @@ pub fn on_tick(frame: &mut TrapFrame) {
     frame.r15 = rec.jmp.r15;
     frame.rsp = rec.jmp.rsp;
     frame.rip = rec.jmp.rip;
-    frame.rax = TIMED_OUT;
+    frame.rax = code;
     frame.rflags &= !shared_hal::trap::RFLAGS_IF;
+}
+
+/// Whether a double fault is a kernel stack overflow: the page fault that
+/// could not be delivered hit the guard below a strand's stack (or, for
+/// the boot strand, the bootloader's guard page just below RSP).
+fn is_stack_overflow(frame: &TrapFrame) -> bool {
+    let cr2 = cpu::cr2();
+    let near_rsp = cr2 <= frame.rsp.wrapping_add(64) && frame.rsp.wrapping_sub(cr2) <= 2 * 4096;
+    let unmapped = shared_hal::paging::entry(shared_hal::paging::kernel_root(), cr2 & !0xfff).is_none();
+    !frame.from_user() && unmapped && (crate::strands::in_stack_guard(cr2) || near_rsp)
+}
+
+/// The double-fault hook (on its own IST stack): a kernel stack overflow
+/// in extension code is contained like a panic — the culprit unloaded, the
+/// contained call, system call or fault handler it ran in aborted; any
+/// other double fault ends the machine as the HAL's report does.
+fn on_double_fault(frame: &mut TrapFrame) {
+    if is_stack_overflow(frame) && !contain::in_critical() {
+        if let Some(rec) = innermost().filter(|r| r.culprit != DomainId::KERNEL) {
+            unload(rec.culprit, "overflowed its stack");
+            resume_at(frame, rec, OVERFLOWED);
+            return;
+        }
+        if let Some(culprit) = crate::uexc::culprit().filter(|d| *d != DomainId::KERNEL) {
+            unload(culprit, "overflowed its stack in a fault handler");
+            crate::uexc::abort_frame(frame);
+            return;
+        }
+        if let Some(top) = crate::process::in_syscall() {
+            let culprit = crate::sysentry::culprit(top);
+            if culprit != DomainId::KERNEL {
+                unload(culprit, "overflowed its stack in a system call");
+                crate::sysentry::abort_frame(frame, top);
+                return;
+            }
+        }
+    }
+    shared_hal::trap::report_double_fault(frame)
 }
 
 /// Install the containment and the timer check.
@@ -282,4 +326,5 @@ pub fn install(key: &'static KernelKey) {
     KEY.call_once(|| key);
     contain::install(key, &Contain);
     apic::set_timer_hook(on_tick);
+    shared_hal::trap::set_handler(shared_hal::trap::vector::DOUBLE_FAULT, on_double_fault);
 }

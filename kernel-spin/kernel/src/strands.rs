@@ -2,7 +2,6 @@
 //! and which address space and kernel entry stack go with each strand.
 //! Thread packages reach this through `spin_interface::strand::StrandCore`.
 
-use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use shared_hal::{context, gdt, paging};
 use spin_interface::KernelKey;
@@ -13,10 +12,56 @@ use spin_interface::strand;
 /// link per strand).
 pub const MAX_STRANDS: usize = spin_interface::strand::MAX_STRANDS;
 /// Kernel stack per strand.
-const STACK_SIZE: usize = 16 * 1024;
+const STACK_SIZE: u64 = 16 * 1024;
+/// Unmapped space below each stack: an overflow faults on it (a double
+/// fault, since the page fault cannot be delivered on the full stack),
+/// and `contain::on_double_fault` treats that like a panic of the code
+/// that was running. Larger than a page, so a function frame that skips
+/// ahead still lands in it (Rust probes frames above 4 KiB page by page).
+const GUARD_SIZE: u64 = 16 * 1024;
+/// Stacks live in the HAL's kernel scratch region from this offset, one
+/// `GUARD_SIZE + STACK_SIZE` stride per slot (the HAL's self-tests use the
+/// first few MiB).
+const STACKS_OFFSET: u64 = 1 << 30;
+const STRIDE: u64 = GUARD_SIZE + STACK_SIZE;
 
-#[repr(C, align(16))]
-struct Stack([u8; STACK_SIZE]);
+/// The guard area below slot `s`'s stack: `[start, end)`.
+fn guard_of(s: usize) -> (u64, u64) {
+    let start = paging::kernel_scratch_base() + STACKS_OFFSET + s as u64 * STRIDE;
+    (start, start + GUARD_SIZE)
+}
+
+/// Whether `va` lies in the guard area of any strand's stack.
+pub fn in_stack_guard(va: u64) -> bool {
+    let base = paging::kernel_scratch_base() + STACKS_OFFSET;
+    va.checked_sub(base).is_some_and(|off| off < MAX_STRANDS as u64 * STRIDE && off % STRIDE < GUARD_SIZE)
+}
+
+/// Map a stack for slot `s` above its guard; returns its top.
+fn map_stack(s: usize) -> Result<u64, MemError> {
+    let (_, bottom) = guard_of(s);
+    let root = paging::kernel_root();
+    let pages = STACK_SIZE / 4096;
+    for p in 0..pages {
+        let mapped = shared_hal::memory::alloc_zeroed_frame().and_then(|pa| {
+            paging::map(root, bottom + p * 4096, pa, paging::pte::WRITABLE | paging::pte::NO_EXECUTE)
+                .map_err(|_| {
+                    let _ = shared_hal::memory::free_frame(pa);
+                })
+                .ok()
+        });
+        if mapped.is_none() {
+            // Give back the pages mapped so far; the slot stays without a stack.
+            for q in 0..p {
+                if let Ok(pa) = paging::unmap(root, bottom + q * 4096) {
+                    let _ = shared_hal::memory::free_frame(pa & paging::pte::ADDR);
+                }
+            }
+            return Err(MemError::OutOfMemory);
+        }
+    }
+    Ok(bottom + STACK_SIZE)
+}
 
 /// Per-strand state the switch needs; each field is written only by the
 /// owner of the slot (create/destroy) or by `strand_switch` (`rsp`). 64 bytes,
@@ -152,6 +197,14 @@ pub fn move_running(root: u64, tag: u64) {
     }
 }
 
+/// Lowest address of the stack slot `s` owns (0: none yet).
+pub fn stack_bottom(s: usize) -> u64 {
+    match SLOTS[s].stack.load(Ordering::Relaxed) {
+        0 => 0,
+        top => top - STACK_SIZE,
+    }
+}
+
 /// Top of strand `s`'s kernel stack.
 pub fn stack_top(s: usize) -> u64 {
     SLOTS[s].top.load(Ordering::Relaxed)
@@ -163,8 +216,13 @@ fn strand_create(entry: fn(usize), arg: usize) -> Result<u32, MemError> {
     let stack = match s.stack.load(Ordering::Relaxed) {
         0 => {
             // The slot's first strand: its stack lives as long as the kernel.
-            let stack: &'static mut Stack = Box::leak(Box::new(Stack([0; STACK_SIZE])));
-            let top = stack as *mut Stack as u64 + STACK_SIZE as u64;
+            let top = match map_stack(slot) {
+                Ok(top) => top,
+                Err(e) => {
+                    s.used.store(false, Ordering::Release);
+                    return Err(e);
+                }
+            };
             s.stack.store(top, Ordering::Relaxed);
             top
         }

@@ -1,0 +1,61 @@
+//! Extensions that overflow their kernel stack (ring 0, safe Rust), for
+//! the containment tests: one recurses without bound while handling an
+//! event, one raises the event it is handling from inside its handler.
+//! Safe Rust cannot keep a recursion from running off its stack; the guard
+//! page below every strand's stack must turn that into a contained fault
+//! (the domain unloaded, the raise answering `Fault::Overflowed`).
+#![no_std]
+#![forbid(unsafe_code)]
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use spin_interface::sync::Once;
+use spin_interface::{Event, ExportTable, Extension, InitContext, InitError};
+
+/// Recurses without bound when the test event is raised with 7;
+/// otherwise answers `x + 7`.
+pub static RECURSER: Extension = Extension { name: "recurser", init: recurser_init };
+/// Raises the test event again from its handler when raised with 8.
+pub static RERAISER: Extension = Extension { name: "reraiser", init: reraiser_init };
+
+fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
+    Ok(ctx.lookup("kernel", "Test", "event")?)
+}
+
+static DEPTH: AtomicU64 = AtomicU64::new(0);
+
+/// Each level keeps a buffer live across the next call, so neither the
+/// frame nor the recursion can be optimised away.
+fn deeper(n: u64) -> u64 {
+    let mut buf = [n; 32];
+    DEPTH.fetch_max(n, Ordering::Relaxed);
+    if n < u64::MAX {
+        buf[(n % 32) as usize] = deeper(core::hint::black_box(n + 1));
+    }
+    core::hint::black_box(&buf);
+    buf[0]
+}
+
+fn recurser_handler(x: u64) -> u64 {
+    if x == 7 { deeper(0) } else { x + 7 }
+}
+
+fn recurser_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    test_event(ctx)?.install(ctx.identity(), recurser_handler, None)?;
+    Ok(ExportTable::new())
+}
+
+static EVENT: Once<&'static Event<u64, u64>> = Once::new();
+
+fn reraiser_handler(x: u64) -> u64 {
+    match EVENT.get() {
+        Some(e) if x == 8 => core::hint::black_box(e.raise(8)) + 1,
+        _ => x + 8,
+    }
+}
+
+fn reraiser_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    let e = test_event(ctx)?;
+    EVENT.call_once(|| e);
+    e.install(ctx.identity(), reraiser_handler, None)?;
+    Ok(ExportTable::new())
+}

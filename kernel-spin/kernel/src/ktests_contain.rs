@@ -1,0 +1,92 @@
+//! kernel-spin's in-kernel tests of containment against extensions that
+//! break it on purpose (run with `mode=test` after `ktests_hostile`):
+//! stack overflow by unbounded recursion and by a handler re-raising its
+//! own event. Each must end in the culprit's unloading and an error from
+//! the raise, and the kernel must go on serving.
+
+use crate::imports::BENCH_NULL;
+use crate::kdomain::TEST_EVENT;
+use crate::loader;
+use alloc::format;
+use alloc::string::String;
+use shared_hal::testing::Test;
+use shared_hal::{ensure, ensure_eq};
+use spin_ext_hostile_stack as hostile;
+use spin_interface::Extension;
+use spin_interface::contain::Fault;
+
+/// The tests, in order.
+pub const TESTS: &[Test] = &[
+    Test {
+        name: "spin::stack_overflow_in_a_handler_is_contained",
+        run: || overflow(&hostile::RECURSER, 7, 8),
+    },
+    Test { name: "spin::recursive_raise_is_contained", run: || overflow(&hostile::RERAISER, 8, 9) },
+    Test { name: "spin::stack_overflow_on_a_forked_strand_is_contained", run: overflow_on_a_forked_strand },
+    Test { name: "spin::stack_guard_is_unmapped", run: stack_guard_is_unmapped },
+];
+
+/// Load `ext`, check it answers `TEST_EVENT(1)` with `normal`, then raise
+/// with `trigger`: the stack overflows into the guard page, and the raise
+/// must report `Overflowed` with the extension gone and the kernel intact.
+fn overflow(ext: &'static Extension, trigger: u64, normal: u64) -> Result<(), String> {
+    let id = loader::load(crate::key(), ext).map_err(|e| format!("{e:?}"))?;
+    ensure_eq!(TEST_EVENT.raise_contained(1), Ok(normal));
+    ensure_eq!(TEST_EVENT.raise_contained(trigger), Err(Fault::Overflowed(id.id())));
+    ensure_eq!(TEST_EVENT.handler_count(), 0);
+    ensure_eq!(TEST_EVENT.raise_contained(1), Ok(0)); // the default handler
+    ensure!(spin_interface::Domain::named(ext.name).is_err(), "the faulted domain is still registered");
+    // The kernel and the other extensions keep running, on this strand's
+    // stack that just overflowed, and the next overflow is caught too.
+    ensure_eq!(BENCH_NULL.call(()), Ok(()));
+    ensure_eq!(crate::imports::YIELD.call(()), Ok(()));
+    Ok(())
+}
+
+/// What the forked strand saw: 1 + the fault's culprit domain number.
+static FORKED_SAW: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The same overflow on a strand of its own (a stack the kernel mapped,
+/// with its guard region), not the boot stack.
+fn overflow_on_a_forked_strand() -> Result<(), String> {
+    use core::sync::atomic::Ordering;
+    let id = loader::load(crate::key(), &hostile::RECURSER).map_err(|e| format!("{e:?}"))?;
+    FORKED_SAW.store(0, Ordering::SeqCst);
+    let t = crate::imports::fork(
+        |_| {
+            if let Err(Fault::Overflowed(d)) = TEST_EVENT.raise_contained(7) {
+                FORKED_SAW.store(1 + d.number() as u64, Ordering::SeqCst);
+            }
+        },
+        0,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    crate::imports::join(t).map_err(|e| format!("{e:?}"))?;
+    ensure_eq!(FORKED_SAW.load(Ordering::SeqCst), 1 + id.id().number() as u64);
+    ensure_eq!(TEST_EVENT.handler_count(), 0);
+    ensure_eq!(BENCH_NULL.call(()), Ok(()));
+    Ok(())
+}
+
+/// Every strand stack has unmapped guard space right below it.
+fn stack_guard_is_unmapped() -> Result<(), String> {
+    let a = crate::imports::fork(|_| {}, 0).map_err(|e| format!("{e:?}"))?;
+    crate::imports::join(a).map_err(|e| format!("{e:?}"))?;
+    let mut checked = 0;
+    for s in 0..crate::strands::MAX_STRANDS {
+        let top = crate::strands::stack_bottom(s);
+        if top == 0 {
+            continue;
+        }
+        let root = shared_hal::paging::kernel_root();
+        ensure!(
+            shared_hal::paging::entry(root, top).is_some(),
+            "slot {s}: its stack's lowest page is not mapped"
+        );
+        ensure!(crate::strands::in_stack_guard(top - 8), "slot {s}: no guard below its stack");
+        ensure!(shared_hal::paging::entry(root, top - 4096).is_none(), "slot {s}: the guard page is mapped");
+        checked += 1;
+    }
+    ensure!(checked > 0, "no strand stack to check");
+    Ok(())
+}
