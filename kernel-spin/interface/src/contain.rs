@@ -12,11 +12,14 @@
 //!
 //! What an aborted handler leaks: its stack frames are abandoned without
 //! running destructors (like `mem::forget` of everything on them), so heap
-//! memory they owned and locks *of the faulted extension* they held stay as
+//! memory they owned and the [`crate::sync::SpinLock`]s they held stay as
 //! they were; the extension is unloaded, so nothing calls into it again.
 //! Locks of this crate are never held across a call into extension code,
-//! and the kernel never aborts inside a [`critical`] section (an overrun
-//! detected there is acted on when the section ends).
+//! and the kernel never aborts inside one of this crate's own [`critical`]
+//! sections (an overrun detected there is acted on when the section ends).
+//! Extension code cannot open one: a critical section is this crate's (or
+//! the kernel's, with its key) and always closes before any extension code
+//! runs, so no extension can keep containment from acting.
 
 use crate::domain::DomainId;
 use crate::key::KernelKey;
@@ -81,18 +84,6 @@ pub fn run<R>(culprit: DomainId, f: impl FnOnce() -> R) -> Result<R, Fault> {
 }
 
 static CRITICAL: AtomicU32 = AtomicU32::new(0);
-
-/// Start a critical section (see [`critical`]).
-#[inline]
-pub(crate) fn enter_critical() {
-    CRITICAL.fetch_add(1, Ordering::SeqCst);
-}
-
-/// End a critical section.
-#[inline]
-pub(crate) fn exit_critical() {
-    CRITICAL.fetch_sub(1, Ordering::SeqCst);
-}
 
 /// Run `f` as a critical section: the kernel defers aborting an overrunning
 /// extension until it ends (so a lock taken inside is always released).

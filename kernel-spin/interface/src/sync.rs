@@ -13,11 +13,18 @@ use core::ops::{Deref, DerefMut};
 /// Once-cell and lazy value for an extension's own statics.
 pub use spin::{Lazy, Once};
 
-/// A spinning lock for an extension's own small state. While it is held the
-/// kernel does not abort an overrunning extension (the abort waits until
-/// the lock is released), so a lock is never left held by an aborted
-/// handler. An extension that loops forever *while holding* one cannot be
-/// stopped: keep critical sections short.
+/// A spinning lock for an extension's own small state.
+///
+/// Holding one does not shield the holder from containment: if the code
+/// holding it panics, overflows its stack or overruns its time budget, the
+/// kernel aborts it all the same, and the lock stays held (its stack frames
+/// are abandoned, see [`crate::contain`]). A lock in an extension's statics
+/// is reachable only through that extension's code, and the culprit is
+/// unloaded; an extension that calls into foreign code while holding its
+/// own lock risks that lock: if the foreign code is aborted, the next
+/// `lock` of it spins until the time budget stops the spinner too. (An
+/// earlier design deferred aborts while any such lock was held; a
+/// forgotten guard then disabled containment for everyone.)
 pub struct SpinLock<T> {
     inner: spin::Mutex<T>,
 }
@@ -30,14 +37,13 @@ impl<T> SpinLock<T> {
     /// Take the lock (spinning).
     #[inline]
     pub fn lock(&self) -> SpinGuard<'_, T> {
-        let critical = Critical::enter();
         // Free in the common case (nothing preempts kernel code): one
         // compare-exchange and a branch, the spinning loop out of line.
         let inner = match self.inner.try_lock() {
             Some(inner) => inner,
             None => self.spin(),
         };
-        SpinGuard { inner, _critical: critical }
+        SpinGuard { inner }
     }
 
     #[cold]
@@ -49,34 +55,13 @@ impl<T> SpinLock<T> {
     /// Take the lock if it is free.
     #[inline]
     pub fn try_lock(&self) -> Option<SpinGuard<'_, T>> {
-        let critical = Critical::enter();
-        self.inner.try_lock().map(|inner| SpinGuard { inner, _critical: critical })
+        self.inner.try_lock().map(|inner| SpinGuard { inner })
     }
 }
 
-/// A critical section while it lives (see `crate::contain`).
-struct Critical(());
-
-impl Critical {
-    #[inline(always)]
-    fn enter() -> Critical {
-        crate::contain::enter_critical();
-        Critical(())
-    }
-}
-
-impl Drop for Critical {
-    #[inline(always)]
-    fn drop(&mut self) {
-        crate::contain::exit_critical();
-    }
-}
-
-/// Access to a [`SpinLock`]'s value. Fields drop in order: the lock is
-/// released before the critical section ends.
+/// Access to a [`SpinLock`]'s value; releases it when dropped.
 pub struct SpinGuard<'a, T> {
     inner: spin::MutexGuard<'a, T>,
-    _critical: Critical,
 }
 
 impl<T> Deref for SpinGuard<'_, T> {

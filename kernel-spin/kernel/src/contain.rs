@@ -57,8 +57,9 @@ const PANICKED: u64 = 1;
 const TIMED_OUT: u64 = 2;
 const OVERFLOWED: u64 = 3;
 
-/// Save the recovery registers in `*jmp`, then call `body(arg)`. Returns 0
-/// when `body` returns, or the code passed to [`recover`].
+/// Save the recovery registers in `*jmp`, enable interrupts, then call
+/// `body(arg)`. Returns 0 (interrupts off) when `body` returns, or the code
+/// passed to [`recover`].
 ///
 /// # Safety
 /// `jmp` must stay valid until this returns; `body` must be safe to call with `arg`.
@@ -77,6 +78,9 @@ unsafe extern "C" fn protected_call(jmp: *mut Jmp, body: extern "C" fn(*mut u8),
         "mov [rdi + 56], rax",
         "sub rsp, 8", // realign to 16 for the call
         "mov rdi, rdx",
+        // Interrupts on only now that the recovery point is complete: a
+        // tick that aborts the call must find every saved register.
+        "sti",
         "call rsi",
         "add rsp, 8",
         // Interrupts off before the point is popped: the timer cannot abort
@@ -132,9 +136,12 @@ impl Containment for Contain {
             deadline: apic::ticks() + BUDGET_TICKS.load(Ordering::Relaxed),
             prev: TOP[s].load(Ordering::Relaxed),
         };
-        TOP[s].store(&mut rec, Ordering::SeqCst);
         let interrupts = cpu::interrupts_enabled();
-        cpu::enable_interrupts();
+        // Interrupts stay off until `protected_call` has saved the
+        // registers (it enables them itself): a tick in between would find
+        // this point published but empty.
+        cpu::disable_interrupts();
+        TOP[s].store(&mut rec, Ordering::SeqCst);
         let mut body: &mut dyn FnMut() = f;
         // SAFETY: `rec` lives until after this call returns (normally or
         // through `recover`, which only ever targets the innermost point).

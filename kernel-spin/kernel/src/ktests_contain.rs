@@ -1,8 +1,10 @@
 //! kernel-spin's in-kernel tests of containment against extensions that
 //! break it on purpose (run with `mode=test` after `ktests_hostile`):
 //! stack overflow by unbounded recursion and by a handler re-raising its
-//! own event. Each must end in the culprit's unloading and an error from
-//! the raise, and the kernel must go on serving.
+//! own event; a panic or a loop while holding a lock, a forgotten lock
+//! guard; ticks landing anywhere in a contained call. Each must end in
+//! the culprit's unloading and an error from the raise, and the kernel
+//! must go on serving.
 
 use crate::imports::BENCH_NULL;
 use crate::kdomain::TEST_EVENT;
@@ -11,7 +13,7 @@ use alloc::format;
 use alloc::string::String;
 use shared_hal::testing::Test;
 use shared_hal::{ensure, ensure_eq};
-use spin_ext_hostile_stack as hostile;
+use spin_ext_hostile as hostile;
 use spin_interface::Extension;
 use spin_interface::contain::Fault;
 
@@ -24,6 +26,10 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::recursive_raise_is_contained", run: || overflow(&hostile::RERAISER, 8, 9) },
     Test { name: "spin::stack_overflow_on_a_forked_strand_is_contained", run: overflow_on_a_forked_strand },
     Test { name: "spin::stack_guard_is_unmapped", run: stack_guard_is_unmapped },
+    Test { name: "spin::panic_holding_a_lock_is_contained", run: panic_holding_a_lock },
+    Test { name: "spin::loop_holding_a_lock_is_stopped", run: loop_holding_a_lock },
+    Test { name: "spin::forgotten_guard_disables_no_containment", run: forgotten_guard },
+    Test { name: "spin::ticks_anywhere_in_a_contained_call", run: ticks_anywhere },
 ];
 
 /// Load `ext`, check it answers `TEST_EVENT(1)` with `normal`, then raise
@@ -89,4 +95,74 @@ fn stack_guard_is_unmapped() -> Result<(), String> {
     }
     ensure!(checked > 0, "no strand stack to check");
     Ok(())
+}
+
+fn load_locker() -> Result<&'static spin_interface::Identity, String> {
+    let id = loader::load(crate::key(), &hostile::LOCKER).map_err(|e| format!("{e:?}"))?;
+    ensure_eq!(TEST_EVENT.raise_contained(1), Ok(21));
+    Ok(id)
+}
+
+/// A panic while the handler holds its own lock: contained, not fatal.
+fn panic_holding_a_lock() -> Result<(), String> {
+    let id = load_locker()?;
+    ensure_eq!(TEST_EVENT.raise_contained(20), Err(Fault::Panicked(id.id())));
+    ensure_eq!(TEST_EVENT.handler_count(), 0);
+    ensure_eq!(BENCH_NULL.call(()), Ok(()));
+    Ok(())
+}
+
+/// A loop while holding the lock: stopped at the time budget.
+fn loop_holding_a_lock() -> Result<(), String> {
+    let id = load_locker()?;
+    ensure_eq!(TEST_EVENT.raise_contained(21), Err(Fault::TimedOut(id.id())));
+    ensure_eq!(TEST_EVENT.handler_count(), 0);
+    Ok(())
+}
+
+/// A guard forgotten inside a handler: afterwards the kernel still
+/// contains a panic, a loop and an overflow, in other extensions.
+fn forgotten_guard() -> Result<(), String> {
+    let locker = load_locker()?;
+    ensure_eq!(TEST_EVENT.raise_contained(22), Ok(22));
+    spin_interface::domain::unload(crate::key(), locker.id());
+    // (Not the locker again: its statics, and the lock an earlier test's
+    // panic left held, are still there — static extensions keep theirs.)
+    let id = loader::load(crate::key(), &spin_ext_misbehaving::PANICKY).map_err(|e| format!("{e:?}"))?;
+    ensure_eq!(TEST_EVENT.raise_contained(13), Err(Fault::Panicked(id.id())));
+    let id = loader::load(crate::key(), &spin_ext_misbehaving::LOOPER).map_err(|e| format!("{e:?}"))?;
+    ensure_eq!(TEST_EVENT.raise_contained(99), Err(Fault::TimedOut(id.id())));
+    overflow(&hostile::RECURSER, 7, 8)
+}
+
+/// With a budget of one tick, ticks land everywhere inside contained
+/// calls, including just as the recovery point is set up: each call must
+/// complete or end with the culprit unloaded, never crash the kernel.
+fn ticks_anywhere() -> Result<(), String> {
+    use core::sync::atomic::Ordering;
+    let budget = crate::contain::BUDGET_TICKS.swap(1, Ordering::SeqCst);
+    let mut loaded = None;
+    let r = (|| {
+        let (mut ok, mut aborted) = (0, 0);
+        let end = shared_hal::apic::ticks() + 30;
+        while shared_hal::apic::ticks() < end {
+            if TEST_EVENT.handler_count() == 0 {
+                let id = loader::load(crate::key(), &hostile::LOCKER).map_err(|e| format!("{e:?}"))?;
+                loaded = Some(id.id());
+            }
+            match TEST_EVENT.raise_contained(1) {
+                Ok(21) => ok += 1,
+                Ok(0) | Err(Fault::TimedOut(_)) => aborted += 1,
+                other => return Err(format!("unexpected answer {other:?}")),
+            }
+        }
+        ensure!(ok > 0, "no call completed ({aborted} aborted)");
+        Ok(())
+    })();
+    crate::contain::BUDGET_TICKS.store(budget, Ordering::SeqCst);
+    if let Some(id) = loaded {
+        spin_interface::domain::unload(crate::key(), id);
+    }
+    ensure_eq!(TEST_EVENT.handler_count(), 0);
+    r
 }

@@ -1,14 +1,17 @@
-//! Extensions that overflow their kernel stack (ring 0, safe Rust), for
-//! the containment tests: one recurses without bound while handling an
-//! event, one raises the event it is handling from inside its handler.
-//! Safe Rust cannot keep a recursion from running off its stack; the guard
-//! page below every strand's stack must turn that into a contained fault
-//! (the domain unloaded, the raise answering `Fault::Overflowed`).
+//! Extensions that attack fault containment on purpose (ring 0, safe
+//! Rust), for the containment tests:
+//! - stack overflow: one recurses without bound while handling an event,
+//!   one raises the event it is handling from inside its handler. Safe Rust
+//!   cannot keep a recursion from running off its stack; the guard below
+//!   every strand's stack must turn that into a contained fault (the domain
+//!   unloaded, the raise answering `Fault::Overflowed`);
+//! - locks: one panics or loops while holding its `SpinLock`, or forgets a
+//!   guard, trying to keep the kernel from containing it (or anyone else).
 #![no_std]
 #![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use spin_interface::sync::Once;
+use spin_interface::sync::{Once, SpinLock};
 use spin_interface::{Event, ExportTable, Extension, InitContext, InitError};
 
 /// Recurses without bound when the test event is raised with 7;
@@ -16,6 +19,10 @@ use spin_interface::{Event, ExportTable, Extension, InitContext, InitError};
 pub static RECURSER: Extension = Extension { name: "recurser", init: recurser_init };
 /// Raises the test event again from its handler when raised with 8.
 pub static RERAISER: Extension = Extension { name: "reraiser", init: reraiser_init };
+/// Raised with 20: panics holding its lock; 21: loops holding it; 22:
+/// forgets a guard (the lock stays held, nothing else happens); otherwise
+/// answers `x + 20`.
+pub static LOCKER: Extension = Extension { name: "locker", init: locker_init };
 
 fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
     Ok(ctx.lookup("kernel", "Test", "event")?)
@@ -57,5 +64,34 @@ fn reraiser_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     let e = test_event(ctx)?;
     EVENT.call_once(|| e);
     e.install(ctx.identity(), reraiser_handler, None)?;
+    Ok(ExportTable::new())
+}
+
+static LOCK: SpinLock<u64> = SpinLock::new(0);
+static FORGOTTEN: SpinLock<u64> = SpinLock::new(0);
+
+fn locker_handler(x: u64) -> u64 {
+    match x {
+        20 => {
+            let mut held = LOCK.lock();
+            *held += 1;
+            panic!("locker: panicking while holding a lock ({})", *held);
+        }
+        21 => {
+            let mut held = LOCK.lock();
+            loop {
+                *held = core::hint::black_box(*held + 1);
+            }
+        }
+        22 => {
+            core::mem::forget(FORGOTTEN.lock());
+            22
+        }
+        _ => x + 20,
+    }
+}
+
+fn locker_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    test_event(ctx)?.install(ctx.identity(), locker_handler, None)?;
     Ok(ExportTable::new())
 }
