@@ -6,13 +6,17 @@
 //!   every strand's stack must turn that into a contained fault (the domain
 //!   unloaded, the raise answering `Fault::Overflowed`);
 //! - locks: one panics or loops while holding its `SpinLock`, or forgets a
-//!   guard, trying to keep the kernel from containing it (or anyone else).
+//!   guard, trying to keep the kernel from containing it (or anyone else);
+//! - threads: one forks kernel threads (through the public thread
+//!   interface) whose bodies panic, loop without ever giving up the CPU, or
+//!   overflow their stack.
 #![no_std]
 #![forbid(unsafe_code)]
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin_interface::sync::{Once, SpinLock};
-use spin_interface::{Event, ExportTable, Extension, InitContext, InitError};
+use spin_interface::threads::{ForkArgs, ThreadError, ThreadId};
+use spin_interface::{Event, ExportTable, Extension, Import, InitContext, InitError};
 
 /// Recurses without bound when the test event is raised with 7;
 /// otherwise answers `x + 7`.
@@ -23,6 +27,10 @@ pub static RERAISER: Extension = Extension { name: "reraiser", init: reraiser_in
 /// forgets a guard (the lock stays held, nothing else happens); otherwise
 /// answers `x + 20`.
 pub static LOCKER: Extension = Extension { name: "locker", init: locker_init };
+/// Exports `Forker.spawn(mode)`: forks a kernel thread charged to itself
+/// whose body panics (1), loops without giving up the CPU (2), or
+/// overflows its stack (3); any other mode returns at once.
+pub static FORKER: Extension = Extension { name: "forker", init: forker_init };
 
 fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
     Ok(ctx.lookup("kernel", "Test", "event")?)
@@ -94,4 +102,34 @@ fn locker_handler(x: u64) -> u64 {
 fn locker_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     test_event(ctx)?.install(ctx.identity(), locker_handler, None)?;
     Ok(ExportTable::new())
+}
+
+static FORK: Import<ForkArgs, Result<ThreadId, ThreadError>> = Import::new("Threads", "fork");
+/// Set by every `init` (statics outlive an unloaded static extension, and a
+/// charge for an unloaded domain runs nothing).
+static CHARGE: SpinLock<Option<spin_interface::contain::Charge>> = SpinLock::new(None);
+static HOG: AtomicU64 = AtomicU64::new(0);
+
+fn bad_body(mode: usize) {
+    match mode {
+        1 => panic!("forker: a forked thread panics"),
+        2 => loop {
+            HOG.fetch_add(1, Ordering::Relaxed);
+        },
+        3 => {
+            core::hint::black_box(deeper(0));
+        }
+        _ => {}
+    }
+}
+
+fn spawn(mode: u64) -> Result<ThreadId, ThreadError> {
+    let charge = CHARGE.lock().ok_or(ThreadError::NoResources)?;
+    FORK.call((charge, bad_body, mode as usize)).unwrap_or(Err(ThreadError::NoResources))
+}
+
+fn forker_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    ctx.resolve("threads", &[&FORK])?;
+    *CHARGE.lock() = Some(ctx.identity().charge());
+    Ok(ExportTable::new().procedure("Forker", "spawn", spawn))
 }

@@ -14,6 +14,7 @@
 extern crate alloc;
 
 use core::sync::atomic::{AtomicU64, Ordering};
+use spin_interface::contain::{self, Charge};
 use spin_interface::strand::{self, MAX_STRANDS, Strand, StrandCore, StrandQueue};
 use spin_interface::sync::{Once, SpinLock};
 use spin_interface::threads::{ForkArgs, INTERFACE, ThreadError, ThreadId};
@@ -28,6 +29,8 @@ static CORE: Once<&'static StrandCore> = Once::new();
 #[derive(Clone, Copy)]
 struct Thread {
     generation: u32,
+    /// Who answers for the thread's body.
+    charge: Charge,
     entry: fn(usize),
     arg: usize,
     done: bool,
@@ -49,7 +52,8 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     // The code running now (the boot thread) becomes the first strand.
     let boot = core.adopt_current();
     if let Some(slot) = THREADS.lock().get_mut(boot.index()) {
-        *slot = Some(Thread { generation: 0, entry: noop, arg: 0, done: false, joiner: None });
+        let charge = ctx.identity().charge(); // never used: the boot thread was not forked
+        *slot = Some(Thread { generation: 0, charge, entry: noop, arg: 0, done: false, joiner: None });
     }
     strand::CHECKPOINT.install(ctx.identity(), on_checkpoint, None)?;
     strand::RESUME.install(ctx.identity(), on_resume, None)?;
@@ -83,23 +87,25 @@ fn reap() {
 
 fn thread_main(_: usize) {
     let me = strand::current();
-    let (entry, arg) = {
+    let (charge, entry, arg) = {
         let t = THREADS.lock();
         let th = t.get(me.index()).copied().flatten().expect("a thread record for every forked strand");
-        (th.entry, th.arg)
+        (th.charge, th.entry, th.arg)
     };
-    entry(arg);
+    // Charged to the forker: a body that panics, overflows or hogs the CPU
+    // unloads it, and the thread ends here like one that returned.
+    let _ = contain::run_thread(charge, || entry(arg));
     exit(());
 }
 
-fn fork((entry, arg): ForkArgs) -> Result<ThreadId, ThreadError> {
+fn fork((charge, entry, arg): ForkArgs) -> Result<ThreadId, ThreadError> {
     if !ZOMBIES.is_empty() {
         reap();
     }
     let s = core().create(thread_main, 0).map_err(|_| ThreadError::NoResources)?;
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed) as u32;
     match THREADS.lock().get_mut(s.index()) {
-        Some(slot) => *slot = Some(Thread { generation, entry, arg, done: false, joiner: None }),
+        Some(slot) => *slot = Some(Thread { generation, charge, entry, arg, done: false, joiner: None }),
         None => {
             core().destroy(s);
             return Err(ThreadError::NoResources);

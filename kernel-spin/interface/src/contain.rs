@@ -49,11 +49,43 @@ impl Fault {
     }
 }
 
+/// What a contained call runs: a bounded piece of work (a handler, an
+/// `init`), or the body of a thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// Aborted once it has run longer than the time budget since it began.
+    Call,
+    /// Aborted once it has run the time budget without giving up the CPU
+    /// (blocking, yielding): a thread may live as long as it likes.
+    Thread,
+}
+
 /// The kernel core's recovery machinery.
 pub trait Containment: Sync {
     /// Run `f` as code of `culprit`; on a panic or overrun inside it, unload
     /// `culprit` and return the fault.
-    fn run(&self, culprit: DomainId, f: &mut dyn FnMut()) -> Result<(), Fault>;
+    fn run(&self, culprit: DomainId, span: Span, f: &mut dyn FnMut()) -> Result<(), Fault>;
+}
+
+/// The right to put a domain at stake in containment, and nothing else:
+/// made from its identity by the domain itself ([`crate::Identity::charge`])
+/// and handed to code that runs work on its behalf (a thread package
+/// runs a forked thread's body charged to the forker).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge(pub(crate) DomainId);
+
+impl Charge {
+    /// The domain charged.
+    pub fn domain(self) -> DomainId {
+        self.0
+    }
+}
+
+/// Run a thread's body `f` contained and charged to `to`: a panic, an
+/// overflow, or running the time budget without giving up the CPU unloads
+/// that domain and returns the fault (the thread then ends normally).
+pub fn run_thread<R>(to: Charge, f: impl FnOnce() -> R) -> Result<R, Fault> {
+    run_span(to.0, Span::Thread, f)
 }
 
 static CONTAINMENT: Once<&'static dyn Containment> = Once::new();
@@ -63,16 +95,41 @@ pub fn install(_key: &KernelKey, c: &'static dyn Containment) {
     CONTAINMENT.call_once(|| c);
 }
 
+/// Run `f` as code of the extension `who`, contained: if it panics,
+/// overflows its stack or overruns its time budget, `who` is unloaded.
+/// Only the holder of an identity can name it, so an extension can put
+/// only itself at stake (never another domain, nor the kernel, whose code
+/// the kernel never aborts).
+pub fn run<R>(who: &crate::domain::Identity, f: impl FnOnce() -> R) -> Result<R, Fault> {
+    run_as(who.id(), f)
+}
+
+/// [`run`] for the kernel's loader, which runs an extension's `init`
+/// before handing it its identity.
+pub fn run_for<R>(_key: &KernelKey, culprit: DomainId, f: impl FnOnce() -> R) -> Result<R, Fault> {
+    run_as(culprit, f)
+}
+
 /// Run `f` as code of `culprit`, contained. Without an installed
 /// containment (host unit tests) `f` simply runs.
-pub fn run<R>(culprit: DomainId, f: impl FnOnce() -> R) -> Result<R, Fault> {
+pub(crate) fn run_as<R>(culprit: DomainId, f: impl FnOnce() -> R) -> Result<R, Fault> {
+    run_span(culprit, Span::Call, f)
+}
+
+fn run_span<R>(culprit: DomainId, span: Span, f: impl FnOnce() -> R) -> Result<R, Fault> {
+    if culprit == DomainId::KERNEL {
+        // The kernel's own code is never aborted: no recovery point, so
+        // what runs inside (a process's system calls on a kernel thread)
+        // is contained by its own rules.
+        return Ok(f());
+    }
     if crate::domain::is_unloaded(culprit) {
         return Err(Fault::Unloaded(culprit));
     }
     let mut f = Some(f);
     let mut out = None;
     match CONTAINMENT.get() {
-        Some(c) => c.run(culprit, &mut || {
+        Some(c) => c.run(culprit, span, &mut || {
             if let Some(f) = f.take() {
                 out = Some(f());
             }

@@ -69,6 +69,12 @@ impl Identity {
         self.id
     }
 
+    /// A token that lets other code run work contained and charged to
+    /// this domain (see [`crate::contain::Charge`]).
+    pub fn charge(&self) -> crate::contain::Charge {
+        crate::contain::Charge(self.id)
+    }
+
     pub fn name(&self) -> &'static str {
         self.name
     }

@@ -414,24 +414,24 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
     pub fn raise_contained(&self, a: A) -> Result<R, Fault> {
         let Some(s) = self.snapshot() else {
             let default = self.default;
-            return contain::run(self.definer(), || default(a));
+            return contain::run_as(self.definer(), || default(a));
         };
         let mut acc: Option<R> = None;
         for b in s.bindings.iter() {
             if let Some(g) = b.guard
-                && !contain::run(b.owner, || g(&a))?
+                && !contain::run_as(b.owner, || g(&a))?
             {
                 continue;
             }
             let h = b.handler;
-            let r = contain::run(b.owner, || h(a))?;
+            let r = contain::run_as(b.owner, || h(a))?;
             acc = Some(self.fold(acc, r));
         }
         match acc {
             Some(r) => Ok(r),
             None => {
                 let default = self.default;
-                contain::run(self.definer(), || default(a))
+                contain::run_as(self.definer(), || default(a))
             }
         }
     }

@@ -4,7 +4,7 @@
 //!
 //! | symbol | type |
 //! |---|---|
-//! | `fork` | `fn((fn(usize), usize)) -> Result<ThreadId, ThreadError>` |
+//! | `fork` | `fn((Charge, fn(usize), usize)) -> Result<ThreadId, ThreadError>` |
 //! | `join` | `fn(ThreadId) -> Result<(), ThreadError>` |
 //! | `exit` | `fn(()) -> ()` (never returns) |
 //! | `yield` | `fn(()) -> ()` |
@@ -27,5 +27,8 @@ pub enum ThreadError {
     SelfJoin,
 }
 
-/// `fork`'s argument: the function a new thread runs, and its argument.
-pub type ForkArgs = (fn(usize), usize);
+/// `fork`'s argument: who answers for the new thread (its body runs
+/// contained and charged to that domain: a panicking, overflowing or
+/// looping thread unloads its forker and ends), the function it runs, and
+/// its argument. An extension passes `ctx.identity().charge()`.
+pub type ForkArgs = (crate::contain::Charge, fn(usize), usize);

@@ -17,7 +17,7 @@ use core::ptr::null_mut;
 use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use shared_hal::trap::TrapFrame;
 use shared_hal::{apic, cpu, serial};
-use spin_interface::contain::{self, Containment, Fault};
+use spin_interface::contain::{self, Containment, Fault, Span};
 use spin_interface::domain::{self, DomainId};
 use spin_interface::{KernelKey, strand};
 
@@ -42,7 +42,8 @@ struct Jmp {
 struct Recovery {
     jmp: Jmp,
     culprit: DomainId,
-    /// Timer tick after which the call is aborted.
+    span: Span,
+    /// `Span::Call`: the timer tick after which the call is aborted.
     deadline: u64,
     prev: *mut Recovery,
 }
@@ -128,11 +129,12 @@ struct Contain;
 static KEY: spin::Once<&'static KernelKey> = spin::Once::new();
 
 impl Containment for Contain {
-    fn run(&self, culprit: DomainId, f: &mut dyn FnMut()) -> Result<(), Fault> {
+    fn run(&self, culprit: DomainId, span: Span, f: &mut dyn FnMut()) -> Result<(), Fault> {
         let s = strand::current().index();
         let mut rec = Recovery {
             jmp: Jmp::default(),
             culprit,
+            span,
             deadline: apic::ticks() + BUDGET_TICKS.load(Ordering::Relaxed),
             prev: TOP[s].load(Ordering::Relaxed),
         };
@@ -254,6 +256,23 @@ fn syscall_overrun(frame: &mut TrapFrame) {
     }
 }
 
+/// Strand switches at the last kernel-mode tick, and such ticks seen
+/// since the count last changed.
+static LAST_SWITCHES: AtomicU64 = AtomicU64::new(0);
+static HOG_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Whether the running strand has kept the CPU for the whole budget: no
+/// strand switch at all over that many ticks (a thread that blocks or
+/// yields now and then is never a hog, however long it lives).
+fn hogging() -> bool {
+    let switches = crate::strands::switches();
+    if LAST_SWITCHES.swap(switches, Ordering::Relaxed) != switches {
+        HOG_TICKS.store(0, Ordering::Relaxed);
+        return false;
+    }
+    HOG_TICKS.fetch_add(1, Ordering::Relaxed) + 1 > BUDGET_TICKS.load(Ordering::Relaxed)
+}
+
 /// Timer hook: abort a contained call (or a system call) that has run past
 /// its deadline; preempt user code.
 pub fn on_tick(frame: &mut TrapFrame) {
@@ -267,7 +286,11 @@ pub fn on_tick(frame: &mut TrapFrame) {
         syscall_overrun(frame);
         return;
     };
-    if apic::ticks() < rec.deadline || contain::in_critical() || rec.culprit == DomainId::KERNEL {
+    let overrun = match rec.span {
+        Span::Call => apic::ticks() >= rec.deadline,
+        Span::Thread => hogging(),
+    };
+    if !overrun || contain::in_critical() || rec.culprit == DomainId::KERNEL {
         return;
     }
     unload(rec.culprit, "ran past its time budget");

@@ -32,7 +32,9 @@ pub fn resolve(key: &KernelKey) {
 
 /// Fork a kernel thread running `entry(arg)`.
 pub fn fork(entry: fn(usize), arg: usize) -> Result<ThreadId, ThreadError> {
-    FORK.call((entry, arg)).unwrap_or(Err(ThreadError::NoResources))
+    // The kernel's own threads: charged to the kernel, never aborted.
+    let me = spin_interface::Identity::kernel(crate::key()).charge();
+    FORK.call((me, entry, arg)).unwrap_or(Err(ThreadError::NoResources))
 }
 
 /// Wait for a thread to finish.

@@ -30,6 +30,10 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::loop_holding_a_lock_is_stopped", run: loop_holding_a_lock },
     Test { name: "spin::forgotten_guard_disables_no_containment", run: forgotten_guard },
     Test { name: "spin::ticks_anywhere_in_a_contained_call", run: ticks_anywhere },
+    Test { name: "spin::panicking_forked_thread_is_contained", run: || bad_thread(1, "panicked") },
+    Test { name: "spin::cpu_hogging_forked_thread_is_stopped", run: || bad_thread(2, "timed out") },
+    Test { name: "spin::overflowing_forked_thread_is_contained", run: || bad_thread(3, "overflowed") },
+    Test { name: "spin::forked_threads_that_block_live_on", run: threads_that_block_live_on },
 ];
 
 /// Load `ext`, check it answers `TEST_EVENT(1)` with `normal`, then raise
@@ -165,4 +169,53 @@ fn ticks_anywhere() -> Result<(), String> {
     }
     ensure_eq!(TEST_EVENT.handler_count(), 0);
     r
+}
+
+static FORKER_SPAWN: spin_interface::Import<
+    u64,
+    Result<spin_interface::threads::ThreadId, spin_interface::threads::ThreadError>,
+> = spin_interface::Import::new("Forker", "spawn");
+
+/// An extension forks a kernel thread whose body misbehaves (`mode`): the
+/// thread ends, the forker is unloaded, the kernel and a join go on.
+fn bad_thread(mode: u64, _what: &str) -> Result<(), String> {
+    let live = crate::strands::live();
+    loader::load(crate::key(), &hostile::FORKER).map_err(|e| format!("{e:?}"))?;
+    let me = spin_interface::Identity::kernel(crate::key());
+    spin_interface::Domain::named("forker")
+        .and_then(|d| d.resolve(me, &[&FORKER_SPAWN]))
+        .map_err(|e| format!("{e:?}"))?;
+    let t = FORKER_SPAWN.call(mode).map_err(|e| format!("{e:?}"))?.map_err(|e| format!("{e:?}"))?;
+    crate::imports::join(t).map_err(|e| format!("join: {e:?}"))?;
+    ensure!(spin_interface::Domain::named("forker").is_err(), "the forker is still loaded");
+    ensure_eq!(FORKER_SPAWN.call(0).err(), Some(spin_interface::LinkError::Unbound));
+    ensure_eq!(BENCH_NULL.call(()), Ok(()));
+    // Its strand is gone (reaped once someone else ran).
+    crate::imports::YIELD.call(()).map_err(|e| format!("{e:?}"))?;
+    ensure!(crate::strands::live() <= live + 1, "strands left: {} (were {live})", crate::strands::live());
+    Ok(())
+}
+
+static BLOCKED_ROUNDS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// A kernel thread that keeps yielding for longer than the budget is no
+/// hog: it is not stopped.
+fn threads_that_block_live_on() -> Result<(), String> {
+    use core::sync::atomic::Ordering;
+    BLOCKED_ROUNDS.store(0, Ordering::SeqCst);
+    let budget = crate::contain::BUDGET_TICKS.load(Ordering::SeqCst);
+    let t = crate::imports::fork(
+        |ticks| {
+            let end = shared_hal::apic::ticks() + ticks as u64;
+            while shared_hal::apic::ticks() < end {
+                let _ = crate::imports::YIELD.call(());
+                BLOCKED_ROUNDS.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+        (2 * budget) as usize,
+    )
+    .map_err(|e| format!("{e:?}"))?;
+    crate::imports::join(t).map_err(|e| format!("{e:?}"))?;
+    ensure!(BLOCKED_ROUNDS.load(Ordering::SeqCst) > 0, "the thread never ran");
+    Ok(())
 }

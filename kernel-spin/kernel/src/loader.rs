@@ -37,7 +37,7 @@ pub fn load(key: &KernelKey, ext: &'static Extension) -> Result<&'static Identit
     let identity = Identity::new(key, ext.name);
     let ctx = InitContext::new(key, identity);
     let init = ext.init;
-    match contain::run(identity.id(), || init(&ctx)) {
+    match contain::run_for(key, identity.id(), || init(&ctx)) {
         Err(fault) => Err(LoadError::Fault(fault)),
         Ok(Err(e)) => {
             // Undo what it did before failing.

@@ -253,6 +253,8 @@ fn strand_switch(from: u32, to: u32) {
     let (Some(prev), Some(next)) = (SLOTS.get(from as usize), SLOTS.get(to as usize)) else {
         return;
     };
+    // A plain load and store: one CPU, and interrupts never switch strands.
+    SWITCHES.store(SWITCHES.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     let tag = next.tag.load(Ordering::Relaxed);
     TAG.store(tag, Ordering::Relaxed);
     if tag != 0 {
@@ -272,6 +274,15 @@ fn strand_switch(from: u32, to: u32) {
     // `to` holds an RSP saved by `context::switch` or made by `prepare_stack`, on
     // a stack its slot owns.
     unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
+}
+
+/// Strand switches so far (containment tells a thread that keeps the CPU
+/// from one that gives it up now and then).
+static SWITCHES: AtomicU64 = AtomicU64::new(0);
+
+/// Strand switches so far.
+pub fn switches() -> u64 {
+    SWITCHES.load(Ordering::Relaxed)
 }
 
 fn strand_destroy(s: u32) {
