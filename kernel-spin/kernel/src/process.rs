@@ -209,6 +209,11 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
             return Err(SpawnError::Memory(phys::MemError::OutOfMemory));
         }
         if slot == procs.len() {
+            if procs.try_reserve(1).is_err() {
+                drop(procs);
+                let _ = ctx.destroy();
+                return Err(SpawnError::Memory(phys::MemError::OutOfMemory));
+            }
             procs.push(None);
         }
         procs[slot] =
@@ -231,10 +236,15 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
 fn start_thread(pid: Pid, entry: u64, stack_top: u64, args: [u64; 2]) -> Result<ThreadId, Error> {
     let idx = {
         let mut starts = STARTS.lock();
-        let slot = starts.iter().position(Option::is_none).unwrap_or_else(|| {
-            starts.push(None);
-            starts.len() - 1
-        });
+        let slot = match starts.iter().position(Option::is_none) {
+            Some(i) => i,
+            // Reachable from `thread_spawn`: growing the table may fail.
+            None => {
+                starts.try_reserve(1).map_err(|_| Error::NoMemory)?;
+                starts.push(None);
+                starts.len() - 1
+            }
+        };
         starts[slot] = Some(Start { pid, entry, stack_top, args });
         slot
     };
@@ -370,6 +380,12 @@ pub fn wait(pid: Pid) -> Option<i64> {
             Some(_) => g = FINISHED_CV.wait(g),
         }
     }
+}
+
+/// Whether every thread of `pid` has ended (or it does not exist): what
+/// [`wait`] waits for, without blocking.
+pub fn finished(pid: Pid) -> bool {
+    with_proc(pid, |p| p.threads == 0).unwrap_or(true)
 }
 
 /// Whether a strand runs (or will run when resumed) in `pid`'s address
@@ -590,8 +606,15 @@ fn core_spawn_thread(p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<Thr
     start_thread(p, entry, stack_top, [arg, 0])
 }
 
+/// Print user bytes, invalid UTF-8 as U+FFFD, without allocating (a
+/// `write` must work with the heap full).
 fn console_write(bytes: &[u8]) {
-    shared_hal::serial::write_fmt(format_args!("{}", alloc::string::String::from_utf8_lossy(bytes)));
+    for chunk in bytes.utf8_chunks() {
+        shared_hal::serial::write_fmt(format_args!("{}", chunk.valid()));
+        if !chunk.invalid().is_empty() {
+            shared_hal::serial::write_fmt(format_args!("\u{fffd}"));
+        }
+    }
 }
 
 /// The kernel's process procedures, bound into the interface at boot.

@@ -2,7 +2,6 @@
 //! and which address space and kernel entry stack go with each strand.
 //! Thread packages reach this through `spin_interface::strand::StrandCore`.
 
-use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use shared_hal::{context, gdt, paging};
 use spin_interface::KernelKey;
@@ -15,8 +14,11 @@ pub const MAX_STRANDS: usize = spin_interface::strand::MAX_STRANDS;
 /// Kernel stack per strand.
 const STACK_SIZE: usize = 16 * 1024;
 
-#[repr(C, align(16))]
-struct Stack([u8; STACK_SIZE]);
+/// A kernel stack's layout: 16 KiB, 16-byte aligned.
+const STACK_LAYOUT: core::alloc::Layout = match core::alloc::Layout::from_size_align(STACK_SIZE, 16) {
+    Ok(l) => l,
+    Err(_) => panic!("a valid stack layout"),
+};
 
 /// Per-strand state the switch needs; each field is written only by the
 /// owner of the slot (create/destroy) or by `strand_switch` (`rsp`). 64 bytes,
@@ -162,9 +164,17 @@ fn strand_create(entry: fn(usize), arg: usize) -> Result<u32, MemError> {
     let s = &SLOTS[slot];
     let stack = match s.stack.load(Ordering::Relaxed) {
         0 => {
-            // The slot's first strand: its stack lives as long as the kernel.
-            let stack: &'static mut Stack = Box::leak(Box::new(Stack([0; STACK_SIZE])));
-            let top = stack as *mut Stack as u64 + STACK_SIZE as u64;
+            // The slot's first strand: its stack lives as long as the
+            // kernel. Allocated fallibly (a thread spawned from user space
+            // gets here): with the heap full the slot is given back and
+            // the creation fails.
+            // SAFETY: the layout has a non-zero size.
+            let stack = unsafe { alloc::alloc::alloc_zeroed(STACK_LAYOUT) };
+            if stack.is_null() {
+                s.used.store(false, Ordering::Release);
+                return Err(MemError::OutOfMemory);
+            }
+            let top = stack as u64 + STACK_SIZE as u64;
             s.stack.store(top, Ordering::Relaxed);
             top
         }
