@@ -39,6 +39,10 @@ pub const TESTS: &[Test] = &[
         run: joins_that_could_never_end_are_refused,
     },
     Test {
+        name: "spin::a_tick_between_strand_and_tag_is_no_system_call",
+        run: a_tick_between_strand_and_tag_is_no_system_call,
+    },
+    Test {
         name: "spin::xas_server_with_a_visitor_is_not_reaped",
         run: xas_server_with_a_visitor_is_not_reaped,
     },
@@ -161,6 +165,24 @@ fn only_a_system_call_frame_is_taken_for_one() -> Result<(), String> {
     // A fresh strand: kernel words, whatever they are, not the label.
     stack[3..].copy_from_slice(&[top, 0, 0, 0, 0]);
     ensure!(!in_progress(top), "a fresh stack was taken for a system call");
+    Ok(())
+}
+
+/// A strand switch makes the new strand current, then publishes its tag:
+/// a timer tick in between saw the boot strand (no kernel stack of its
+/// own: top 0) with the previous strand's process tag, and the overrun
+/// check read "the system call's frame" below address 0 — a kernel page
+/// fault, then a double fault in the panic path doing the same (the
+/// fuzzer hit it). Such a strand is in no system call.
+fn a_tick_between_strand_and_tag_is_no_system_call() -> Result<(), String> {
+    ensure_eq!(crate::strands::stack_top(spin_interface::strand::current().index()), 0);
+    let seen = cpu::without_interrupts(|| {
+        let tag = crate::strands::TAG.swap(1, core::sync::atomic::Ordering::Relaxed);
+        let seen = process::in_syscall();
+        crate::strands::TAG.store(tag, core::sync::atomic::Ordering::Relaxed);
+        seen
+    });
+    ensure_eq!(seen, None);
     Ok(())
 }
 

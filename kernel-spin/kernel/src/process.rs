@@ -150,7 +150,9 @@ pub fn in_syscall() -> Option<u64> {
     // event from ring 3 must never be taken for a system call.
     current_pid()?;
     let top = strands::stack_top(current_strand());
-    crate::sysentry::in_progress(top).then_some(top)
+    // A strand without a stack of its own (the boot strand) is in no
+    // system call, whatever the tag says.
+    (top != 0 && crate::sysentry::in_progress(top)).then_some(top)
 }
 
 /// Remember the ramdisk (at boot).
