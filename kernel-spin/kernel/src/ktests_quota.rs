@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use hal_logic::cmdline::Cmdline;
 use shared_hal::testing::Test;
 use shared_hal::{apic, ensure, ensure_eq, println, tsc};
-use spin_interface::abi::MAX_THREAD_RECORDS_PER_PROCESS;
+use spin_interface::abi::{MAX_THREAD_RECORDS_PER_PROCESS, MAX_THREADS_PER_PROCESS};
 use spin_interface::phys::{self, PhysPage};
 
 /// The tests, in order.
@@ -53,11 +53,14 @@ fn thread_ids_quota_per_process() -> Result<(), String> {
     })
 }
 
-/// A process that takes every semaphore, server slot and frame its quotas
-/// allow (spin-usertests mode 29) and exits without being reaped leaves
-/// enough for another: a second process still creates a semaphore,
-/// registers a server, forks a user thread and installs a fault handler
-/// (mode 7), and a third spawns and runs. Everything comes back on reaping.
+/// A process that takes every thread id, semaphore, server slot and frame
+/// its quotas allow (spin-usertests mode 29) and exits without being
+/// reaped leaves enough for others: a second process still creates a
+/// semaphore, registers a server, forks a user thread and installs a
+/// fault handler (mode 7), a third spawns threads up to its own live
+/// quota (mode 15), a fourth creates a semaphore (mode 4). Before the
+/// quotas the hog took all 1024 semaphores and 64 server slots. Everything
+/// comes back on reaping.
 fn one_process_cannot_starve_another() -> Result<(), String> {
     let before = accounting();
     let hog = spawn("spin-usertests", [29, 0])?;
@@ -69,6 +72,7 @@ fn one_process_cannot_starve_another() -> Result<(), String> {
         before.0 - frames
     );
     ensure_eq!(process::run("spin-usertests", [7, 0]), Ok(0));
+    ensure_eq!(process::run("spin-usertests", [15, 0]), Ok(i64::from(MAX_THREADS_PER_PROCESS) - 1));
     ensure_eq!(process::run("spin-usertests", [4, 0]).map(|h| h > 0), Ok(true));
     ensure!(process::reap(hog), "could not reap the hog");
     ensure_eq!(accounting().0, before.0);

@@ -23,7 +23,7 @@
 //! 22 = call it with 5, exit code = the result (6) or −1; 23..=27 = the
 //! instructions UMIP covers (`sgdt`, `sidt`, `sldt`, `smsw`, `str`): #GP
 //! where the CPU has UMIP, else exit 0; 28 = the thread-id quota
-//! ([`thread_records`]); 29 = take every semaphore, server slot and frame
+//! ([`thread_records`]); 29 = take every thread id, semaphore, server slot and frame
 //! the quotas allow, and exit ([`hog`]).
 #![no_std]
 #![no_main]
@@ -813,12 +813,24 @@ fn thread_records() -> i64 {
     }
 }
 
-/// Mode 29: take semaphores, server registrations and `vm_map` frames
-/// until each quota answers `Limit`, and exit with them held (they go when
-/// the kernel reaps us): 0 if each stopped at its quota, else which did
-/// not (1 semaphores, 2 servers, 4 frames).
+/// Mode 29: take thread ids (never joined), semaphores, server
+/// registrations and `vm_map` frames until each quota answers `Limit`,
+/// and exit with them held (they go when the kernel reaps us): 0 if each
+/// stopped at its quota, else which did not (1 semaphores, 2 servers,
+/// 4 frames, 8 thread ids).
 fn hog() -> i64 {
     let mut wrong = 0;
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let mut threads = 0;
+    while spin_user::thread_spawn(quick, top, 0).is_ok() {
+        threads += 1;
+        while QUICK.load(Ordering::SeqCst) < threads {
+            let _ = syscall(nr::YIELD, [0; 6]);
+        }
+    }
+    if threads != spin_abi::MAX_THREAD_RECORDS_PER_PROCESS as u64 {
+        wrong |= 8;
+    }
     let mut sems = 0;
     while spin_user::sem_create().is_ok() {
         sems += 1;
@@ -826,7 +838,6 @@ fn hog() -> i64 {
     if sems != spin_abi::MAX_SEMAPHORES_PER_PROCESS || spin_user::sem_create() != Err(Error::Limit) {
         wrong |= 1;
     }
-    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
     let register = || syscall(nr::XAS_REGISTER, [visit_entry as *const () as u64, top, 0, 0, 0, 0]);
     let mut servers = 0;
     while register().is_ok() {
