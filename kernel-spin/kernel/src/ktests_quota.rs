@@ -191,9 +191,10 @@ fn fuzz_once(seed: u64, packed: u64, squeeze: bool) -> Result<i64, String> {
 
 /// The system-call fuzzer: 200,000 calls from a seeded generator
 /// (`seed=N` on the command line, printed) over every call number and
-/// unknown ones, hostile arguments and exhaustion phases, while this test
-/// takes the heap away and gives it back; every answer typed, no panic, no
-/// hang, and frames and heap where they were once it is reaped. A short
+/// unknown ones, hostile arguments and exhaustion phases, with the process
+/// table full and while this test takes the heap away and gives it back;
+/// every answer typed, no panic, no hang, and frames and heap where they
+/// were once it is reaped. A short
 /// run first, without the squeeze, warms the kernel's caches (strand
 /// stacks, table capacities), which stay.
 fn fuzz_system_calls() -> Result<(), String> {
@@ -210,13 +211,31 @@ fn fuzz_system_calls() -> Result<(), String> {
     let packed = |calls: u64| calls | (sem as u64 & 0xffff) << 32 | (server_handle as u64 & 0xffff) << 48;
     let warm = fuzz_once(seed, packed(5_000), false)?;
     ensure!(warm >= 5_000, "spin-fuzz (warm-up) ended with {warm}");
+    // Processes: fill the process table with ended, unreaped ones (each
+    // holding a semaphore), all but one slot, which the fuzzer gets.
+    let mut fillers: Vec<process::Pid> = Vec::new();
+    fillers.try_reserve_exact(process::MAX_PROCS).map_err(|_| "no heap for the list")?;
+    while let Ok(pid) = process::spawn("spin-usertests", [4, 0]) {
+        process::wait(pid);
+        fillers.push(pid);
+    }
+    let table_full = process::live();
+    if let Some(pid) = fillers.pop() {
+        process::reap(pid);
+    }
     let before = accounting();
     let t0 = tsc::read();
-    let calls = fuzz_once(seed, packed(FUZZ_CALLS), true)?;
+    let calls = fuzz_once(seed, packed(FUZZ_CALLS), true);
     let ms = (tsc::read() - t0) * 1000 / tsc::hz().max(1);
+    let after = accounting();
+    for pid in fillers.drain(..) {
+        process::reap(pid);
+    }
+    let calls = calls?;
+    ensure_eq!(table_full, process::MAX_PROCS);
     ensure!(calls >= FUZZ_CALLS as i64, "spin-fuzz seed={seed} ended with {calls} (violations, or killed)");
-    ensure_eq!(accounting(), before);
-    println!("fuzz: {calls} system calls in {ms} ms (seed={seed})");
+    ensure_eq!(after, before);
+    println!("fuzz: {calls} system calls in {ms} ms (seed={seed}, process table full)");
     ensure!(process::reap(server) && process::reap(holder), "could not reap the handle owners");
     Ok(())
 }
