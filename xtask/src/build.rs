@@ -22,9 +22,12 @@ fn user_programs(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
             ("exo-user", "exo-exostest"),
             ("exo-user", "exo-bench"),
         ],
-        Kernel::Spin => {
-            &[("spin-user", "spin-usertests"), ("spin-user", "spin-server"), ("spin-user", "spin-ubench")]
-        }
+        Kernel::Spin => &[
+            ("spin-user", "spin-usertests"),
+            ("spin-user", "spin-server"),
+            ("spin-user", "spin-ubench"),
+            ("spin-user", "spin-fuzz"),
+        ],
     }
 }
 

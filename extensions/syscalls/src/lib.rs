@@ -7,14 +7,18 @@
 //! range-checked and copied through `UserServices` (which checks the
 //! mapping), handles are looked up in tables that record the owning
 //! process, so another process's handle is refused with `BadHandle`.
+//!
+//! What one process may hold here is bounded by spin-abi's quotas (thread
+//! ids not yet joined, semaphores: `Limit` past them), and no call
+//! allocates infallibly: semaphores are preallocated, tables grow by
+//! `try_reserve` (`NoMemory` when the heap is full).
 #![no_std]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
-use spin_interface::abi::{Error, Return, nr};
+use spin_interface::abi::{Error, MAX_SEMAPHORES_PER_PROCESS, MAX_THREAD_RECORDS_PER_PROCESS, Return, nr};
 use spin_interface::sync::{Condition, Mutex, Once, SpinLock};
 use spin_interface::threads::{ThreadError, ThreadId};
 use spin_interface::user::{self, Process, SYSTEM_CALLS, SyscallArgs, UserServices};
@@ -58,39 +62,46 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
 
 /// How many semaphores exist (tests check reaping frees them).
 fn semaphores(_: ()) -> usize {
-    SEMAPHORES.lock().iter().filter(|s| s.is_some()).count()
+    OWNERS.lock().iter().filter(|s| s.is_some()).count()
 }
 
 /// A process ended: forget its threads and free its semaphores (their
 /// slots are reused; a stale handle names a slot whose owner differs).
+/// Nothing here allocates: reaping must work with the heap full.
 fn reaped(p: Process) {
-    let gone: Vec<ThreadId> = THREADS.lock().iter().filter(|(_, o)| *o == p).map(|(t, _)| *t).collect();
-    JOINING.lock().retain(|(_, t)| !gone.contains(t));
-    THREADS.lock().retain(|(_, o)| *o != p);
-    let dead: Vec<Arc<Semaphore>> = {
-        let mut s = SEMAPHORES.lock();
-        s.iter_mut()
-            .filter(|x| x.as_ref().is_some_and(|(o, _)| *o == p))
-            .filter_map(|x| x.take())
-            .map(|(_, sem)| sem)
-            .collect()
-    };
-    drop(dead); // freed after the lock is released
+    {
+        let mut threads = THREADS.lock();
+        let mut joining = JOINING.lock();
+        joining.retain(|(_, t)| !threads.iter().any(|(x, o)| x == t && *o == p));
+        threads.retain(|(_, o)| *o != p);
+        // The last process gone: give the tables' memory back too.
+        if threads.is_empty() {
+            *threads = Vec::new();
+        }
+        if joining.is_empty() {
+            *joining = Vec::new();
+        }
+    }
+    for (i, sem) in SEMS.iter().enumerate() {
+        if OWNERS.lock()[i] == Some(p) {
+            // No thread is inside it: the process's threads have all
+            // ended, and no other process may name it.
+            *sem.count.lock() = 0;
+            OWNERS.lock()[i] = None;
+        }
+    }
 }
 
 /// A process was asked to end: wake its threads waiting on its
 /// semaphores, so that they see it and end (see `sem_wait`).
 fn killed(p: Process) {
-    let mine: Vec<Arc<Semaphore>> = SEMAPHORES
-        .lock()
-        .iter()
-        .filter_map(|x| x.as_ref().filter(|(o, _)| *o == p).map(|(_, sem)| sem.clone()))
-        .collect();
-    for sem in mine {
-        // Under the semaphore's lock: a waiter between its check and its
-        // wait cannot miss this (and on one CPU it cannot be there anyway).
-        let _held = sem.count.lock();
-        sem.nonzero.broadcast();
+    for (i, sem) in SEMS.iter().enumerate() {
+        if OWNERS.lock()[i] == Some(p) {
+            // Under the semaphore's lock: a waiter between its check and its
+            // wait cannot miss this (and on one CPU it cannot be there anyway).
+            let _held = sem.count.lock();
+            sem.nonzero.broadcast();
+        }
     }
 }
 
@@ -145,15 +156,33 @@ fn yield_now(_: SyscallArgs) -> Return {
     Return::ok(0)
 }
 
-/// Threads spawned by processes: (thread, owner).
+/// Thread ids handed to processes and not yet joined: (thread, owner).
+/// At most `MAX_THREAD_RECORDS_PER_PROCESS` per process, so a process
+/// that spawns and never joins is refused (`Limit`) instead of growing
+/// this table until the heap is gone.
 static THREADS: SpinLock<Vec<(ThreadId, Process)>> = SpinLock::new(Vec::new());
 
 fn thread_spawn(a: SyscallArgs) -> Return {
     let [entry, stack_top, arg, ..] = a.0;
     let run = || {
         let p = current()?;
+        {
+            let mut threads = THREADS.lock();
+            if threads.iter().filter(|(_, o)| *o == p).count() >= MAX_THREAD_RECORDS_PER_PROCESS {
+                return Err(Error::Limit);
+            }
+            // Room for the record first: a thread we could not record
+            // could never be joined.
+            threads.try_reserve(1).map_err(|_| Error::NoMemory)?;
+        }
         let t = user().spawn_thread(p, entry, stack_top, arg)?;
-        THREADS.lock().push((t, p));
+        let mut threads = THREADS.lock();
+        // Reserved above (the kernel is not preempted; should a strand
+        // have run in between and taken the room, try once more: a thread
+        // left unrecorded still ends, it just cannot be joined).
+        if threads.try_reserve(1).is_ok() {
+            threads.push((t, p));
+        }
         Ok(t.0)
     };
     run().into()
@@ -189,6 +218,7 @@ fn begin_join(t: ThreadId) -> Result<(), Error> {
             None => break,
         }
     }
+    joining.try_reserve(1).map_err(|_| Error::NoMemory)?;
     joining.push((me, t));
     Ok(())
 }
@@ -204,7 +234,12 @@ fn thread_join(a: SyscallArgs) -> Return {
         let joined = JOIN.call(t);
         JOINING.lock().retain(|(_, x)| *x != t);
         match joined {
-            Ok(Ok(())) => {}
+            // `NoSuchThread` for a thread we recorded: it ended, and the
+            // thread package gave its record to a later thread on the same
+            // strand. It is joined all the same (before, this answered
+            // `BadHandle` and the id stayed recorded until the process
+            // was reaped).
+            Ok(Ok(()) | Err(ThreadError::NoSuchThread)) => {}
             Ok(Err(ThreadError::SelfJoin)) => return Err(Error::BadState),
             _ => return Err(Error::BadHandle),
         }
@@ -224,39 +259,36 @@ struct Semaphore {
     nonzero: Condition,
 }
 
-/// A semaphore and the process that owns it.
-type Owned = (Process, Arc<Semaphore>);
-
-/// Semaphores by handle − 1; `None` is a free slot.
-static SEMAPHORES: SpinLock<Vec<Option<Owned>>> = SpinLock::new(Vec::new());
 /// Most semaphores in the system.
 const MAX_SEMAPHORES: usize = 1024;
+/// The semaphores, by handle − 1: preallocated, so creating one allocates
+/// nothing (it cannot fail for want of heap) and a wait holds a plain
+/// reference. A slot is free for reuse once its owner is reaped: no
+/// thread is inside it then (see `reaped`).
+static SEMS: [Semaphore; MAX_SEMAPHORES] =
+    [const { Semaphore { count: Mutex::new(0), nonzero: Condition::new() } }; MAX_SEMAPHORES];
+/// Who owns each semaphore (`None`: a free slot).
+static OWNERS: SpinLock<[Option<Process>; MAX_SEMAPHORES]> = SpinLock::new([None; MAX_SEMAPHORES]);
 
 fn sem_create(_: SyscallArgs) -> Return {
     let run = || {
         let p = current()?;
-        let sem = Arc::new(Semaphore { count: Mutex::new(0), nonzero: Condition::new() });
-        let mut s = SEMAPHORES.lock();
-        let slot = match s.iter().position(Option::is_none) {
-            Some(i) => i,
-            None if s.len() < MAX_SEMAPHORES => {
-                s.push(None);
-                s.len() - 1
-            }
-            None => return Err(Error::NoMemory),
-        };
-        s[slot] = Some((p, sem));
+        let mut owners = OWNERS.lock();
+        if owners.iter().filter(|o| **o == Some(p)).count() >= MAX_SEMAPHORES_PER_PROCESS {
+            return Err(Error::Limit);
+        }
+        let slot = owners.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
+        owners[slot] = Some(p);
         Ok(slot as u64 + 1)
     };
     run().into()
 }
 
-fn semaphore(handle: u64) -> Result<Arc<Semaphore>, Error> {
+fn semaphore(handle: u64) -> Result<&'static Semaphore, Error> {
     let p = current()?;
-    let s = SEMAPHORES.lock();
     let i = handle.checked_sub(1).ok_or(Error::BadHandle)? as usize;
-    match s.get(i) {
-        Some(Some((owner, sem))) if *owner == p => Ok(sem.clone()),
+    match (OWNERS.lock().get(i), SEMS.get(i)) {
+        (Some(Some(owner)), Some(sem)) if *owner == p => Ok(sem),
         _ => Err(Error::BadHandle),
     }
 }
@@ -286,8 +318,8 @@ fn sem_wait(a: SyscallArgs) -> Return {
         Ok(0)
     };
     let r = run();
-    // The lock guard and the semaphore reference are dropped: a thread of
-    // a killed process may end here without leaking either.
+    // The lock guard is dropped: a thread of a killed process may end
+    // here without leaking it.
     user().end_if_killed();
     r.into()
 }

@@ -35,6 +35,7 @@
 extern crate alloc;
 
 use alloc::boxed::Box;
+use alloc::vec::Vec;
 use spin_interface::abi::{Error, Return, nr};
 use spin_interface::sync::{Once, SpinLock};
 use spin_interface::user::{
@@ -47,8 +48,8 @@ pub static EXTENSION: Extension = Extension { name: "uthreads", init };
 
 static USER: Once<&'static UserServices> = Once::new();
 
-/// Most user threads per process.
-const MAX_THREADS: usize = 64;
+/// Most user threads per process (`Limit` past it).
+const MAX_THREADS: usize = spin_interface::abi::MAX_UTHREADS_PER_PROCESS;
 /// `ut_exit`'s "signal no one".
 const NO_ONE: u64 = u64::MAX;
 
@@ -90,9 +91,13 @@ struct Package {
     len: u8,
 }
 
+/// A package on the heap. An array of one, because that is what a
+/// fallible allocation in safe Rust gives (`Vec::try_reserve_exact`, then
+/// `Box<[T]>` into `Box<[T; 1]>`); indexing it costs nothing.
+type Boxed = Box<[Package; 1]>;
+
 /// Packages by `Process::slot`.
-static PACKAGES: SpinLock<[Option<Box<Package>>; MAX_PROCESSES]> =
-    SpinLock::new([const { None }; MAX_PROCESSES]);
+static PACKAGES: SpinLock<[Option<Boxed>; MAX_PROCESSES]> = SpinLock::new([const { None }; MAX_PROCESSES]);
 
 fn user() -> &'static UserServices {
     USER.get().expect("set in init")
@@ -120,7 +125,7 @@ fn reaped(p: Process) {
     let dead = {
         let mut all = PACKAGES.lock();
         match all.get_mut(p.slot()) {
-            Some(slot) if slot.as_ref().is_some_and(|pkg| pkg.process == p) => slot.take(),
+            Some(slot) if slot.as_ref().is_some_and(|pkg| pkg[0].process == p) => slot.take(),
             _ => None,
         }
     };
@@ -136,19 +141,23 @@ fn with_package<R>(f: impl FnOnce(&mut Package) -> Result<R, Error>) -> Result<R
     let slot = all.get_mut(process.slot()).ok_or(Error::BadState)?;
     // One call of `f`, so that it is inlined here (the switch path).
     let pkg = match slot {
-        Some(pkg) if pkg.process == process => pkg,
+        Some(pkg) if pkg[0].process == process => pkg,
         // None, or a package a reaped process left (if it was never told).
-        _ => slot.insert(new_package(process, user().syscall_resume_point()?)),
+        _ => slot.insert(new_package(process, user().syscall_resume_point()?)?),
     };
-    f(pkg)
+    f(&mut pkg[0])
 }
 
+/// A new package, or `NoMemory` if the heap has no room for it.
 #[cold]
 #[inline(never)]
-fn new_package(process: Process, here: ResumePoint) -> Box<Package> {
+fn new_package(process: Process, here: ResumePoint) -> Result<Boxed, Error> {
     let mut threads = [None; MAX_THREADS];
     threads[0] = Some(Thread { state: State::Running, joiner: NOBODY, resume: here, value: 0 });
-    Box::new(Package { process, threads, current: 0, queue: [0; MAX_THREADS], head: 0, len: 0 })
+    let mut one = Vec::new();
+    one.try_reserve_exact(1).map_err(|_| Error::NoMemory)?;
+    one.push(Package { process, threads, current: 0, queue: [0; MAX_THREADS], head: 0, len: 0 });
+    one.into_boxed_slice().try_into().map_err(|_| Error::NoMemory)
 }
 
 impl Package {
@@ -220,7 +229,7 @@ fn fork(a: SyscallArgs) -> Return {
         // space); a stack top below 8 wraps and fails it.
         let start = ResumePoint::new(entry, stack_top.wrapping_sub(8))?;
         with_package(|p| {
-            let id = p.threads.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
+            let id = p.threads.iter().position(Option::is_none).ok_or(Error::Limit)?;
             p.threads[id] =
                 Some(Thread { state: State::Runnable, joiner: NOBODY, resume: start, value: arg });
             p.push(id as u8);

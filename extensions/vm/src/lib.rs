@@ -10,6 +10,10 @@
 //! registers go to the process's `TrapInfo` area and the process continues
 //! in its handler, which resumes the faulting context itself); otherwise
 //! the default handler kills it.
+//!
+//! The frames `vm_map` takes for a process (its page tables included) are
+//! counted against `MAX_FRAMES_PER_PROCESS` (`Limit` past it), so one
+//! process cannot take every frame; they come back when it is reaped.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -17,9 +21,9 @@ extern crate alloc;
 
 use spin_interface::abi::{self, Error, Return, nr};
 use spin_interface::phys::{self, MemError};
-use spin_interface::sync::Once;
+use spin_interface::sync::{Once, SpinLock};
 use spin_interface::translation::{self, Context, Prot, VirtRange};
-use spin_interface::user::{self, SYSTEM_CALLS, SyscallArgs, UserServices};
+use spin_interface::user::{self, MAX_PROCESSES, Process, SYSTEM_CALLS, SyscallArgs, UserServices};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
@@ -27,6 +31,8 @@ pub static EXTENSION: Extension = Extension { name: "vm", init };
 
 static USER: Once<&'static UserServices> = Once::new();
 
+/// Most frames `vm_map` may take for one process (see spin-abi).
+const MAX_FRAMES_PER_PROCESS: u64 = abi::MAX_FRAMES_PER_PROCESS;
 /// Most pages one `vm_map` may create.
 const MAX_MAP_PAGES: u64 = 1024;
 
@@ -42,6 +48,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     SYSTEM_CALLS[nr::VM_PROTECT as usize].install(me, vm_protect, None)?;
     SYSTEM_CALLS[nr::VM_DIRTY as usize].install(me, vm_dirty, None)?;
     SYSTEM_CALLS[nr::VM_HANDLER as usize].install(me, vm_handler, None)?;
+    user::PROCESS_REAPED.install(me, reaped, None)?;
     for event in [
         &translation::PAGE_NOT_PRESENT,
         &translation::PROTECTION_FAULT,
@@ -88,6 +95,38 @@ fn current_context() -> Result<Context, Error> {
     user().current_context().ok_or(Error::BadState)
 }
 
+/// Frames each process's `vm_map`s have taken, page tables included, by
+/// `Process::slot` (an entry of a reaped process is reset when it is).
+static CHARGED: SpinLock<[Option<(Process, u64)>; MAX_PROCESSES]> = SpinLock::new([None; MAX_PROCESSES]);
+
+/// The frames `process` has taken so far.
+fn charged(process: Process) -> u64 {
+    match CHARGED.lock().get(process.slot()) {
+        Some(Some((p, n))) if *p == process => *n,
+        _ => 0,
+    }
+}
+
+/// Add `frames` to what `process` has taken.
+fn charge(process: Process, frames: u64) {
+    if let Some(slot) = CHARGED.lock().get_mut(process.slot()) {
+        let before = match slot {
+            Some((p, n)) if *p == process => *n,
+            _ => 0,
+        };
+        *slot = Some((process, before + frames));
+    }
+}
+
+/// A process was reaped: its frames went back with its address space.
+fn reaped(process: Process) {
+    if let Some(slot) = CHARGED.lock().get_mut(process.slot())
+        && slot.is_some_and(|(p, _)| p == process)
+    {
+        *slot = None;
+    }
+}
+
 fn vm_map(a: SyscallArgs) -> Return {
     let [start, pages, p, ..] = a.0;
     let run = || {
@@ -97,6 +136,26 @@ fn vm_map(a: SyscallArgs) -> Return {
             return Err(Error::BadLength);
         }
         let ctx = current_context()?;
+        let process = user().current_process().ok_or(Error::BadState)?;
+        // The quota: no process may take every frame. The page tables a
+        // call needs are not known before, so a call may overshoot by
+        // those few frames; the charge is what it really took.
+        if charged(process) + pages > MAX_FRAMES_PER_PROCESS {
+            return Err(Error::Limit);
+        }
+        let before = phys::free_pages();
+        let r = map_range(ctx, range, prot);
+        // The kernel is not preempted: every frame taken meanwhile is this
+        // call's (pages, and the page tables kept after an undo too).
+        charge(process, before.saturating_sub(phys::free_pages()));
+        r
+    };
+    run().into()
+}
+
+/// Back `range` with fresh pages, all or nothing.
+fn map_range(ctx: Context, range: VirtRange, prot: Prot) -> Result<u64, Error> {
+    {
         for (i, va) in range.iter().enumerate() {
             let mapped = phys::allocate()
                 .map_err(mem_error)
@@ -110,8 +169,7 @@ fn vm_map(a: SyscallArgs) -> Return {
             }
         }
         Ok(0)
-    };
-    run().into()
+    }
 }
 
 fn vm_protect(a: SyscallArgs) -> Return {

@@ -8,7 +8,9 @@
 //! (RDX = `arg`, RSP = stack top − 8). The server finishes with
 //! `xas_return(result)`, which moves the strand back and returns `result`
 //! to the client. The strand migrates; no thread is scheduled in between.
-//! A server takes one call at a time (`Busy` otherwise); a server may call
+//! A process may register at most `MAX_SERVERS_PER_PROCESS` servers
+//! (`Limit`; the table holds 64). A server takes one call at a time
+//! (`Busy` otherwise); a server may call
 //! another (calls nest on the strand, and each `xas_return` ends the
 //! innermost); a dead server's handle answers `BadHandle`, and a server's
 //! registration goes when its process is reaped.
@@ -30,7 +32,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use spin_interface::abi::{Error, Return, nr};
+use spin_interface::abi::{Error, MAX_SERVERS_PER_PROCESS, Return, nr};
 use spin_interface::strand::{self, MAX_STRANDS, Strand};
 use spin_interface::sync::{Once, SpinLock};
 use spin_interface::user::{self, Process, ResumePoint, SYSTEM_CALLS, SyscallArgs, UserServices};
@@ -106,6 +108,10 @@ fn register(a: SyscallArgs) -> Return {
         let entry = ResumePoint::new(entry, stack_top.wrapping_sub(8))?;
         let process = user().current_process().ok_or(Error::BadState)?;
         let mut t = TABLE.lock();
+        // One process may not take every server slot.
+        if t.servers.iter().flatten().filter(|s| s.process == process).count() >= MAX_SERVERS_PER_PROCESS {
+            return Err(Error::Limit);
+        }
         let free = t.servers.iter().position(Option::is_none).ok_or(Error::NoMemory)?;
         t.servers[free] = Some(Server { process, entry, active: None });
         Ok(free as u64 + 1)

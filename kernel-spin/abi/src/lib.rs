@@ -21,10 +21,36 @@
 /// no process can take every kernel thread.
 pub const MAX_THREADS_PER_PROCESS: u32 = 16;
 
+// Per-process quotas: what one process may hold of each kernel resource a
+// system call can take, so that no process can starve the others (another
+// process can always still be spawned and run). Past a quota the call
+// answers [`Error::Limit`]; everything held comes back when the process
+// is reaped. System-wide bounds (e.g. 1024 semaphores, 64 servers) answer
+// [`Error::NoMemory`], as does a kernel heap or frame allocation failing.
+
+/// Most thread ids from [`nr::THREAD_SPAWN`] one process may hold: live
+/// threads and ended ones not yet joined (the kernel keeps a record of
+/// each until [`nr::THREAD_JOIN`]), so spawning and never joining cannot
+/// grow the kernel heap.
+pub const MAX_THREAD_RECORDS_PER_PROCESS: usize = 64;
+/// Most semaphores ([`nr::SEM_CREATE`]) one process may hold (of 1024 in
+/// the system).
+pub const MAX_SEMAPHORES_PER_PROCESS: usize = 64;
+/// Most cross-address-space server registrations ([`nr::XAS_REGISTER`])
+/// one process may hold (of 64 in the system).
+pub const MAX_SERVERS_PER_PROCESS: usize = 4;
+/// Most physical frames [`nr::VM_MAP`] may take for one process, the page
+/// tables it needs included (16 MiB; the program's own image and stack,
+/// loaded at spawn, are not counted).
+pub const MAX_FRAMES_PER_PROCESS: u64 = 4096;
+/// Most integrated user threads ([`nr::UT_FORK`]) one process may have,
+/// its first thread included (exited ones count until joined).
+pub const MAX_UTHREADS_PER_PROCESS: usize = 64;
+
 /// System-call numbers, and which extension implements each.
 pub mod nr {
     #[allow(unused_imports)] // for the doc links
-    use super::{Error, MAX_THREADS_PER_PROCESS};
+    use super::*;
     /// `null()`: do nothing (the "system call" benchmark). Extension `syscalls`.
     pub const NULL: u64 = 0;
     /// `exit(code) -> !`: end the whole process with `code` (its other
@@ -35,13 +61,16 @@ pub mod nr {
     /// `yield()`. Extension `syscalls`.
     pub const YIELD: u64 = 3;
     /// `xas_register(entry, stack_top) -> server`: offer a cross-address-space
-    /// entry point. Extension `xas`.
+    /// entry point; at most [`MAX_SERVERS_PER_PROCESS`] per process
+    /// (`Limit`). Extension `xas`.
     pub const XAS_REGISTER: u64 = 4;
     /// `xas_call(server, arg) -> result`: call into the server's address space. Extension `xas`.
     pub const XAS_CALL: u64 = 5;
     /// `xas_return(result) -> !`: end the current incoming call. Extension `xas`.
     pub const XAS_RETURN: u64 = 6;
-    /// `vm_map(start, pages, prot)`: back a range with fresh zeroed pages. Extension `vm`.
+    /// `vm_map(start, pages, prot)`: back a range with fresh zeroed pages;
+    /// at most [`MAX_FRAMES_PER_PROCESS`] frames per process (`Limit`).
+    /// Extension `vm`.
     pub const VM_MAP: u64 = 7;
     /// `vm_protect(start, pages, prot)`: change the protection of mapped pages. Extension `vm`.
     pub const VM_PROTECT: u64 = 8;
@@ -55,15 +84,20 @@ pub mod nr {
     /// `thread_spawn(entry, stack_top, arg) -> tid`: a new kernel thread in
     /// this process (the "layered" user-thread package); at most
     /// [`MAX_THREADS_PER_PROCESS`] live threads per process, the main one
-    /// included, else [`Error::Limit`]. Extension `syscalls`.
+    /// included, else [`Error::Limit`], and at most
+    /// [`MAX_THREAD_RECORDS_PER_PROCESS`] thread ids not yet joined
+    /// (`Limit`). Extension `syscalls`.
     pub const THREAD_SPAWN: u64 = 11;
-    /// `thread_join(tid)`. Extension `syscalls`.
+    /// `thread_join(tid)`: wait for thread `tid` of this process to end
+    /// and release its id (`BadHandle` for a foreign or joined one).
+    /// Extension `syscalls`.
     pub const THREAD_JOIN: u64 = 12;
     /// `thread_exit() -> !`: end the calling thread only (the process ends
     /// with its last thread, exit code 0). Extension `syscalls`.
     pub const THREAD_EXIT: u64 = 13;
     /// `sem_create() -> sem`, `sem_signal(sem)`, `sem_wait(sem)`: kernel
-    /// semaphores (a lock and a condition variable) for layered threads.
+    /// semaphores (a lock and a condition variable) for layered threads;
+    /// at most [`MAX_SEMAPHORES_PER_PROCESS`] per process (`Limit`).
     /// Extension `syscalls`.
     pub const SEM_CREATE: u64 = 14;
     pub const SEM_SIGNAL: u64 = 15;
@@ -72,7 +106,8 @@ pub mod nr {
     /// `ut_exit(signal_id or u64::MAX)`, `ut_join(id)`: integrated user
     /// threads (see the `uthreads` extension; the user-side wrappers must
     /// save RBX, RBP, R12–R15 across the blocking calls, which may return
-    /// into another thread). Extension `uthreads`.
+    /// into another thread); at most [`MAX_UTHREADS_PER_PROCESS`] threads
+    /// per process (`Limit`). Extension `uthreads`.
     pub const UT_FORK: u64 = 17;
     pub const UT_SIGNAL_WAIT: u64 = 18;
     pub const UT_EXIT: u64 = 19;
@@ -113,8 +148,9 @@ pub enum Error {
     ExtensionFault = 10,
     /// The call is not valid in the caller's state (e.g. `xas_return` outside a call).
     BadState = 11,
-    /// A per-process limit is reached (e.g. [`nr::THREAD_SPAWN`] beyond
-    /// `MAX_THREADS_PER_PROCESS` live threads).
+    /// A per-process quota is reached (e.g. [`nr::THREAD_SPAWN`] beyond
+    /// [`MAX_THREADS_PER_PROCESS`] live threads; the other quotas are the
+    /// `MAX_*_PER_PROCESS` constants). The culprit alone is refused.
     Limit = 12,
 }
 

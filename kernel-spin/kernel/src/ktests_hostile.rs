@@ -1,7 +1,8 @@
 //! kernel-spin's in-kernel tests of hostile processes (run with
 //! `mode=test` after `ktests`): every exception ring 3 can raise reaches
 //! the process, x87 state cannot leak, SMEP, threads blocked in the kernel
-//! end with their process (exit or kill), and the per-process thread quota.
+//! end with their process (exit or kill), and the per-process thread quota;
+//! UMIP.
 //! The ring-3 side is `spin-usertests` modes 8..=16 and its test suite.
 
 use crate::process::{self, KILLED, KILLED_BY_KERNEL};
@@ -22,6 +23,10 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::x87_is_off_and_leaks_nothing", run: x87_is_off_and_leaks_nothing },
     Test { name: "spin::smep_is_on_where_supported", run: smep_is_on_where_supported },
     Test {
+        name: "spin::umip_is_on_and_its_instructions_fault_in_ring_3",
+        run: umip_is_on_and_its_instructions_fault_in_ring_3,
+    },
+    Test {
         name: "spin::exit_ends_threads_blocked_in_the_kernel",
         run: exit_ends_threads_blocked_in_the_kernel,
     },
@@ -33,6 +38,10 @@ pub const TESTS: &[Test] = &[
     Test {
         name: "spin::only_a_system_call_frame_is_taken_for_one",
         run: only_a_system_call_frame_is_taken_for_one,
+    },
+    Test {
+        name: "spin::a_tick_between_strand_and_tag_is_no_system_call",
+        run: a_tick_between_strand_and_tag_is_no_system_call,
     },
     Test {
         name: "spin::joins_that_could_never_end_are_refused",
@@ -78,6 +87,24 @@ fn smep_is_on_where_supported() -> Result<(), String> {
     ensure_eq!(cpu::smep_enabled(), cpu::has_smep());
     if !cpu::has_smep() {
         log::info!("kernel-spin: this CPU has no SMEP");
+    }
+    Ok(())
+}
+
+/// UMIP is on where the CPU has it (QEMU's `-cpu max` does), and then
+/// `sgdt`, `sidt`, `sldt`, `smsw` and `str` in ring 3 raise #GP, which
+/// ends a process without a handler (spin-usertests modes 23..=27):
+/// a process cannot learn where the kernel's descriptor tables are.
+/// Without UMIP they run (exit 0).
+fn umip_is_on_and_its_instructions_fault_in_ring_3() -> Result<(), String> {
+    ensure_eq!(cpu::umip_enabled(), cpu::has_umip());
+    let want = if cpu::has_umip() { KILLED - 13 } else { 0 };
+    if !cpu::has_umip() {
+        log::info!("kernel-spin: this CPU has no UMIP");
+    }
+    for (mode, insn) in [(23, "sgdt"), (24, "sidt"), (25, "sldt"), (26, "smsw"), (27, "str")] {
+        let got = process::run("spin-usertests", [mode, 0]);
+        ensure!(got == Ok(want), "{insn} in ring 3: {got:?}, expected Ok({want})");
     }
     Ok(())
 }
@@ -161,6 +188,24 @@ fn only_a_system_call_frame_is_taken_for_one() -> Result<(), String> {
     // A fresh strand: kernel words, whatever they are, not the label.
     stack[3..].copy_from_slice(&[top, 0, 0, 0, 0]);
     ensure!(!in_progress(top), "a fresh stack was taken for a system call");
+    Ok(())
+}
+
+/// A strand switch makes the new strand current, then publishes its tag:
+/// a timer tick in between saw the boot strand (no kernel stack of its
+/// own: top 0) with the previous strand's process tag, and the overrun
+/// check read "the system call's frame" below address 0 — a kernel page
+/// fault, then a double fault in the panic path doing the same (the
+/// fuzzer hit it). Such a strand is in no system call.
+fn a_tick_between_strand_and_tag_is_no_system_call() -> Result<(), String> {
+    ensure_eq!(crate::strands::stack_top(spin_interface::strand::current().index()), 0);
+    let seen = cpu::without_interrupts(|| {
+        let tag = crate::strands::TAG.swap(1, core::sync::atomic::Ordering::Relaxed);
+        let seen = process::in_syscall();
+        crate::strands::TAG.store(tag, core::sync::atomic::Ordering::Relaxed);
+        seen
+    });
+    ensure_eq!(seen, None);
     Ok(())
 }
 

@@ -26,6 +26,7 @@ mod kdomain;
 mod ktests;
 mod ktests_contain;
 mod ktests_hostile;
+mod ktests_quota;
 mod loader;
 mod pingpong;
 mod process;
@@ -77,8 +78,9 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             shared_hal::apic::start_timer();
             let (p2, f2) = testing::run(ktests::TESTS, filter);
             let (p3, f3) = testing::run(ktests_hostile::TESTS, filter);
-            let (p4, f4) = testing::run(ktests_contain::TESTS, filter);
-            testing::finish(p1 + p2 + p3 + p4, f1 + f2 + f3 + f4)
+            let (p4, f4) = testing::run(ktests_quota::TESTS, filter);
+            let (p5, f5) = testing::run(ktests_contain::TESTS, filter);
+            testing::finish(p1 + p2 + p3 + p4 + p5, f1 + f2 + f3 + f4 + f5)
         }
         Some("bench") => bench::run(&cmdline, platform.tsc_hz),
         _ => {

@@ -150,7 +150,9 @@ pub fn in_syscall() -> Option<u64> {
     // event from ring 3 must never be taken for a system call.
     current_pid()?;
     let top = strands::stack_top(current_strand());
-    crate::sysentry::in_progress(top).then_some(top)
+    // A strand without a stack of its own (the boot strand) is in no
+    // system call, whatever the tag says.
+    (top != 0 && crate::sysentry::in_progress(top)).then_some(top)
 }
 
 /// Remember the ramdisk (at boot).
@@ -209,6 +211,11 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
             return Err(SpawnError::Memory(phys::MemError::OutOfMemory));
         }
         if slot == procs.len() {
+            if procs.try_reserve(1).is_err() {
+                drop(procs);
+                let _ = ctx.destroy();
+                return Err(SpawnError::Memory(phys::MemError::OutOfMemory));
+            }
             procs.push(None);
         }
         procs[slot] =
@@ -231,10 +238,15 @@ pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
 fn start_thread(pid: Pid, entry: u64, stack_top: u64, args: [u64; 2]) -> Result<ThreadId, Error> {
     let idx = {
         let mut starts = STARTS.lock();
-        let slot = starts.iter().position(Option::is_none).unwrap_or_else(|| {
-            starts.push(None);
-            starts.len() - 1
-        });
+        let slot = match starts.iter().position(Option::is_none) {
+            Some(i) => i,
+            // Reachable from `thread_spawn`: growing the table may fail.
+            None => {
+                starts.try_reserve(1).map_err(|_| Error::NoMemory)?;
+                starts.push(None);
+                starts.len() - 1
+            }
+        };
         starts[slot] = Some(Start { pid, entry, stack_top, args });
         slot
     };
@@ -370,6 +382,12 @@ pub fn wait(pid: Pid) -> Option<i64> {
             Some(_) => g = FINISHED_CV.wait(g),
         }
     }
+}
+
+/// Whether every thread of `pid` has ended (or it does not exist): what
+/// [`wait`] waits for, without blocking.
+pub fn finished(pid: Pid) -> bool {
+    with_proc(pid, |p| p.threads == 0).unwrap_or(true)
 }
 
 /// Whether a strand runs (or will run when resumed) in `pid`'s address
@@ -590,8 +608,15 @@ fn core_spawn_thread(p: u32, entry: u64, stack_top: u64, arg: u64) -> Result<Thr
     start_thread(p, entry, stack_top, [arg, 0])
 }
 
+/// Print user bytes, invalid UTF-8 as U+FFFD, without allocating (a
+/// `write` must work with the heap full).
 fn console_write(bytes: &[u8]) {
-    shared_hal::serial::write_fmt(format_args!("{}", alloc::string::String::from_utf8_lossy(bytes)));
+    for chunk in bytes.utf8_chunks() {
+        shared_hal::serial::write_fmt(format_args!("{}", chunk.valid()));
+        if !chunk.invalid().is_empty() {
+            shared_hal::serial::write_fmt(format_args!("\u{fffd}"));
+        }
+    }
 }
 
 /// The kernel's process procedures, bound into the interface at boot.

@@ -116,11 +116,11 @@ fn destroy(id: u64) -> Result<(), MemError> {
         s.root.swap(0, Ordering::Release)
     };
     crate::strands::unload_root(root);
-    let mut frames = alloc::vec::Vec::new();
-    paging::for_each_user_leaf(root, |_, e| frames.push(e & pte::ADDR));
-    for f in frames {
-        memory::free_frame(f).expect("mapped frames are owned by the context");
-    }
+    // Freed during the walk, which reads only the page tables (freed
+    // after it): nothing to allocate, so reaping works with the heap full.
+    paging::for_each_user_leaf(root, |_, e| {
+        memory::free_frame(e & pte::ADDR).expect("mapped frames are owned by the context")
+    });
     paging::free_user_root(root);
     Ok(())
 }

@@ -20,7 +20,11 @@
 //! 20 = register a cross-address-space server ([`visit_entry`]) and exit
 //! with its handle; 21 = call the server in RSI with argument 0 (the
 //! server loops: the call never returns, the thread must be ended);
-//! 22 = call it with 5, exit code = the result (6) or −1.
+//! 22 = call it with 5, exit code = the result (6) or −1; 23..=27 = the
+//! instructions UMIP covers (`sgdt`, `sidt`, `sldt`, `smsw`, `str`): #GP
+//! where the CPU has UMIP, else exit 0; 28 = the thread-id quota
+//! ([`thread_records`]); 29 = take every thread id, semaphore, server slot and frame
+//! the quotas allow, and exit ([`hog`]).
 #![no_std]
 #![no_main]
 
@@ -532,6 +536,9 @@ extern "C" fn _start(mode: u64, server: u64) -> ! {
         let refused = spin_user::sem_signal(server) == Err(Error::BadHandle);
         spin_user::exit(if refused { 0 } else { 1 });
     }
+    if (23..=29).contains(&mode) {
+        spin_user::exit(quotas_and_umip(mode));
+    }
     if mode >= 8 {
         spin_user::exit(hostile(mode));
     }
@@ -736,4 +743,124 @@ fn join_twice() -> i64 {
     let second = spin_user::thread_join(blocked);
     let _ = spin_user::sem_signal(s); // the blocker ends, the first join returns
     if second == Err(Error::Busy) { 0 } else { 1 }
+}
+
+/// Modes 23..=29 (see the file's documentation).
+fn quotas_and_umip(mode: u64) -> i64 {
+    let mut table = [0u8; 16];
+    let p = table.as_mut_ptr();
+    // Each stores to `table` or a register only; with UMIP on, each
+    // faults (#GP) in this process, which has no handler: it ends.
+    match mode {
+        // SAFETY: writes 10 bytes of `table`.
+        23 => unsafe { core::arch::asm!("sgdt [{p}]", p = in(reg) p) },
+        // SAFETY: writes 10 bytes of `table`.
+        24 => unsafe { core::arch::asm!("sidt [{p}]", p = in(reg) p) },
+        // SAFETY: writes a scratch register.
+        25 => unsafe { core::arch::asm!("sldt {x:x}", x = out(reg) _) },
+        // SAFETY: writes a scratch register.
+        26 => unsafe { core::arch::asm!("smsw {x:e}", x = out(reg) _) },
+        // SAFETY: writes a scratch register.
+        27 => unsafe { core::arch::asm!("str {x:x}", x = out(reg) _) },
+        28 => return thread_records(),
+        _ => return hog(),
+    }
+    core::hint::black_box(table);
+    0
+}
+
+/// Threads [`quick`] has started.
+static QUICK: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn quick(_: u64) -> ! {
+    QUICK.fetch_add(1, Ordering::SeqCst);
+    spin_user::thread_exit()
+}
+
+/// Mode 28: spawn threads that end at once and never join them: the
+/// kernel keeps each id until it is joined, so past
+/// `MAX_THREAD_RECORDS_PER_PROCESS` the spawn answers `Limit` (before
+/// the quota the table grew until the heap was gone). Then every id is
+/// joined (even those whose strand a later thread took), and a spawn
+/// works again. Exit code: how many spawns succeeded, or negative.
+fn thread_records() -> i64 {
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let mut ids = [0u64; 2 * spin_abi::MAX_THREAD_RECORDS_PER_PROCESS];
+    let mut n = 0;
+    loop {
+        if n == ids.len() {
+            return -3; // never refused
+        }
+        match spin_user::thread_spawn(quick, top, 0) {
+            Ok(t) => ids[n] = t,
+            Err(Error::Limit) => break,
+            Err(_) => return -2,
+        }
+        n += 1;
+        // Let it end before the next (only one thread runs on the stack).
+        while QUICK.load(Ordering::SeqCst) < n as u64 {
+            let _ = syscall(nr::YIELD, [0; 6]);
+        }
+    }
+    for &t in &ids[..n] {
+        if spin_user::thread_join(t).is_err() {
+            return -4;
+        }
+    }
+    match spin_user::thread_spawn(quick, top, 0).and_then(spin_user::thread_join) {
+        Ok(_) => n as i64,
+        Err(_) => -5,
+    }
+}
+
+/// Mode 29: take thread ids (never joined), semaphores, server
+/// registrations and `vm_map` frames until each quota answers `Limit`,
+/// and exit with them held (they go when the kernel reaps us): 0 if each
+/// stopped at its quota, else which did not (1 semaphores, 2 servers,
+/// 4 frames, 8 thread ids).
+fn hog() -> i64 {
+    let mut wrong = 0;
+    let top = addr_of_mut!(THREAD_STACK_MEM) as u64 + THREAD_STACK as u64;
+    let mut threads = 0;
+    while spin_user::thread_spawn(quick, top, 0).is_ok() {
+        threads += 1;
+        while QUICK.load(Ordering::SeqCst) < threads {
+            let _ = syscall(nr::YIELD, [0; 6]);
+        }
+    }
+    if threads != spin_abi::MAX_THREAD_RECORDS_PER_PROCESS as u64 {
+        wrong |= 8;
+    }
+    let mut sems = 0;
+    while spin_user::sem_create().is_ok() {
+        sems += 1;
+    }
+    if sems != spin_abi::MAX_SEMAPHORES_PER_PROCESS || spin_user::sem_create() != Err(Error::Limit) {
+        wrong |= 1;
+    }
+    let register = || syscall(nr::XAS_REGISTER, [visit_entry as *const () as u64, top, 0, 0, 0, 0]);
+    let mut servers = 0;
+    while register().is_ok() {
+        servers += 1;
+    }
+    if servers != spin_abi::MAX_SERVERS_PER_PROCESS || register() != Err(Error::Limit) {
+        wrong |= 2;
+    }
+    // Map ever smaller chunks until even one page is refused.
+    let (mut at, mut chunk, mut pages) = (0x5000_0000u64, 256u64, 0u64);
+    while chunk > 0 {
+        match spin_user::vm_map(at, chunk, prot::READ_WRITE) {
+            Ok(_) => {
+                at += chunk * 4096;
+                pages += chunk;
+            }
+            Err(Error::Limit) => chunk /= 2,
+            Err(_) => return -1,
+        }
+    }
+    let quota = spin_abi::MAX_FRAMES_PER_PROCESS;
+    if pages > quota || pages < quota - 64 {
+        wrong |= 4;
+    }
+    wrong
 }
