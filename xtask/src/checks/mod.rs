@@ -132,7 +132,7 @@ const FIXTURES: &[(&str, &str, Option<&str>)] = &[
     (
         "renamed_hal_dependency_is_rejected",
         "fixture-renamed-hal",
-        Some("`shared-hal` renamed to `spin_interface`"),
+        Some("`shared-hal` renamed to `spin-interface`"),
     ),
     (
         "target_specific_hal_dependency_is_rejected",
