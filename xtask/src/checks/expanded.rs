@@ -96,7 +96,8 @@ fn atoms(ty: &Type, scope: &Scope, found: &mut Vec<String>) -> Vec<Atom> {
                 out.extend(atoms(&q.ty, scope, found));
             }
             let path = &p.path;
-            if path.leading_colon.is_none() && path.segments.len() == 1 {
+            // `T`, `Self`, and projections from them (`T::Output`).
+            if path.leading_colon.is_none() && p.qself.is_none() {
                 let id = path.segments[0].ident.to_string();
                 if (id == "Self" && scope.generic_self) || scope.params.contains(&id) {
                     out.push(Atom::Param(id));
@@ -108,7 +109,12 @@ fn atoms(ty: &Type, scope: &Scope, found: &mut Vec<String>) -> Vec<Atom> {
             out
         }
         Type::TraitObject(t) => bounds_atoms(t.bounds.iter(), scope, found, ty),
-        Type::ImplTrait(t) => bounds_atoms(t.bounds.iter(), scope, found, ty),
+        // In argument position `impl Trait` is an anonymous type parameter.
+        Type::ImplTrait(t) => {
+            let mut out = bounds_atoms(t.bounds.iter(), scope, found, ty);
+            out.push(Atom::Param("impl Trait".to_owned()));
+            out
+        }
         Type::Tuple(t) => t.elems.iter().flat_map(|e| atoms(e, scope, found)).collect(),
         Type::Slice(t) => atoms(&t.elem, scope, found),
         Type::Array(t) => atoms(&t.elem, scope, found),
@@ -389,6 +395,9 @@ mod tests {
         rejects("impl<'b> Tr for &'b () { fn f(&self) {} }", "reference");
         rejects("trait Tr { fn f(&self); }", "reference");
         rejects("fn f(x: &mut core::fmt::Formatter<'_>) {}", "reference");
+        rejects("fn t<'a>(_: &'a impl Sized) {}", "reference");
+        rejects("fn t<'a, T: Tr>(_: &'a T::Out) {}", "reference");
+        rejects("fn t<'a, T: Tr>(_: &'a <T as Tr>::Out) {}", "reference");
     }
 
     #[test]

@@ -99,6 +99,12 @@ fn extension_verdicts() -> &'static Result<Verdicts, String> {
 pub fn gate() -> Result<()> {
     let verdicts =
         extension_verdicts().as_ref().map_err(|e| anyhow::anyhow!("checking the SPIN extensions: {e}"))?;
+    refusal(verdicts)
+}
+
+/// The gate's decision on a set of verdicts: an error naming every failing
+/// extension and its reasons.
+fn refusal(verdicts: &Verdicts) -> Result<()> {
     let failed: Vec<String> = verdicts
         .iter()
         .filter(|(_, why)| !why.is_empty())
@@ -245,5 +251,46 @@ pub fn run(report: &mut Report, filter: Option<&str>) {
                 format!("{package} was rejected for another reason (expected {want:?}):\n{}", why.join("\n")),
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_names_each_failing_extension_and_why() {
+        let ok = vec![("spin-ext-a".to_owned(), vec![])];
+        assert!(refusal(&ok).is_ok());
+        let bad = vec![
+            ("spin-ext-a".to_owned(), vec![]),
+            ("spin-ext-b".to_owned(), vec!["has a build script".to_owned()]),
+        ];
+        let e = format!("{:#}", refusal(&bad).unwrap_err());
+        assert!(e.contains("refusing to build kernel-spin") && e.contains("`spin-ext-b`"), "{e}");
+        assert!(e.contains("has a build script") && !e.contains("`spin-ext-a`"), "{e}");
+    }
+
+    #[test]
+    fn metadata_is_read_from_cargo_json() {
+        let v = serde_json::json!({
+            "packages": [{
+                "id": "path+file:///r/extensions/x#spin-ext-x@0.1.0", "name": "spin-ext-x", "version": "0.1.0",
+                "manifest_path": "/r/extensions/x/Cargo.toml", "source": null, "features": {},
+                "targets": [{"kind": ["lib"]}, {"kind": ["custom-build"]}],
+                "dependencies": [{"name": "shared-hal", "rename": "spin-interface", "kind": null,
+                                  "target": "cfg(unix)", "source": null, "path": "/r/shared-hal"}]
+            }],
+            "resolve": {"nodes": [{"id": "path+file:///r/extensions/x#spin-ext-x@0.1.0", "deps": []}]}
+        });
+        let m = Metadata::parse(&v).unwrap();
+        let p = &m.packages[0];
+        assert_eq!(p.crate_name(), "spin_ext_x");
+        assert_eq!(p.target_kinds, ["lib", "custom-build"]);
+        let d = &p.deps[0];
+        assert_eq!(
+            (d.name.as_str(), d.rename.as_deref(), d.target.as_deref()),
+            ("shared-hal", Some("spin-interface"), Some("cfg(unix)"))
+        );
     }
 }
