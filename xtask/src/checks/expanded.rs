@@ -8,7 +8,9 @@
 //! arbitrary assembly callable from safe code. Any attribute written
 //! `#[unsafe(..)]`, and `naked`, `no_mangle`, `export_name`, `link_section`,
 //! `link_name`, `link`, `used` in any form, is rejected, as is any assembly
-//! macro left after expansion (`asm!`, `global_asm!`, `naked_asm!`).
+//! macro left after expansion (`asm!`, `global_asm!`, `naked_asm!`). So is
+//! `target_feature` (also safe to write): a kernel with SSE off must not run
+//! code compiled for features it did not enable.
 //!
 //! # Implied bounds (#25860 and its kin)
 //! A function may rely on the bounds its signature's types imply: from
@@ -234,8 +236,17 @@ fn show(ty: &Type) -> String {
 }
 
 /// Names that are never allowed as attributes of an extension.
-const FORBIDDEN_ATTRIBUTES: &[&str] =
-    &["naked", "no_mangle", "export_name", "link_section", "link_name", "link", "used", "linkage"];
+const FORBIDDEN_ATTRIBUTES: &[&str] = &[
+    "naked",
+    "no_mangle",
+    "export_name",
+    "link_section",
+    "link_name",
+    "link",
+    "used",
+    "linkage",
+    "target_feature",
+];
 /// Assembly macros (the pretty printer writes `naked_asm!` as `asm!`).
 const ASSEMBLY_MACROS: &[&str] = &["asm", "global_asm", "naked_asm", "llvm_asm"];
 
@@ -420,6 +431,7 @@ mod tests {
         rejects("#[unsafe(naked)] extern \"C\" fn f() { asm!(\"ret\") }", "unsafe attribute");
         rejects("#[unsafe(naked)] extern \"C\" fn f() { asm!(\"ret\") }", "assembly");
         rejects("#[no_mangle] fn memcpy() {}", "no_mangle");
+        rejects("#[target_feature(enable = \"avx2\")] fn f() {}", "target_feature");
         rejects("core::arch::global_asm!(\".globl memcpy\");", "assembly");
         accepts("#[inline(always)] #[doc = \"x\"] fn f() {} macro_rules! m { () => { asm!() } }");
     }
