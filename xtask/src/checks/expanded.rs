@@ -424,6 +424,10 @@ mod tests {
             "struct S { x: u64 } impl S { fn get(&self) -> &u64 { &self.x } } impl core::fmt::Debug for S { fn fmt(&self, f: &mut core::fmt::Formatter) -> core::fmt::Result { Ok(()) } }",
         );
         accepts("fn f<'a>(x: &'a &'a u8) -> &'a u8 { x } fn g(h: fn(&u8) -> u64, k: &dyn Fn(&u8)) {}");
+        // What the pretty printer emits for builtin macros parses too.
+        accepts(
+            "fn o() -> usize { (const { builtin # offset_of((u8, u16), 1) }) } fn p() { { ::core::panicking::panic_fmt(format_args!(\"x {0}\", 1)); }; }",
+        );
     }
 
     #[test]
