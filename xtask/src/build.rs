@@ -50,7 +50,13 @@ fn cargo_build(what: &str, mut cmd: std::process::Command) -> Result<()> {
 /// inlined into its caller, and another crate's statics are reached through
 /// the GOT. Only the kernels get it: host tools and user programs keep the
 /// workspace profile (a fat-LTO xtask would only make the first build slower).
+///
+/// kernel-spin is built only if every extension passes the build checks
+/// (`checks::gate`): no command builds it with an extension that fails them.
 pub fn build_kernel(kernel: Kernel) -> Result<PathBuf> {
+    if kernel == Kernel::Spin {
+        crate::checks::gate()?;
+    }
     let mut cmd = clean_cargo(&root());
     cmd.args(["build", "--quiet", "--release", "--target", TARGET, "--package"])
         .arg(format!("kernel-{}", kernel.name()))

@@ -11,6 +11,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin_interface::event::{self, Combine, Event};
+use spin_interface::log;
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The descriptor the kernel's loader reads.

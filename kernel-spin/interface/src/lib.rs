@@ -1,6 +1,6 @@
 //! spin-interface: the SPIN extension interface (ring 0, safe Rust,
 //! `forbid(unsafe_code)`), the **only** crate an extension may depend on
-//! besides `alloc` and `log`.
+//! (besides `alloc`, which is not a Cargo dependency).
 //!
 //! Extensions are crates under `extensions/` linked into kernel-spin and run
 //! in ring 0 in the kernel's single address space. What protects the kernel
@@ -36,6 +36,7 @@
 //!   locks and condition variables, the thread package's interface.
 //! - [`user`]: user processes and the SystemCall event family.
 //! - [`extension`]: how an extension presents itself to the loader.
+//! - [`log`]: logging macros that forward to the kernel's logger.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
@@ -46,6 +47,7 @@ pub mod domain;
 pub mod event;
 pub mod extension;
 pub mod key;
+pub mod log;
 pub mod machine;
 pub mod phys;
 pub mod strand;

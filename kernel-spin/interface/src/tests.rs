@@ -269,3 +269,37 @@ fn user_resume_points_are_checked_like_ranges() {
         }
     }
 }
+
+/// Captures what the extension-side log macros hand to the `log` facade.
+struct Capture(std::sync::Mutex<Vec<(log::Level, String, String)>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, r: &log::Record<'_>) {
+        self.0.lock().unwrap().push((r.level(), r.target().to_owned(), r.args().to_string()));
+    }
+    fn flush(&self) {}
+}
+
+static CAPTURE: Capture = Capture(std::sync::Mutex::new(Vec::new()));
+
+#[test]
+fn extension_log_macros_forward_at_the_kernels_level() {
+    log::set_logger(&CAPTURE).unwrap();
+    log::set_max_level(log::LevelFilter::Info);
+    crate::log::info!("ready ({} pages)", 3);
+    crate::log::warn!("low");
+    crate::log::debug!("not shown: the kernel's level is info");
+    crate::log::trace!("nor this");
+    let got = CAPTURE.0.lock().unwrap().clone();
+    let target = module_path!().to_owned();
+    assert_eq!(
+        got,
+        [
+            (log::Level::Info, target.clone(), "ready (3 pages)".to_owned()),
+            (log::Level::Warn, target, "low".to_owned())
+        ]
+    );
+}
