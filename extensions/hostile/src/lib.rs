@@ -31,6 +31,9 @@ pub static LOCKER: Extension = Extension { name: "locker", init: locker_init };
 /// whose body panics (1), loops without giving up the CPU (2), or
 /// overflows its stack (3); any other mode returns at once.
 pub static FORKER: Extension = Extension { name: "forker", init: forker_init };
+/// Handles `PhysAddr.Reclaim` by allocating a page (which, with memory
+/// exhausted, would ask to reclaim again, and again).
+pub static RECLAIMER: Extension = Extension { name: "reclaimer", init: reclaimer_init };
 
 fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
     Ok(ctx.lookup("kernel", "Test", "event")?)
@@ -132,4 +135,23 @@ fn forker_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     ctx.resolve("threads", &[&FORK])?;
     *CHARGE.lock() = Some(ctx.identity().charge());
     Ok(ExportTable::new().procedure("Forker", "spawn", spawn))
+}
+
+static RECLAIM_CALLS: AtomicU64 = AtomicU64::new(0);
+
+fn greedy_reclaim(_wanted: u64) -> u64 {
+    RECLAIM_CALLS.fetch_add(1, Ordering::Relaxed);
+    // A page, if one is had, goes back when it drops.
+    let _ = spin_interface::phys::allocate();
+    0
+}
+
+/// How many times the reclaim handler ran.
+pub fn reclaim_calls() -> u64 {
+    RECLAIM_CALLS.load(Ordering::Relaxed)
+}
+
+fn reclaimer_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    spin_interface::phys::RECLAIM.install(ctx.identity(), greedy_reclaim, None)?;
+    Ok(ExportTable::new())
 }

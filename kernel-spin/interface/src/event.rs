@@ -206,8 +206,14 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
         handler: fn(A) -> R,
         guard: Option<fn(&A) -> bool>,
     ) -> Result<HandlerId, EventError> {
-        let (_, authorize) = self.definition.get().copied().ok_or(EventError::NotDefined)?;
-        if !authorize(installer, &self.info) {
+        let (definer, authorize) = self.definition.get().copied().ok_or(EventError::NotDefined)?;
+        // An unloaded domain installs nothing (its threads may still be
+        // running when it is unloaded), and the authorizer is the definer's
+        // code: it runs contained, and not at all once the definer is gone.
+        if domain::is_unloaded(installer.id()) {
+            return Err(EventError::Denied);
+        }
+        if !contain::run_as(definer, || authorize(installer, &self.info)).unwrap_or(false) {
             return Err(EventError::Denied);
         }
         let id = critical(|| {

@@ -9,6 +9,7 @@
 
 use crate::event::{Combine, Event};
 use crate::key::KernelKey;
+use core::sync::atomic::{AtomicBool, Ordering};
 use spin_trusted::RefSlot;
 
 /// Why a memory operation failed.
@@ -93,15 +94,24 @@ fn add(a: u64, b: u64) -> u64 {
 /// handler returns how many pages it freed (summed).
 pub static RECLAIM: Event<u64, u64> = Event::new("PhysAddr.Reclaim", no_reclaim, Combine::Fold(add));
 
+/// Whether a [`RECLAIM`] raise is in progress: a handler that allocates
+/// while reclaiming gets `OutOfMemory` instead of reclaiming again (which
+/// recursed until the stack overflowed).
+static RECLAIMING: AtomicBool = AtomicBool::new(false);
+
 /// Allocate a zeroed page, reclaiming once if memory is exhausted.
 pub fn allocate() -> Result<PhysPage, MemError> {
     let c = core();
     let pa = match (c.allocate)() {
         Some(pa) => pa,
         None => {
+            if RECLAIMING.swap(true, Ordering::SeqCst) {
+                return Err(MemError::OutOfMemory);
+            }
             // Ask the extensions that hold pages to give some back; a faulty
             // handler is unloaded and does not count.
             let _ = RECLAIM.raise_contained(1);
+            RECLAIMING.store(false, Ordering::SeqCst);
             (c.allocate)().ok_or(MemError::OutOfMemory)?
         }
     };

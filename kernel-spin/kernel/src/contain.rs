@@ -170,6 +170,10 @@ fn innermost() -> Option<&'static Recovery> {
 }
 
 fn unload(culprit: DomainId, why: &str) {
+    // Whatever was interrupted, the CPU is not idling now (a handler
+    // aborted inside `machine::idle` would leave the flag set, and the
+    // system-call watchdog would never fire again).
+    crate::services::IDLE.store(false, Ordering::Relaxed);
     let key = KEY.get().expect("containment installed");
     let (imports, events) = domain::unload(key, culprit);
     serial::emergency_write(format_args!(
@@ -286,11 +290,14 @@ pub fn on_tick(frame: &mut TrapFrame) {
         syscall_overrun(frame);
         return;
     };
+    if contain::in_critical() || rec.culprit == DomainId::KERNEL {
+        return;
+    }
     let overrun = match rec.span {
         Span::Call => apic::ticks() >= rec.deadline,
         Span::Thread => hogging(),
     };
-    if !overrun || contain::in_critical() || rec.culprit == DomainId::KERNEL {
+    if !overrun {
         return;
     }
     unload(rec.culprit, "ran past its time budget");

@@ -34,6 +34,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::cpu_hogging_forked_thread_is_stopped", run: || bad_thread(2, "timed out") },
     Test { name: "spin::overflowing_forked_thread_is_contained", run: || bad_thread(3, "overflowed") },
     Test { name: "spin::forked_threads_that_block_live_on", run: threads_that_block_live_on },
+    Test { name: "spin::unloaded_identity_installs_nothing", run: unloaded_identity_installs_nothing },
+    Test { name: "spin::reclaim_handler_that_allocates_does_not_recurse", run: reclaim_that_allocates },
 ];
 
 /// Load `ext`, check it answers `TEST_EVENT(1)` with `normal`, then raise
@@ -217,5 +219,49 @@ fn threads_that_block_live_on() -> Result<(), String> {
     .map_err(|e| format!("{e:?}"))?;
     crate::imports::join(t).map_err(|e| format!("{e:?}"))?;
     ensure!(BLOCKED_ROUNDS.load(Ordering::SeqCst) > 0, "the thread never ran");
+    Ok(())
+}
+
+fn nothing(x: u64) -> u64 {
+    x
+}
+
+/// After its domain is unloaded (here by the kernel, as a fault on
+/// another strand would), the identity its code still holds installs
+/// nothing, and what it exported is unbound.
+fn unloaded_identity_installs_nothing() -> Result<(), String> {
+    let id = loader::load(crate::key(), &hostile::FORKER).map_err(|e| format!("{e:?}"))?;
+    let me = spin_interface::Identity::kernel(crate::key());
+    spin_interface::Domain::named("forker")
+        .and_then(|d| d.resolve(me, &[&FORKER_SPAWN]))
+        .map_err(|e| format!("{e:?}"))?;
+    spin_interface::domain::unload(crate::key(), id.id());
+    ensure_eq!(TEST_EVENT.install(id, nothing, None).err(), Some(spin_interface::event::EventError::Denied));
+    ensure_eq!(TEST_EVENT.handler_count(), 0);
+    ensure_eq!(FORKER_SPAWN.call(0).err(), Some(spin_interface::LinkError::Unbound));
+    Ok(())
+}
+
+/// With every frame taken, an allocation raises Reclaim once; its handler
+/// allocates, which must fail rather than raise Reclaim again (that
+/// recursed until the stack overflowed).
+fn reclaim_that_allocates() -> Result<(), String> {
+    use spin_interface::phys;
+    let id = loader::load(crate::key(), &hostile::RECLAIMER).map_err(|e| format!("{e:?}"))?;
+    let calls = hostile::reclaim_calls();
+    let mut hoard = alloc::vec::Vec::new();
+    hoard.try_reserve(shared_hal::memory::free_frames() as usize).map_err(|_| "no heap for the hoard")?;
+    while let Some(pa) = shared_hal::memory::alloc_frame() {
+        hoard.push(pa);
+    }
+    let r = phys::allocate().map(|_| ());
+    for pa in hoard {
+        let _ = shared_hal::memory::free_frame(pa);
+    }
+    ensure_eq!(r, Err(phys::MemError::OutOfMemory));
+    ensure_eq!(hostile::reclaim_calls(), calls + 1);
+    ensure!(spin_interface::Domain::named("reclaimer").is_ok(), "the well-meaning reclaimer was unloaded");
+    spin_interface::domain::unload(crate::key(), id.id());
+    ensure_eq!(phys::RECLAIM.handler_count(), 0);
     Ok(())
 }
