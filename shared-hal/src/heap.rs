@@ -24,20 +24,91 @@ struct KernelHeap(Mutex<Heap>);
 #[global_allocator]
 static ALLOCATOR: KernelHeap = KernelHeap(Mutex::new(Heap::empty()));
 
+/// Who pays for heap blocks: a kernel's accounting, if it installs one
+/// (kernel-spin charges each block to the extension domain whose code
+/// allocated it, so one extension cannot exhaust the heap for everyone).
+/// Both methods run inside the allocator with interrupts off: they must
+/// neither allocate nor take a lock an allocating path may hold.
+pub trait Accounting: Sync {
+    /// Charge `bytes` to whoever is running: the tag to keep with the
+    /// block (0: nobody is charged), or `None` to refuse the allocation.
+    fn charge(&self, bytes: usize) -> Option<u32>;
+    /// Give `bytes` back to the payer the block was tagged with.
+    fn credit(&self, tag: u32, bytes: usize);
+}
+
+static ACCOUNTING: spin::Once<&'static dyn Accounting> = spin::Once::new();
+
+/// Install the heap's accounting (once; blocks allocated before carry tag 0).
+pub fn set_accounting(a: &'static dyn Accounting) {
+    ACCOUNTING.call_once(|| a);
+}
+
+/// Every block carries a header just below what the caller gets: the
+/// accounting tag. It is `align` bytes (at least 16), so the caller's part
+/// keeps the alignment it asked for; `dealloc` recomputes it from the layout.
+fn with_header(layout: Layout) -> Option<(Layout, usize)> {
+    let header = layout.align().max(16);
+    let full = Layout::from_size_align(layout.size().checked_add(header)?, layout.align()).ok()?;
+    Some((full, header))
+}
+
 // SAFETY: delegates to `linked_list_allocator::Heap`, which returns blocks
-// that fit `layout` and do not overlap live blocks; the mutex serialises it.
+// that fit the enlarged layout and do not overlap live blocks; the caller
+// gets the part above the header, `header` (a multiple of the alignment)
+// bytes in, which fits `layout`; the mutex serialises the heap.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let Some((full, header)) = with_header(layout) else { return core::ptr::null_mut() };
         crate::cpu::without_interrupts(|| {
-            self.0.lock().allocate_first_fit(layout).map_or(core::ptr::null_mut(), |p| p.as_ptr())
+            let tag = match ACCOUNTING.get() {
+                Some(a) => match a.charge(layout.size()) {
+                    Some(tag) => tag,
+                    None => return core::ptr::null_mut(),
+                },
+                None => 0,
+            };
+            match self.0.lock().allocate_first_fit(full) {
+                Ok(p) => {
+                    let base = p.as_ptr();
+                    // SAFETY: the block is at least `header` (≥ 16) bytes
+                    // longer than `layout` and aligned to ≥ 4: the tag fits
+                    // at its start, below the caller's part.
+                    unsafe {
+                        (base as *mut u32).write(tag);
+                        base.add(header)
+                    }
+                }
+                Err(()) => {
+                    if let Some(a) = ACCOUNTING.get() {
+                        a.credit(tag, layout.size());
+                    }
+                    core::ptr::null_mut()
+                }
+            }
         })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(p) = NonNull::new(ptr) {
-            // SAFETY: the caller passes a block this allocator returned, with its layout.
-            crate::cpu::without_interrupts(|| unsafe { self.0.lock().deallocate(p, layout) })
+        let Some((full, header)) = with_header(layout) else { return };
+        if ptr.is_null() {
+            return;
         }
+        // SAFETY: `ptr` came from `alloc` with this layout, so the block
+        // starts `header` bytes below it and begins with its tag.
+        let (base, tag) = unsafe {
+            let base = ptr.sub(header);
+            (base, (base as *const u32).read())
+        };
+        crate::cpu::without_interrupts(|| {
+            if let Some(p) = NonNull::new(base) {
+                // SAFETY: `base` and `full` are the block and layout `alloc` got from the heap.
+                unsafe { self.0.lock().deallocate(p, full) };
+            }
+            if let Some(a) = ACCOUNTING.get() {
+                a.credit(tag, layout.size());
+            }
+        })
     }
 }
 

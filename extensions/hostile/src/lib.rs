@@ -7,11 +7,15 @@
 //!   unloaded, the raise answering `Fault::Overflowed`);
 //! - locks: one panics or loops while holding its `SpinLock`, or forgets a
 //!   guard, trying to keep the kernel from containing it (or anyone else);
+//! - heap: one fills the kernel heap from a handler (fallibly, or until an
+//!   allocation fails and panics), one from its `init`;
 //! - threads: one forks kernel threads (through the public thread
 //!   interface) whose bodies panic, loop without ever giving up the CPU, or
 //!   overflow their stack.
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin_interface::sync::{Once, SpinLock};
@@ -34,6 +38,13 @@ pub static FORKER: Extension = Extension { name: "forker", init: forker_init };
 /// Handles `PhysAddr.Reclaim` by allocating a page (which, with memory
 /// exhausted, would ask to reclaim again, and again).
 pub static RECLAIMER: Extension = Extension { name: "reclaimer", init: reclaimer_init };
+/// Raised with 30: takes heap in 64 KiB blocks (fallibly) until refused,
+/// keeps it, and answers the bytes it got; 31: the same with infallible
+/// allocations, until one fails and panics; otherwise answers `x + 30`.
+pub static HEAP_HOG: Extension = Extension { name: "heap-hog", init: heap_hog_init };
+/// Takes all the heap it can get (fallibly) in its `init`, keeps it, and
+/// loads successfully.
+pub static HEAP_INIT: Extension = Extension { name: "heap-init", init: heap_init };
 
 fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
     Ok(ctx.lookup("kernel", "Test", "event")?)
@@ -153,5 +164,43 @@ pub fn reclaim_calls() -> u64 {
 
 fn reclaimer_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     spin_interface::phys::RECLAIM.install(ctx.identity(), greedy_reclaim, None)?;
+    Ok(ExportTable::new())
+}
+
+/// The heap the hogs took, kept for good.
+static HOARD: SpinLock<alloc::vec::Vec<alloc::vec::Vec<u8>>> = SpinLock::new(alloc::vec::Vec::new());
+
+/// Take 64 KiB blocks until refused; the bytes taken.
+fn take_heap() -> u64 {
+    let mut got = 0;
+    let mut hoard = HOARD.lock();
+    loop {
+        let mut block = alloc::vec::Vec::new();
+        if block.try_reserve_exact(64 * 1024).is_err() || hoard.try_reserve(1).is_err() {
+            return got;
+        }
+        got += 64 * 1024;
+        hoard.push(block);
+    }
+}
+
+fn heap_hog_handler(x: u64) -> u64 {
+    match x {
+        30 => take_heap(),
+        31 => loop {
+            let block = alloc::vec![0u8; 64 * 1024];
+            HOARD.lock().push(block);
+        },
+        _ => x + 30,
+    }
+}
+
+fn heap_hog_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    test_event(ctx)?.install(ctx.identity(), heap_hog_handler, None)?;
+    Ok(ExportTable::new())
+}
+
+fn heap_init(_: &InitContext) -> Result<ExportTable, InitError> {
+    take_heap();
     Ok(ExportTable::new())
 }

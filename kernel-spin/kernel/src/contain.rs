@@ -162,6 +162,12 @@ impl Containment for Contain {
     }
 }
 
+/// The domain whose contained code runs on this strand now (the innermost
+/// recovery point's culprit), or the kernel.
+pub fn current_culprit() -> DomainId {
+    innermost().map_or(DomainId::KERNEL, |r| r.culprit)
+}
+
 fn innermost() -> Option<&'static Recovery> {
     let p = TOP[strand::current().index()].load(Ordering::SeqCst);
     // SAFETY: a non-null TOP entry points at a `Recovery` on the current

@@ -36,6 +36,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::forked_threads_that_block_live_on", run: threads_that_block_live_on },
     Test { name: "spin::unloaded_identity_installs_nothing", run: unloaded_identity_installs_nothing },
     Test { name: "spin::reclaim_handler_that_allocates_does_not_recurse", run: reclaim_that_allocates },
+    Test { name: "spin::heap_hog_handler_takes_only_its_quota", run: heap_hog_handler },
+    Test { name: "spin::heap_hog_init_takes_only_its_quota", run: heap_hog_init },
 ];
 
 /// Load `ext`, check it answers `TEST_EVENT(1)` with `normal`, then raise
@@ -263,5 +265,39 @@ fn reclaim_that_allocates() -> Result<(), String> {
     ensure!(spin_interface::Domain::named("reclaimer").is_ok(), "the well-meaning reclaimer was unloaded");
     spin_interface::domain::unload(crate::key(), id.id());
     ensure_eq!(phys::RECLAIM.handler_count(), 0);
+    Ok(())
+}
+
+/// The kernel can still get `bytes` of heap (and gives it back).
+fn kernel_can_allocate(bytes: usize) -> Result<(), String> {
+    let mut v: alloc::vec::Vec<u8> = alloc::vec::Vec::new();
+    v.try_reserve_exact(bytes).map_err(|_| format!("the kernel cannot allocate {bytes} bytes any more"))
+}
+
+/// A handler takes all the heap it can, fallibly and then infallibly: it
+/// gets its quota and no more, the infallible overrun is a contained
+/// panic, and the kernel keeps its heap.
+fn heap_hog_handler() -> Result<(), String> {
+    use crate::heapquota::{DOMAIN_HEAP_QUOTA, used_by};
+    let id = loader::load(crate::key(), &hostile::HEAP_HOG).map_err(|e| format!("{e:?}"))?;
+    ensure_eq!(TEST_EVENT.raise_contained(1), Ok(31));
+    let got = TEST_EVENT.raise_contained(30).map_err(|e| format!("{e:?}"))? as usize;
+    ensure!(got + 128 * 1024 >= DOMAIN_HEAP_QUOTA && got <= DOMAIN_HEAP_QUOTA, "the hog got {got} bytes");
+    ensure!(used_by(id.id()) <= DOMAIN_HEAP_QUOTA, "charged {} bytes", used_by(id.id()));
+    kernel_can_allocate(2 << 20)?;
+    ensure_eq!(TEST_EVENT.raise_contained(31), Err(Fault::Panicked(id.id())));
+    kernel_can_allocate(2 << 20)?;
+    ensure_eq!(BENCH_NULL.call(()), Ok(()));
+    Ok(())
+}
+
+/// An `init` that takes all the heap it can and returns: it loads, holding
+/// only its quota.
+fn heap_hog_init() -> Result<(), String> {
+    let id = loader::load(crate::key(), &hostile::HEAP_INIT).map_err(|e| format!("{e:?}"))?;
+    let used = crate::heapquota::used_by(id.id());
+    ensure!(used <= crate::heapquota::DOMAIN_HEAP_QUOTA && used > 0, "charged {used} bytes");
+    kernel_can_allocate(2 << 20)?;
+    spin_interface::domain::unload(crate::key(), id.id());
     Ok(())
 }

@@ -21,6 +21,7 @@ extern crate alloc;
 
 mod bench;
 mod contain;
+mod heapquota;
 mod imports;
 mod kdomain;
 mod ktests;
@@ -103,6 +104,7 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     strands::install(key);
     process::install(key, ramdisk);
     contain::install(key);
+    heapquota::install();
     kdomain::init(key);
     for ext in loader::BOOT_EXTENSIONS {
         if let Err(e) = loader::load(key, ext) {
