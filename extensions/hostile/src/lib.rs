@@ -9,6 +9,8 @@
 //!   guard, trying to keep the kernel from containing it (or anyone else);
 //! - heap: one fills the kernel heap from a handler (fallibly, or until an
 //!   allocation fails and panics), one from its `init`;
+//! - authority: one calls itself "threads" and "syscalls", hoping the name
+//!   brings their grants;
 //! - threads: one forks kernel threads (through the public thread
 //!   interface) whose bodies panic, loop without ever giving up the CPU, or
 //!   overflow their stack.
@@ -45,6 +47,10 @@ pub static HEAP_HOG: Extension = Extension { name: "heap-hog", init: heap_hog_in
 /// Takes all the heap it can get (fallibly) in its `init`, keeps it, and
 /// loads successfully.
 pub static HEAP_INIT: Extension = Extension { name: "heap-init", init: heap_init };
+/// Names itself "threads" (the thread package's name, which the kernel's
+/// policy grants the raw strand operations) and tries what that name
+/// would allow; records each refusal in [`impostor_refusals`].
+pub static IMPOSTOR: Extension = Extension { name: "threads", init: impostor_init };
 
 fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
     Ok(ctx.lookup("kernel", "Test", "event")?)
@@ -202,5 +208,54 @@ fn heap_hog_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
 
 fn heap_init(_: &InitContext) -> Result<ExportTable, InitError> {
     take_heap();
+    Ok(ExportTable::new())
+}
+
+/// Refusals the impostor saw: the raw strand operations, the user-process
+/// services, the thread packages' Checkpoint event, system call 0.
+pub const REFUSED_STRAND_CORE: u64 = 1;
+pub const REFUSED_USER_SERVICES: u64 = 2;
+pub const REFUSED_CHECKPOINT: u64 = 4;
+pub const REFUSED_SYSCALL: u64 = 8;
+
+static REFUSALS: AtomicU64 = AtomicU64::new(0);
+static IMPOSTOR_INITS: AtomicU64 = AtomicU64::new(0);
+
+/// What the impostor's last `init` was refused.
+pub fn impostor_refusals() -> u64 {
+    REFUSALS.load(Ordering::SeqCst)
+}
+
+/// How many times the impostor's `init` ran.
+pub fn impostor_inits() -> u64 {
+    IMPOSTOR_INITS.load(Ordering::SeqCst)
+}
+
+fn on_checkpoint(_: spin_interface::strand::Strand) {}
+fn on_syscall(_: spin_interface::user::SyscallArgs) -> spin_interface::abi::Return {
+    spin_interface::abi::Return::ok(0)
+}
+
+fn impostor_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    IMPOSTOR_INITS.fetch_add(1, Ordering::SeqCst);
+    let me = ctx.identity();
+    let mut refused = 0;
+    if ctx.lookup::<&'static spin_interface::strand::StrandCore>("kernel", "Trusted.Strand", "core").is_err()
+    {
+        refused |= REFUSED_STRAND_CORE;
+    }
+    if ctx
+        .lookup::<&'static spin_interface::user::UserServices>("kernel", "Trusted.User", "services")
+        .is_err()
+    {
+        refused |= REFUSED_USER_SERVICES;
+    }
+    if spin_interface::strand::CHECKPOINT.install(me, on_checkpoint, None).is_err() {
+        refused |= REFUSED_CHECKPOINT;
+    }
+    if spin_interface::user::SYSTEM_CALLS[0].install(me, on_syscall, None).is_err() {
+        refused |= REFUSED_SYSCALL;
+    }
+    REFUSALS.store(refused, Ordering::SeqCst);
     Ok(ExportTable::new())
 }

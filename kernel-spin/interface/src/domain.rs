@@ -97,6 +97,8 @@ pub enum LinkError {
     Unbound,
     /// No domain has this name.
     NoSuchDomain,
+    /// No kernel memory to record the domain.
+    NoMemory,
 }
 
 /// Who may import an interface.
@@ -234,6 +236,8 @@ struct Registry {
     bound: Vec<(DomainId, &'static dyn ImportSlot)>,
     /// Events on which a domain installed handlers.
     installed: Vec<(DomainId, &'static dyn Uninstall)>,
+    /// Names the loader reserved for extensions whose `init` is running.
+    reserved: Vec<&'static str>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
@@ -241,6 +245,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     unloaded: Vec::new(),
     bound: Vec::new(),
     installed: Vec::new(),
+    reserved: Vec::new(),
 });
 
 fn with_registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
@@ -264,9 +269,32 @@ impl Domain {
             if r.domains.iter().any(|(_, x)| x.0.name == owner.name) || r.unloaded.contains(&owner.id) {
                 return Err(LinkError::Duplicate);
             }
+            r.domains.try_reserve(1).map_err(|_| LinkError::NoMemory)?;
+            // The name the loader reserved for it before its `init` is now its own.
+            r.reserved.retain(|n| *n != owner.name);
             r.domains.push((owner.id, d.clone()));
             Ok(d)
         })
+    }
+
+    /// Reserve `name` for an extension about to be loaded, before any of
+    /// its code runs (the kernel's loader; names are the kernel owner's to
+    /// give, never the extension's to choose). `Duplicate` if a domain has
+    /// it or another load reserved it.
+    pub fn reserve(_key: &KernelKey, name: &'static str) -> Result<(), LinkError> {
+        with_registry(|r| {
+            if r.domains.iter().any(|(_, x)| x.0.name == name) || r.reserved.contains(&name) {
+                return Err(LinkError::Duplicate);
+            }
+            r.reserved.try_reserve(1).map_err(|_| LinkError::NoMemory)?;
+            r.reserved.push(name);
+            Ok(())
+        })
+    }
+
+    /// Give back a name reserved for a load that failed.
+    pub fn release(_key: &KernelKey, name: &'static str) {
+        with_registry(|r| r.reserved.retain(|n| *n != name));
     }
 
     /// An aggregate domain exporting everything `parts` export (SPIN's

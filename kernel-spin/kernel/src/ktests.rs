@@ -127,7 +127,7 @@ fn exercise_guarded_extension() -> Result<(), String> {
 static INTRUDER_REPORT: Import<(), u64> = Import::new("Intruder", "report");
 
 fn intruder_is_refused() -> Result<(), String> {
-    loader::load(crate::key(), &bad::INTRUDER).map_err(|e| alloc::format!("{e:?}"))?;
+    loader::load(crate::key(), "intruder", &bad::INTRUDER).map_err(|e| alloc::format!("{e:?}"))?;
     let me = Identity::kernel(crate::key());
     Domain::named("intruder")
         .and_then(|d| d.resolve(me, &[&INTRUDER_REPORT]))
@@ -142,7 +142,7 @@ fn intruder_is_refused() -> Result<(), String> {
 static PANICKY_DOUBLE: Import<u64, u64> = Import::new("Panicky", "double");
 
 fn panicking_handler_is_unloaded() -> Result<(), String> {
-    let id = loader::load(crate::key(), &bad::PANICKY).map_err(|e| alloc::format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "panicky", &bad::PANICKY).map_err(|e| alloc::format!("{e:?}"))?;
     let me = Identity::kernel(crate::key());
     Domain::named("panicky")
         .and_then(|d| d.resolve(me, &[&PANICKY_DOUBLE]))
@@ -162,7 +162,7 @@ fn panicking_handler_is_unloaded() -> Result<(), String> {
 }
 
 fn looping_handler_is_stopped() -> Result<(), String> {
-    let id = loader::load(crate::key(), &bad::LOOPER).map_err(|e| alloc::format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "looper", &bad::LOOPER).map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(TEST_EVENT.raise_contained(1), Ok(101));
     let before = shared_hal::apic::ticks();
     ensure_eq!(TEST_EVENT.raise_contained(99), Err(Fault::TimedOut(id.id())));
@@ -175,7 +175,7 @@ fn looping_handler_is_stopped() -> Result<(), String> {
 }
 
 fn failing_init_is_unloaded() -> Result<(), String> {
-    match loader::load(crate::key(), &bad::BAD_INIT) {
+    match loader::load(crate::key(), "bad-init", &bad::BAD_INIT) {
         Err(LoadError::Fault(Fault::Panicked(_))) => {}
         other => return Err(alloc::format!("expected a contained panic, got {other:?}")),
     }
@@ -326,8 +326,8 @@ fn unhandled_user_faults_kill_only_the_process() -> Result<(), String> {
 
 fn faulting_syscall_handlers_are_unloaded() -> Result<(), String> {
     use crate::process;
-    for ext in [&bad::SYSCALL_PANIC, &bad::SYSCALL_LOOP] {
-        loader::load(crate::key(), ext).map_err(|e| alloc::format!("{e:?}"))?;
+    for (name, ext) in [("syscall-panic", &bad::SYSCALL_PANIC), ("syscall-loop", &bad::SYSCALL_LOOP)] {
+        loader::load(crate::key(), name, ext).map_err(|e| alloc::format!("{e:?}"))?;
     }
     // Each faulting call answers ExtensionFault; its extension is gone after,
     // and the process goes on (it also checks a null call still works).
@@ -372,15 +372,15 @@ fn faulting_fault_handlers_are_unloaded() -> Result<(), String> {
     spin_interface::domain::unload(key, vm);
     ensure_eq!(EXCEPTION.handler_count(), 0);
     // spin-usertests mode 2 executes ud2 (vector 6).
-    for ext in [&bad::FAULT_PANIC, &bad::FAULT_LOOP] {
-        loader::load(key, ext).map_err(|e| alloc::format!("{e:?}"))?;
+    for (name, ext) in [("fault-panic", &bad::FAULT_PANIC), ("fault-loop", &bad::FAULT_LOOP)] {
+        loader::load(key, name, ext).map_err(|e| alloc::format!("{e:?}"))?;
         ensure!(EXCEPTION.is_direct(), "a lone handler is called directly");
         ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(KILLED_HANDLER_FAULT - 6));
-        ensure!(Domain::named(ext.name).is_err(), "{} is still loaded", ext.name);
+        ensure!(Domain::named(name).is_err(), "{name} is still loaded");
         ensure_eq!(EXCEPTION.handler_count(), 0);
     }
-    loader::load(key, &spin_ext_vm::EXTENSION).map_err(|e| alloc::format!("{e:?}"))?;
-    loader::load(key, &bad::FAULT_PANIC).map_err(|e| alloc::format!("{e:?}"))?;
+    loader::load(key, "vm", &spin_ext_vm::EXTENSION).map_err(|e| alloc::format!("{e:?}"))?;
+    loader::load(key, "fault-panic", &bad::FAULT_PANIC).map_err(|e| alloc::format!("{e:?}"))?;
     ensure_eq!(EXCEPTION.handler_count(), 2);
     ensure_eq!(process::run("spin-usertests", [2, 0]), Ok(KILLED_HANDLER_FAULT - 6));
     ensure!(Domain::named("fault-panic").is_err(), "fault-panic is still loaded");
@@ -411,7 +411,7 @@ fn reflection_inlined_and_general_paths_agree() -> Result<(), String> {
     ensure!(events.iter().all(|e| e.is_direct()), "vm's reflect is not the lone handler");
     ensure!(events.iter().all(|e| e.entry_is(reflect)), "the entry word is not the standard reflect");
     ensure_eq!(process::run("spin-usertests", [19, 0]), Ok(0)); // inlined
-    let id = loader::load(key, &bad::FAULT_REFLECT).map_err(|e| alloc::format!("{e:?}"))?;
+    let id = loader::load(key, "fault-reflect", &bad::FAULT_REFLECT).map_err(|e| alloc::format!("{e:?}"))?;
     let slots: &[&'static dyn spin_interface::domain::ImportSlot] = &[&FAULTS_SEEN];
     Domain::named("fault-reflect")
         .and_then(|d| d.resolve(Identity::kernel(key), slots))

@@ -21,9 +21,12 @@ use spin_interface::contain::Fault;
 pub const TESTS: &[Test] = &[
     Test {
         name: "spin::stack_overflow_in_a_handler_is_contained",
-        run: || overflow(&hostile::RECURSER, 7, 8),
+        run: || overflow("recurser", &hostile::RECURSER, 7, 8),
     },
-    Test { name: "spin::recursive_raise_is_contained", run: || overflow(&hostile::RERAISER, 8, 9) },
+    Test {
+        name: "spin::recursive_raise_is_contained",
+        run: || overflow("reraiser", &hostile::RERAISER, 8, 9),
+    },
     Test { name: "spin::stack_overflow_on_a_forked_strand_is_contained", run: overflow_on_a_forked_strand },
     Test { name: "spin::stack_guard_is_unmapped", run: stack_guard_is_unmapped },
     Test { name: "spin::panic_holding_a_lock_is_contained", run: panic_holding_a_lock },
@@ -38,18 +41,20 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::reclaim_handler_that_allocates_does_not_recurse", run: reclaim_that_allocates },
     Test { name: "spin::heap_hog_handler_takes_only_its_quota", run: heap_hog_handler },
     Test { name: "spin::heap_hog_init_takes_only_its_quota", run: heap_hog_init },
+    Test { name: "spin::a_self_chosen_name_brings_no_authority", run: self_chosen_name },
+    Test { name: "spin::a_taken_name_is_refused_before_init", run: taken_name },
 ];
 
 /// Load `ext`, check it answers `TEST_EVENT(1)` with `normal`, then raise
 /// with `trigger`: the stack overflows into the guard page, and the raise
 /// must report `Overflowed` with the extension gone and the kernel intact.
-fn overflow(ext: &'static Extension, trigger: u64, normal: u64) -> Result<(), String> {
-    let id = loader::load(crate::key(), ext).map_err(|e| format!("{e:?}"))?;
+fn overflow(name: &'static str, ext: &'static Extension, trigger: u64, normal: u64) -> Result<(), String> {
+    let id = loader::load(crate::key(), name, ext).map_err(|e| format!("{e:?}"))?;
     ensure_eq!(TEST_EVENT.raise_contained(1), Ok(normal));
     ensure_eq!(TEST_EVENT.raise_contained(trigger), Err(Fault::Overflowed(id.id())));
     ensure_eq!(TEST_EVENT.handler_count(), 0);
     ensure_eq!(TEST_EVENT.raise_contained(1), Ok(0)); // the default handler
-    ensure!(spin_interface::Domain::named(ext.name).is_err(), "the faulted domain is still registered");
+    ensure!(spin_interface::Domain::named(name).is_err(), "the faulted domain is still registered");
     // The kernel and the other extensions keep running, on this strand's
     // stack that just overflowed, and the next overflow is caught too.
     ensure_eq!(BENCH_NULL.call(()), Ok(()));
@@ -64,7 +69,7 @@ static FORKED_SAW: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64
 /// with its guard region), not the boot stack.
 fn overflow_on_a_forked_strand() -> Result<(), String> {
     use core::sync::atomic::Ordering;
-    let id = loader::load(crate::key(), &hostile::RECURSER).map_err(|e| format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "recurser", &hostile::RECURSER).map_err(|e| format!("{e:?}"))?;
     FORKED_SAW.store(0, Ordering::SeqCst);
     let t = crate::imports::fork(
         |_| {
@@ -106,7 +111,7 @@ fn stack_guard_is_unmapped() -> Result<(), String> {
 }
 
 fn load_locker() -> Result<&'static spin_interface::Identity, String> {
-    let id = loader::load(crate::key(), &hostile::LOCKER).map_err(|e| format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "locker", &hostile::LOCKER).map_err(|e| format!("{e:?}"))?;
     ensure_eq!(TEST_EVENT.raise_contained(1), Ok(21));
     Ok(id)
 }
@@ -136,11 +141,13 @@ fn forgotten_guard() -> Result<(), String> {
     spin_interface::domain::unload(crate::key(), locker.id());
     // (Not the locker again: its statics, and the lock an earlier test's
     // panic left held, are still there — static extensions keep theirs.)
-    let id = loader::load(crate::key(), &spin_ext_misbehaving::PANICKY).map_err(|e| format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "panicky", &spin_ext_misbehaving::PANICKY)
+        .map_err(|e| format!("{e:?}"))?;
     ensure_eq!(TEST_EVENT.raise_contained(13), Err(Fault::Panicked(id.id())));
-    let id = loader::load(crate::key(), &spin_ext_misbehaving::LOOPER).map_err(|e| format!("{e:?}"))?;
+    let id =
+        loader::load(crate::key(), "looper", &spin_ext_misbehaving::LOOPER).map_err(|e| format!("{e:?}"))?;
     ensure_eq!(TEST_EVENT.raise_contained(99), Err(Fault::TimedOut(id.id())));
-    overflow(&hostile::RECURSER, 7, 8)
+    overflow("recurser", &hostile::RECURSER, 7, 8)
 }
 
 /// With a budget of one tick, ticks land everywhere inside contained
@@ -155,7 +162,8 @@ fn ticks_anywhere() -> Result<(), String> {
         let end = shared_hal::apic::ticks() + 30;
         while shared_hal::apic::ticks() < end {
             if TEST_EVENT.handler_count() == 0 {
-                let id = loader::load(crate::key(), &hostile::LOCKER).map_err(|e| format!("{e:?}"))?;
+                let id =
+                    loader::load(crate::key(), "locker", &hostile::LOCKER).map_err(|e| format!("{e:?}"))?;
                 loaded = Some(id.id());
             }
             match TEST_EVENT.raise_contained(1) {
@@ -184,7 +192,7 @@ static FORKER_SPAWN: spin_interface::Import<
 /// thread ends, the forker is unloaded, the kernel and a join go on.
 fn bad_thread(mode: u64, _what: &str) -> Result<(), String> {
     let live = crate::strands::live();
-    loader::load(crate::key(), &hostile::FORKER).map_err(|e| format!("{e:?}"))?;
+    loader::load(crate::key(), "forker", &hostile::FORKER).map_err(|e| format!("{e:?}"))?;
     let me = spin_interface::Identity::kernel(crate::key());
     spin_interface::Domain::named("forker")
         .and_then(|d| d.resolve(me, &[&FORKER_SPAWN]))
@@ -232,7 +240,7 @@ fn nothing(x: u64) -> u64 {
 /// another strand would), the identity its code still holds installs
 /// nothing, and what it exported is unbound.
 fn unloaded_identity_installs_nothing() -> Result<(), String> {
-    let id = loader::load(crate::key(), &hostile::FORKER).map_err(|e| format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "forker", &hostile::FORKER).map_err(|e| format!("{e:?}"))?;
     let me = spin_interface::Identity::kernel(crate::key());
     spin_interface::Domain::named("forker")
         .and_then(|d| d.resolve(me, &[&FORKER_SPAWN]))
@@ -249,7 +257,7 @@ fn unloaded_identity_installs_nothing() -> Result<(), String> {
 /// recursed until the stack overflowed).
 fn reclaim_that_allocates() -> Result<(), String> {
     use spin_interface::phys;
-    let id = loader::load(crate::key(), &hostile::RECLAIMER).map_err(|e| format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "reclaimer", &hostile::RECLAIMER).map_err(|e| format!("{e:?}"))?;
     let calls = hostile::reclaim_calls();
     let mut hoard = alloc::vec::Vec::new();
     hoard.try_reserve(shared_hal::memory::free_frames() as usize).map_err(|_| "no heap for the hoard")?;
@@ -279,7 +287,7 @@ fn kernel_can_allocate(bytes: usize) -> Result<(), String> {
 /// panic, and the kernel keeps its heap.
 fn heap_hog_handler() -> Result<(), String> {
     use crate::heapquota::{DOMAIN_HEAP_QUOTA, used_by};
-    let id = loader::load(crate::key(), &hostile::HEAP_HOG).map_err(|e| format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "heap-hog", &hostile::HEAP_HOG).map_err(|e| format!("{e:?}"))?;
     ensure_eq!(TEST_EVENT.raise_contained(1), Ok(31));
     let got = TEST_EVENT.raise_contained(30).map_err(|e| format!("{e:?}"))? as usize;
     ensure!(got + 128 * 1024 >= DOMAIN_HEAP_QUOTA && got <= DOMAIN_HEAP_QUOTA, "the hog got {got} bytes");
@@ -294,10 +302,43 @@ fn heap_hog_handler() -> Result<(), String> {
 /// An `init` that takes all the heap it can and returns: it loads, holding
 /// only its quota.
 fn heap_hog_init() -> Result<(), String> {
-    let id = loader::load(crate::key(), &hostile::HEAP_INIT).map_err(|e| format!("{e:?}"))?;
+    let id = loader::load(crate::key(), "heap-init", &hostile::HEAP_INIT).map_err(|e| format!("{e:?}"))?;
     let used = crate::heapquota::used_by(id.id());
     ensure!(used <= crate::heapquota::DOMAIN_HEAP_QUOTA && used > 0, "charged {used} bytes");
     kernel_can_allocate(2 << 20)?;
+    spin_interface::domain::unload(crate::key(), id.id());
+    Ok(())
+}
+
+/// An extension calling itself "threads" is loaded under the name the
+/// kernel gives it, and gets none of the thread package's grants.
+fn self_chosen_name() -> Result<(), String> {
+    let id = loader::load(crate::key(), "impostor", &hostile::IMPOSTOR).map_err(|e| format!("{e:?}"))?;
+    ensure_eq!(id.name(), "impostor");
+    let all = hostile::REFUSED_STRAND_CORE
+        | hostile::REFUSED_USER_SERVICES
+        | hostile::REFUSED_CHECKPOINT
+        | hostile::REFUSED_SYSCALL;
+    ensure_eq!(hostile::impostor_refusals(), all);
+    spin_interface::domain::unload(crate::key(), id.id());
+    Ok(())
+}
+
+/// Loading under a taken name (a boot extension's, or one being loaded)
+/// fails before any of the extension's code runs, and leaves the name
+/// with its owner.
+fn taken_name() -> Result<(), String> {
+    let inits = hostile::impostor_inits();
+    for taken in ["hello", "syscalls", "kernel"] {
+        match loader::load(crate::key(), taken, &hostile::IMPOSTOR) {
+            Err(loader::LoadError::Link(spin_interface::LinkError::Duplicate)) => {}
+            other => return Err(format!("loading as {taken:?}: {other:?}")),
+        }
+    }
+    ensure_eq!(hostile::impostor_inits(), inits);
+    ensure!(spin_interface::Domain::named("hello").is_ok(), "hello lost its name");
+    // A name whose load failed is free again.
+    let id = loader::load(crate::key(), "impostor", &hostile::IMPOSTOR).map_err(|e| format!("{e:?}"))?;
     spin_interface::domain::unload(crate::key(), id.id());
     Ok(())
 }

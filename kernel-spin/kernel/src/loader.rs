@@ -18,36 +18,51 @@ pub enum LoadError {
 }
 
 /// The extensions kernel-spin runs, in load order (each may import from
-/// the ones before it).
-pub const BOOT_EXTENSIONS: &[&Extension] = &[
-    &spin_ext_scheduler::EXTENSION,
-    &spin_ext_threads::EXTENSION,
-    &spin_ext_syscalls::EXTENSION,
-    &spin_ext_xas::EXTENSION,
-    &spin_ext_vm::EXTENSION,
-    &spin_ext_uthreads::EXTENSION,
-    &spin_ext_bench::EXTENSION,
-    &spin_ext_hello::EXTENSION,
+/// the ones before it), with the name the kernel's owner gives each: its
+/// domain's name, reserved before its `init` runs, on which every grant of
+/// the kernel's policy (`kdomain`) is keyed. The name an extension writes
+/// in its own `Extension` is only its suggestion and confers nothing.
+pub const BOOT_EXTENSIONS: &[(&str, &Extension)] = &[
+    ("scheduler", &spin_ext_scheduler::EXTENSION),
+    ("threads", &spin_ext_threads::EXTENSION),
+    ("syscalls", &spin_ext_syscalls::EXTENSION),
+    ("xas", &spin_ext_xas::EXTENSION),
+    ("vm", &spin_ext_vm::EXTENSION),
+    ("uthreads", &spin_ext_uthreads::EXTENSION),
+    ("bench", &spin_ext_bench::EXTENSION),
+    ("hello", &spin_ext_hello::EXTENSION),
     // The course exercise "an extension with a guard" (reference solution).
-    &spin_ext_evens::EXTENSION,
+    ("evens", &spin_ext_evens::EXTENSION),
 ];
 
-/// Load one extension.
-pub fn load(key: &KernelKey, ext: &'static Extension) -> Result<&'static Identity, LoadError> {
-    let identity = Identity::new(key, ext.name);
+/// Load extension `ext` as the domain `name` (the kernel's choice): the
+/// name is reserved first (`Link(Duplicate)` before any of its code runs),
+/// its `init` runs contained, and every failure leaves nothing behind —
+/// handlers it installed, imports it bound, the name.
+pub fn load(
+    key: &KernelKey,
+    name: &'static str,
+    ext: &'static Extension,
+) -> Result<&'static Identity, LoadError> {
+    Domain::reserve(key, name).map_err(LoadError::Link)?;
+    let identity = Identity::new(key, name);
     let ctx = InitContext::new(key, identity);
     let init = ext.init;
+    let failed = |e: LoadError| {
+        // Undo what it did before failing (a fault has unloaded it already).
+        spin_interface::domain::unload(key, identity.id());
+        Domain::release(key, name);
+        Err(e)
+    };
     match contain::run_for(key, identity.id(), || init(&ctx)) {
-        Err(fault) => Err(LoadError::Fault(fault)),
-        Ok(Err(e)) => {
-            // Undo what it did before failing.
-            spin_interface::domain::unload(key, identity.id());
-            Err(LoadError::Init(e))
-        }
-        Ok(Ok(table)) => {
-            Domain::create(identity, table).map_err(LoadError::Link)?;
-            log::info!("kernel-spin: loaded extension {:?} (domain {})", ext.name, identity.id().number());
-            Ok(identity)
-        }
+        Err(fault) => failed(LoadError::Fault(fault)),
+        Ok(Err(e)) => failed(LoadError::Init(e)),
+        Ok(Ok(table)) => match Domain::create(identity, table) {
+            Err(e) => failed(LoadError::Link(e)),
+            Ok(_) => {
+                log::info!("kernel-spin: loaded extension {name:?} (domain {})", identity.id().number());
+                Ok(identity)
+            }
+        },
     }
 }

@@ -106,9 +106,9 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     contain::install(key);
     heapquota::install();
     kdomain::init(key);
-    for ext in loader::BOOT_EXTENSIONS {
-        if let Err(e) = loader::load(key, ext) {
-            panic!("boot extension {:?} failed to load: {e:?}", ext.name);
+    for &(name, ext) in loader::BOOT_EXTENSIONS {
+        if let Err(e) = loader::load(key, name, ext) {
+            panic!("boot extension {name:?} failed to load: {e:?}");
         }
     }
     imports::resolve(key);
