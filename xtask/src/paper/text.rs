@@ -61,6 +61,30 @@ Extensions react to *events* (typed procedure signatures) through a dispatcher w
 guards; system calls from ring-3 processes are events too.
 ";
 
+const LANGUAGE_PROTECTS: &str = "\
+**What the language protects, and what it does not.** kernel-spin's boundary holds only as
+far as the compiler and the build enforce it, so both are checked, not assumed. The
+trusted build compiles each extension with `-F unsafe_code` forced on the command line,
+admits no dependency but the extension interface (identified by package and path through
+`cargo metadata`; no build script or procedural macro anywhere in its graph), rejects
+unmangled symbols and unusual sections in its object code, and rejects, in the crate as
+rustc expanded it, attributes the lint lets through (`#[unsafe(naked)]`,
+`#[target_feature]`) and the type shapes of rustc's open soundness hole rust-lang/rust#25860
+(lifetime extension through implied bounds of nested references, the \"cve-rs\" family).
+SPIN trusted its Modula-3 compiler; we trust rustc in the same way, knowing it has holes:
+the check is conservative and covers the known exploit family, not every future one.
+At run time the kernel contains what safe code can still do — panic, overflow its stack
+(every strand stack has an unmapped guard), loop, exhaust its heap quota (1 MiB per
+domain), fork threads that do any of these — by unloading the culprit and failing the raise
+that reached it; the kernel, not the extension, names each domain and grants its
+authority. What it does not contain yet: a fault is charged to the innermost contained call
+even when another domain's procedure was running inside it (the cross-domain call stays a
+plain procedure call, as in SPIN, and records no domain), a blocking lock held by aborted
+code, and code of an unloaded domain still reachable through its running threads and
+exported objects. The exokernel needs none of this: its extensions are ring-3 programs
+behind the MMU.
+";
+
 const LIMITS: &str = "\
 - **Instructions are not time.** Under `-icount shift=0` every guest instruction costs one
   tick, whatever it is. A `syscall`, an `iretq`, a `mov cr3` or a TLB miss costs the same as
@@ -163,7 +187,7 @@ pub fn report(r: &Results, claims: &[Claim]) -> String {
     for c in claims {
         let _ = writeln!(md, "| {} | {} | **{}** |", c.paper, c.claim, c.verdict.label());
     }
-    let _ = writeln!(md, "\n## The two designs\n\n{DESIGNS}");
+    let _ = writeln!(md, "\n## The two designs\n\n{DESIGNS}\n{LANGUAGE_PROTECTS}");
     let _ = writeln!(md, "![Where each kernel draws its protection boundary](figures/boundaries.svg)\n");
 
     let _ = writeln!(md, "## Method\n");
