@@ -17,7 +17,7 @@ use spin_interface::user::{SYSTEM_CALLS, SyscallArgs};
 use spin_interface::{Event, ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
-pub static EXTENSION: Extension = Extension { name: "bench", init };
+pub static EXTENSION: Extension = Extension::new("bench", init);
 
 /// The null procedure: no arguments, no results.
 fn null(_: ()) {}

@@ -19,7 +19,7 @@ use spin_interface::event::Event;
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The descriptor the kernel's loader reads.
-pub static EXTENSION: Extension = Extension { name: "evens", init };
+pub static EXTENSION: Extension = Extension::new("evens", init);
 
 /// How many greetings passed the guard (exported for the test).
 static HANDLED: AtomicU64 = AtomicU64::new(0);

@@ -15,7 +15,7 @@ use spin_interface::log;
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The descriptor the kernel's loader reads.
-pub static EXTENSION: Extension = Extension { name: "hello", init };
+pub static EXTENSION: Extension = Extension::new("hello", init);
 
 fn nobody(_: u64) -> u64 {
     0

@@ -11,6 +11,8 @@
 //!   allocation fails and panics), one from its `init`;
 //! - authority: one calls itself "threads" and "syscalls", hoping the name
 //!   brings their grants;
+//! - attribution: one whose handler calls another domain's procedure,
+//!   which panics (the fault is the callee's, not this innocent caller's);
 //! - threads: one forks kernel threads (through the public thread
 //!   interface) whose bodies panic, loop without ever giving up the CPU, or
 //!   overflow their stack.
@@ -26,31 +28,35 @@ use spin_interface::{Event, ExportTable, Extension, Import, InitContext, InitErr
 
 /// Recurses without bound when the test event is raised with 7;
 /// otherwise answers `x + 7`.
-pub static RECURSER: Extension = Extension { name: "recurser", init: recurser_init };
+pub static RECURSER: Extension = Extension::new("recurser", recurser_init);
 /// Raises the test event again from its handler when raised with 8.
-pub static RERAISER: Extension = Extension { name: "reraiser", init: reraiser_init };
+pub static RERAISER: Extension = Extension::new("reraiser", reraiser_init);
 /// Raised with 20: panics holding its lock; 21: loops holding it; 22:
 /// forgets a guard (the lock stays held, nothing else happens); otherwise
 /// answers `x + 20`.
-pub static LOCKER: Extension = Extension { name: "locker", init: locker_init };
+pub static LOCKER: Extension = Extension::new("locker", locker_init);
 /// Exports `Forker.spawn(mode)`: forks a kernel thread charged to itself
 /// whose body panics (1), loops without giving up the CPU (2), or
 /// overflows its stack (3); any other mode returns at once.
-pub static FORKER: Extension = Extension { name: "forker", init: forker_init };
+pub static FORKER: Extension = Extension::new("forker", forker_init);
 /// Handles `PhysAddr.Reclaim` by allocating a page (which, with memory
 /// exhausted, would ask to reclaim again, and again).
-pub static RECLAIMER: Extension = Extension { name: "reclaimer", init: reclaimer_init };
+pub static RECLAIMER: Extension = Extension::new("reclaimer", reclaimer_init);
 /// Raised with 30: takes heap in 64 KiB blocks (fallibly) until refused,
 /// keeps it, and answers the bytes it got; 31: the same with infallible
 /// allocations, until one fails and panics; otherwise answers `x + 30`.
-pub static HEAP_HOG: Extension = Extension { name: "heap-hog", init: heap_hog_init };
+pub static HEAP_HOG: Extension = Extension::new("heap-hog", heap_hog_init);
 /// Takes all the heap it can get (fallibly) in its `init`, keeps it, and
 /// loads successfully.
-pub static HEAP_INIT: Extension = Extension { name: "heap-init", init: heap_init };
+pub static HEAP_INIT: Extension = Extension::new("heap-init", heap_init);
 /// Names itself "threads" (the thread package's name, which the kernel's
 /// policy grants the raw strand operations) and tries what that name
 /// would allow; records each refusal in [`impostor_refusals`].
-pub static IMPOSTOR: Extension = Extension { name: "threads", init: impostor_init };
+/// Innocent: raised with `x`, answers `Callee.check(x)` (an import of
+/// the `callee` domain, `extensions/callee`), or `u64::MAX`
+/// once that import is unbound.
+pub static CALLER: Extension = Extension::new("caller", caller_init);
+pub static IMPOSTOR: Extension = Extension::new("threads", impostor_init);
 
 fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
     Ok(ctx.lookup("kernel", "Test", "event")?)
@@ -257,5 +263,17 @@ fn impostor_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
         refused |= REFUSED_SYSCALL;
     }
     REFUSALS.store(refused, Ordering::SeqCst);
+    Ok(ExportTable::new())
+}
+
+static CHECK: Import<u64, u64> = Import::new("Callee", "check");
+
+fn caller_handler(x: u64) -> u64 {
+    CHECK.call(x).unwrap_or(u64::MAX)
+}
+
+fn caller_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    ctx.resolve("callee", &[&CHECK])?;
+    test_event(ctx)?.install(ctx.identity(), caller_handler, None)?;
     Ok(ExportTable::new())
 }

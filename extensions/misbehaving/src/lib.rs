@@ -19,26 +19,26 @@ use spin_interface::user::{EXCEPTION, SYSTEM_CALLS, SyscallArgs};
 use spin_interface::{Event, ExportTable, Extension, InitContext, InitError, KernelKey, LinkError};
 
 /// Panics when the test event is raised with 13; otherwise answers `x + 1`.
-pub static PANICKY: Extension = Extension { name: "panicky", init: panicky_init };
+pub static PANICKY: Extension = Extension::new("panicky", panicky_init);
 /// Loops forever when the test event is raised with 99.
-pub static LOOPER: Extension = Extension { name: "looper", init: looper_init };
+pub static LOOPER: Extension = Extension::new("looper", looper_init);
 /// Handles system call 22 by panicking.
-pub static SYSCALL_PANIC: Extension = Extension { name: "syscall-panic", init: syscall_panic_init };
+pub static SYSCALL_PANIC: Extension = Extension::new("syscall-panic", syscall_panic_init);
 /// Handles system call 23 by looping forever.
-pub static SYSCALL_LOOP: Extension = Extension { name: "syscall-loop", init: syscall_loop_init };
+pub static SYSCALL_LOOP: Extension = Extension::new("syscall-loop", syscall_loop_init);
 /// Handles user exceptions by panicking.
-pub static FAULT_PANIC: Extension = Extension { name: "fault-panic", init: fault_panic_init };
+pub static FAULT_PANIC: Extension = Extension::new("fault-panic", fault_panic_init);
 /// Handles user exceptions by looping forever.
-pub static FAULT_LOOP: Extension = Extension { name: "fault-loop", init: fault_loop_init };
+pub static FAULT_LOOP: Extension = Extension::new("fault-loop", fault_loop_init);
 /// Well behaved: answers `Reflect` for every user fault with a function
 /// of its own (not the interface's standard `reflect`, which the kernel
 /// inlines), so faults take the kernel's general path; counts them.
-pub static FAULT_REFLECT: Extension = Extension { name: "fault-reflect", init: fault_reflect_init };
+pub static FAULT_REFLECT: Extension = Extension::new("fault-reflect", fault_reflect_init);
 /// Panics in its `init`.
-pub static BAD_INIT: Extension = Extension { name: "bad-init", init: bad_init };
+pub static BAD_INIT: Extension = Extension::new("bad-init", bad_init);
 /// Tries to resolve a restricted interface, to handle a kernel-only event,
 /// and to claim the kernel's key; exports what happened.
-pub static INTRUDER: Extension = Extension { name: "intruder", init: intruder_init };
+pub static INTRUDER: Extension = Extension::new("intruder", intruder_init);
 
 fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
     Ok(ctx.lookup("kernel", "Test", "event")?)

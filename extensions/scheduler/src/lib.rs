@@ -12,7 +12,7 @@ use spin_interface::strand::{self, Strand, StrandQueue};
 use spin_interface::{ExportTable, Extension, InitContext, InitError, machine};
 
 /// The extension's descriptor.
-pub static EXTENSION: Extension = Extension { name: "scheduler", init };
+pub static EXTENSION: Extension = Extension::new("scheduler", init);
 
 /// Runnable strands, oldest first.
 static QUEUE: StrandQueue = StrandQueue::new();

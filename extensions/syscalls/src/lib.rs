@@ -25,7 +25,7 @@ use spin_interface::user::{self, Process, SYSTEM_CALLS, SyscallArgs, UserService
 use spin_interface::{ExportTable, Extension, Import, InitContext, InitError};
 
 /// The extension's descriptor.
-pub static EXTENSION: Extension = Extension { name: "syscalls", init };
+pub static EXTENSION: Extension = Extension::new("syscalls", init);
 
 static USER: Once<&'static UserServices> = Once::new();
 static JOIN: Import<ThreadId, Result<(), ThreadError>> = Import::new("Threads", "join");

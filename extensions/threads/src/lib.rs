@@ -21,7 +21,7 @@ use spin_interface::threads::{ForkArgs, INTERFACE, ThreadError, ThreadId};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
-pub static EXTENSION: Extension = Extension { name: "threads", init };
+pub static EXTENSION: Extension = Extension::new("threads", init);
 
 static CORE: Once<&'static StrandCore> = Once::new();
 

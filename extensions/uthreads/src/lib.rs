@@ -44,7 +44,7 @@ use spin_interface::user::{
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
-pub static EXTENSION: Extension = Extension { name: "uthreads", init };
+pub static EXTENSION: Extension = Extension::new("uthreads", init);
 
 static USER: Once<&'static UserServices> = Once::new();
 

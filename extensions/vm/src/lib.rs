@@ -27,7 +27,7 @@ use spin_interface::user::{self, MAX_PROCESSES, Process, SYSTEM_CALLS, SyscallAr
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
-pub static EXTENSION: Extension = Extension { name: "vm", init };
+pub static EXTENSION: Extension = Extension::new("vm", init);
 
 static USER: Once<&'static UserServices> = Once::new();
 

@@ -39,7 +39,7 @@ use spin_interface::user::{self, Process, ResumePoint, SYSTEM_CALLS, SyscallArgs
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
-pub static EXTENSION: Extension = Extension { name: "xas", init };
+pub static EXTENSION: Extension = Extension::new("xas", init);
 
 static USER: Once<&'static UserServices> = Once::new();
 

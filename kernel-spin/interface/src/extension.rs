@@ -10,12 +10,41 @@ use crate::domain::{Domain, ExportTable, Identity, ImportSlot, LinkError};
 use crate::event::EventError;
 use crate::phys::MemError;
 
-/// An extension's descriptor.
+/// An extension's descriptor, made with [`Extension::new`] in the
+/// extension's own crate.
 pub struct Extension {
-    /// Its name (the domain name; grants refer to it).
-    pub name: &'static str,
-    /// Set up: resolve imports, install handlers, return the exports.
-    pub init: fn(&InitContext) -> Result<ExportTable, InitError>,
+    name: &'static str,
+    init: fn(&InitContext) -> Result<ExportTable, InitError>,
+    source: &'static str,
+}
+
+impl Extension {
+    /// The descriptor of an extension whose `init` sets it up (resolves
+    /// imports, installs handlers, returns the exports). `name` is only a
+    /// suggestion: the kernel names the domain when it loads it. The
+    /// compiler records where this call is (the extension's own source
+    /// file), which no extension can choose: the kernel charges a panic
+    /// located in that crate to its domain.
+    #[track_caller]
+    pub const fn new(name: &'static str, init: fn(&InitContext) -> Result<ExportTable, InitError>) -> Self {
+        Self { name, init, source: core::panic::Location::caller().file() }
+    }
+
+    /// The name the extension suggests.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Its set-up procedure.
+    pub const fn init(&self) -> fn(&InitContext) -> Result<ExportTable, InitError> {
+        self.init
+    }
+
+    /// The source file the descriptor was made in (e.g.
+    /// `extensions/hello/src/lib.rs`), as the compiler recorded it.
+    pub const fn source(&self) -> &'static str {
+        self.source
+    }
 }
 
 /// Why an extension could not initialise.

@@ -14,7 +14,7 @@
 
 use core::arch::naked_asm;
 use core::ptr::null_mut;
-use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use shared_hal::trap::TrapFrame;
 use shared_hal::{apic, cpu, serial};
 use spin_interface::contain::{self, Containment, Fault, Span};
@@ -42,6 +42,9 @@ struct Jmp {
 struct Recovery {
     jmp: Jmp,
     culprit: DomainId,
+    /// Who a panic was charged to (the domain whose code panicked, which
+    /// may be another than `culprit`: see [`located`]).
+    blamed: AtomicU32,
     span: Span,
     /// `Span::Call`: the timer tick after which the call is aborted.
     deadline: u64,
@@ -134,6 +137,7 @@ impl Containment for Contain {
         let mut rec = Recovery {
             jmp: Jmp::default(),
             culprit,
+            blamed: AtomicU32::new(culprit.number()),
             span,
             deadline: apic::ticks() + BUDGET_TICKS.load(Ordering::Relaxed),
             prev: TOP[s].load(Ordering::Relaxed),
@@ -155,7 +159,7 @@ impl Containment for Contain {
         }
         match code {
             0 => Ok(()),
-            PANICKED => Err(Fault::Panicked(culprit)),
+            PANICKED => Err(Fault::Panicked(crate::kdomain::domain_id(rec.blamed.load(Ordering::SeqCst)))),
             OVERFLOWED => Err(Fault::Overflowed(culprit)),
             _ => Err(Fault::TimedOut(culprit)),
         }
@@ -188,6 +192,71 @@ fn unload(culprit: DomainId, why: &str) {
     ));
 }
 
+/// Where each loaded extension's crate lives (`extensions/<crate>/`), so
+/// that a panic is charged to the domain whose code panicked: the panic's
+/// location is the compiler's record of the code that was running (the
+/// `panic!` or, for `#[track_caller]` functions, their caller), and no
+/// extension can make its code appear in another crate. Per slot: domain
+/// number, then the directory as pointer and length (0: free).
+static SOURCES: [(AtomicU32, AtomicUsize, AtomicUsize); 64] =
+    [const { (AtomicU32::new(0), AtomicUsize::new(0), AtomicUsize::new(0)) }; 64];
+
+/// The crate directory of a source path under `extensions/`.
+fn crate_dir(file: &str) -> Option<&str> {
+    let rest = file.strip_prefix("extensions/")?;
+    let end = rest.find('/')?;
+    Some(&file[..("extensions/".len() + end + 1)])
+}
+
+fn slot_dir(i: usize) -> &'static str {
+    let (_, p, n) = &SOURCES[i];
+    let (p, n) = (p.load(Ordering::SeqCst), n.load(Ordering::SeqCst));
+    if p == 0 {
+        return "";
+    }
+    // SAFETY: `note_source` stores only the pointer and length of a
+    // `&'static str` (a prefix of a source path the compiler embedded).
+    unsafe { core::str::from_utf8_unchecked(core::slice::from_raw_parts(p as *const u8, n)) }
+}
+
+/// Record that domain `d` runs the crate whose descriptor was made in
+/// `source` (the loader, before the extension's `init`). Slots of unloaded
+/// domains are freed first.
+pub fn note_source(d: DomainId, source: &'static str) {
+    for (id, p, _) in &SOURCES {
+        let n = id.load(Ordering::SeqCst);
+        if p.load(Ordering::SeqCst) != 0 && domain::is_unloaded(crate::kdomain::domain_id(n)) {
+            p.store(0, Ordering::SeqCst);
+        }
+    }
+    let Some(dir) = crate_dir(source) else { return };
+    if let Some((id, p, n)) = SOURCES.iter().find(|(_, p, _)| p.load(Ordering::SeqCst) == 0) {
+        id.store(d.number(), Ordering::SeqCst);
+        n.store(dir.len(), Ordering::SeqCst);
+        p.store(dir.as_ptr() as usize, Ordering::SeqCst);
+    }
+}
+
+/// The domain to charge a panic to, given `context` (the domain the
+/// running contained call, system call or fault handler belongs to): the
+/// domain whose crate holds the code the panic is located in, when that
+/// is unambiguous (a crate may hold several extensions: if `context` runs
+/// that crate, or several loaded domains do, the context decides).
+fn charge_for(info: &core::panic::PanicInfo, context: DomainId) -> DomainId {
+    let Some(dir) = info.location().and_then(|l| crate_dir(l.file())) else { return context };
+    let mut found = None;
+    for i in (0..SOURCES.len()).filter(|&i| slot_dir(i) == dir) {
+        let n = SOURCES[i].0.load(Ordering::SeqCst);
+        if n == context.number() {
+            return context;
+        }
+        if found.replace(n).is_some() {
+            return context;
+        }
+    }
+    found.map_or(context, crate::kdomain::domain_id)
+}
+
 /// Called by the panic handler: if a contained call of an extension is
 /// active, unload the culprit and resume at its recovery point; if a
 /// process's system call is in progress, unload the extension handling it
@@ -198,6 +267,7 @@ pub fn on_panic(info: &core::panic::PanicInfo) {
     }
     let Some(rec) = innermost() else {
         if let Some(culprit) = crate::uexc::culprit() {
+            let culprit = charge_for(info, culprit);
             if culprit != DomainId::KERNEL {
                 serial::emergency_write(format_args!("[contain] panic in a fault handler: {info}\n"));
                 unload(culprit, "panicked");
@@ -207,7 +277,7 @@ pub fn on_panic(info: &core::panic::PanicInfo) {
             return;
         }
         if let Some(top) = crate::process::in_syscall() {
-            let culprit = crate::sysentry::culprit(top);
+            let culprit = charge_for(info, crate::sysentry::culprit(top));
             if culprit != DomainId::KERNEL {
                 serial::emergency_write(format_args!("[contain] panic in a system-call handler: {info}\n"));
                 unload(culprit, "panicked");
@@ -221,8 +291,13 @@ pub fn on_panic(info: &core::panic::PanicInfo) {
     if rec.culprit == DomainId::KERNEL {
         return;
     }
+    // Charged to the domain whose code panicked, which may have been
+    // called (`Import::call`, a guard, an object method) by the innocent
+    // domain whose contained call this is.
+    let culprit = charge_for(info, rec.culprit);
     serial::emergency_write(format_args!("[contain] panic in extension code: {info}\n"));
-    unload(rec.culprit, "panicked");
+    rec.blamed.store(culprit.number(), Ordering::SeqCst);
+    unload(culprit, "panicked");
     cpu::disable_interrupts();
     // SAFETY: `rec` is the innermost active recovery point on this stack.
     unsafe { recover(&rec.jmp, PANICKED) }

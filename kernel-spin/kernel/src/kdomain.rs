@@ -89,6 +89,11 @@ fn user_service_holders(who: &Identity, _: &EventInfo) -> bool {
     USER_SERVICE_HOLDERS.contains(&who.name())
 }
 
+/// The domain numbered `n` (numbers kept in the kernel's lock-free tables).
+pub fn domain_id(n: u32) -> spin_interface::DomainId {
+    spin_interface::DomainId::from_number(crate::key(), n)
+}
+
 /// Define the core events and register the kernel domain.
 pub fn init(key: &'static KernelKey) {
     let me = Identity::kernel(key);

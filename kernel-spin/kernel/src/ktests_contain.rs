@@ -43,6 +43,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::heap_hog_init_takes_only_its_quota", run: heap_hog_init },
     Test { name: "spin::a_self_chosen_name_brings_no_authority", run: self_chosen_name },
     Test { name: "spin::a_taken_name_is_refused_before_init", run: taken_name },
+    Test { name: "spin::a_panic_is_charged_to_the_callee_not_the_caller", run: charged_to_the_callee },
 ];
 
 /// Load `ext`, check it answers `TEST_EVENT(1)` with `normal`, then raise
@@ -340,5 +341,23 @@ fn taken_name() -> Result<(), String> {
     // A name whose load failed is free again.
     let id = loader::load(crate::key(), "impostor", &hostile::IMPOSTOR).map_err(|e| format!("{e:?}"))?;
     spin_interface::domain::unload(crate::key(), id.id());
+    Ok(())
+}
+
+/// An innocent domain's handler calls another domain's procedure, which
+/// panics: the callee is unloaded and named in the fault, the caller stays
+/// and goes on (its import now answers Unbound).
+fn charged_to_the_callee() -> Result<(), String> {
+    let callee =
+        loader::load(crate::key(), "callee", &spin_ext_callee::CALLEE).map_err(|e| format!("{e:?}"))?;
+    let caller = loader::load(crate::key(), "caller", &hostile::CALLER).map_err(|e| format!("{e:?}"))?;
+    ensure_eq!(TEST_EVENT.raise_contained(1), Ok(41));
+    ensure_eq!(TEST_EVENT.raise_contained(41), Err(Fault::Panicked(callee.id())));
+    ensure!(spin_interface::Domain::named("callee").is_err(), "the callee is still loaded");
+    ensure!(spin_interface::Domain::named("caller").is_ok(), "the innocent caller was unloaded");
+    ensure_eq!(TEST_EVENT.handler_count(), 1);
+    ensure_eq!(TEST_EVENT.raise_contained(1), Ok(u64::MAX));
+    spin_interface::domain::unload(crate::key(), caller.id());
+    ensure_eq!(TEST_EVENT.handler_count(), 0);
     Ok(())
 }

@@ -47,7 +47,8 @@ pub fn load(
     Domain::reserve(key, name).map_err(LoadError::Link)?;
     let identity = Identity::new(key, name);
     let ctx = InitContext::new(key, identity);
-    let init = ext.init;
+    let init = ext.init();
+    crate::contain::note_source(identity.id(), ext.source());
     let failed = |e: LoadError| {
         // Undo what it did before failing (a fault has unloaded it already).
         spin_interface::domain::unload(key, identity.id());

@@ -77,10 +77,11 @@ At run time the kernel contains what safe code can still do — panic, overflow 
 (every strand stack has an unmapped guard), loop, exhaust its heap quota (1 MiB per
 domain), fork threads that do any of these — by unloading the culprit and failing the raise
 that reached it; the kernel, not the extension, names each domain and grants its
-authority. What it does not contain yet: a fault is charged to the innermost contained call
-even when another domain's procedure was running inside it (the cross-domain call stays a
-plain procedure call, as in SPIN, and records no domain), a blocking lock held by aborted
-code, and code of an unloaded domain still reachable through its running threads and
+authority; a panic is charged to the domain whose code panicked (the compiler's record of the
+panic's location names its crate), not to an innocent caller. What it does not contain
+yet: an overrun or overflow is charged to the innermost contained call even when another
+domain's procedure was running inside it (the cross-domain call stays a plain procedure
+call, as in SPIN, and records no domain), a blocking lock held by aborted code, and code of an unloaded domain still reachable through its running threads and
 exported objects. The exokernel needs none of this: its extensions are ring-3 programs
 behind the MMU.
 ";

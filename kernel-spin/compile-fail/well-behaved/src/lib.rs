@@ -4,7 +4,7 @@
 
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
-pub static EXTENSION: Extension = Extension { name: "well-behaved", init };
+pub static EXTENSION: Extension = Extension::new("well-behaved", init);
 
 fn answer(_: ()) -> u64 {
     42
