@@ -15,9 +15,10 @@ pub mod uthread;
 use core::fmt::{self, Write};
 pub use spin_abi::{Error, Return, TrapInfo, nr, prot};
 
-/// A system call with six arguments.
+/// A system call with six arguments: the status word and value exactly as
+/// the kernel left them (the fuzzer judges raw statuses).
 #[inline(always)]
-pub fn syscall(n: u64, a: [u64; 6]) -> Result<u64, Error> {
+pub fn syscall_raw(n: u64, a: [u64; 6]) -> Return {
     let status: u64;
     let value: u64;
     // SAFETY: `syscall` enters the kernel, which preserves RBX, RBP, RSP and
@@ -37,7 +38,13 @@ pub fn syscall(n: u64, a: [u64; 6]) -> Result<u64, Error> {
             options(nostack),
         )
     };
-    Return { status, value }.into_result()
+    Return { status, value }
+}
+
+/// A system call with six arguments.
+#[inline(always)]
+pub fn syscall(n: u64, a: [u64; 6]) -> Result<u64, Error> {
+    syscall_raw(n, a).into_result()
 }
 
 /// A system call with up to three arguments: only the registers it uses

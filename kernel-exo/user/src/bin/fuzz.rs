@@ -249,31 +249,13 @@ impl Fuzzer {
             }
             return;
         }
-        let calls = [
-            Call::Null,
-            Call::ConsoleWrite,
-            Call::EnvSelf,
-            Call::PageAlloc,
-            Call::PageFree,
-            Call::PageGrant,
-            Call::PageTransfer,
-            Call::CapRevoke,
-            Call::CapInfo,
-            Call::Bind,
-            Call::SetHandler,
-            Call::EnvCreate,
-            Call::EnvStart,
-            Call::EnvKill,
-            Call::EnvStatus,
-            Call::EnvReclaim,
-            Call::ProgramRead,
-            Call::Protect,
-            Call::Lookup,
-            Call::PctSync,
-            Call::PctAsync,
-            Call::Yield,
-        ];
-        let c = self.rng.pick(&calls);
+        // Every call but the two that would end or park us for good.
+        let c = loop {
+            let c = self.rng.pick(&Call::ALL);
+            if !matches!(c, Call::Wait | Call::Exit) {
+                break c;
+            }
+        };
         let n = c as u64;
         match c {
             Call::ConsoleWrite => {

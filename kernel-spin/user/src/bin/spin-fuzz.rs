@@ -104,26 +104,7 @@ extern "C" fn uthread_entry() -> ! {
 
 /// The raw system call: the status word as the kernel left it.
 fn raw(n: u64, a: [u64; 6]) -> Return {
-    let status: u64;
-    let value: u64;
-    // SAFETY: `syscall` enters the kernel, which preserves RBX, RBP, RSP and
-    // R12–R15 and writes RAX, RDX, RCX, R11, RDI, RSI, R8–R10 (all declared).
-    unsafe {
-        core::arch::asm!(
-            "syscall",
-            inlateout("rax") n => status,
-            inlateout("rdi") a[0] => _,
-            inlateout("rsi") a[1] => _,
-            inlateout("rdx") a[2] => value,
-            inlateout("r10") a[3] => _,
-            inlateout("r8") a[4] => _,
-            inlateout("r9") a[5] => _,
-            out("rcx") _,
-            out("r11") _,
-            options(nostack),
-        )
-    };
-    Return { status, value }
+    spin_user::syscall_raw(n, a)
 }
 
 fn user_addr(a: u64) -> bool {
