@@ -44,6 +44,12 @@ pub fn set_accounting(a: &'static dyn Accounting) {
     ACCOUNTING.call_once(|| a);
 }
 
+/// What a block of `bytes` (alignment ≤ 16) takes from the heap, header
+/// included; 0 for no block.
+pub fn footprint(bytes: usize) -> usize {
+    if bytes == 0 { 0 } else { bytes + 16 }
+}
+
 /// Every block carries a header just below what the caller gets: the
 /// accounting tag. It is `align` bytes (at least 16), so the caller's part
 /// keeps the alignment it asked for; `dealloc` recomputes it from the layout.

@@ -104,7 +104,9 @@ impl Kernel {
     /// Heap bytes held by the kernel's tables themselves, which keep their
     /// capacity when emptied (leak checks account for their growth).
     pub fn table_bytes(&self) -> usize {
-        self.envs.heap_bytes() + self.caps.heap_bytes() + self.pages.allocation_size()
+        let [a, b] = self.envs.heap_blocks();
+        let [c, d] = self.caps.heap_blocks();
+        [a, b, c, d, self.pages.allocation_size()].into_iter().map(shared_hal::heap::footprint).sum()
     }
 
     /// Whether slot `i` holds an environment.

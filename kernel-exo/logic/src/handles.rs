@@ -121,12 +121,15 @@ impl<T, const BITS: u32> SlotTable<T, BITS> {
         self.live == 0
     }
 
-    /// Heap bytes the table itself keeps (its slot and free-list arrays).
-    /// They never shrink: a slot must keep its generation so that a stale
-    /// handle stays stale. Leak checks subtract this growth.
-    pub fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * core::mem::size_of::<Slot<T>>()
-            + self.free.capacity() * core::mem::size_of::<usize>()
+    /// The heap blocks the table itself keeps, in bytes (its slot array and
+    /// its free list; 0 for one not allocated). They never shrink: a slot
+    /// must keep its generation so that a stale handle stays stale. Leak
+    /// checks subtract their growth.
+    pub fn heap_blocks(&self) -> [usize; 2] {
+        [
+            self.slots.capacity() * core::mem::size_of::<Slot<T>>(),
+            self.free.capacity() * core::mem::size_of::<usize>(),
+        ]
     }
 
     /// Handles and objects of every live entry.
