@@ -129,6 +129,12 @@ pub fn used() -> usize {
     crate::cpu::without_interrupts(|| ALLOCATOR.0.lock().used())
 }
 
+/// Whether the heap's lock is held: code interrupted inside the allocator
+/// (a fault, a double fault) must not allocate before it returns.
+pub fn busy() -> bool {
+    ALLOCATOR.0.is_locked()
+}
+
 /// Bytes the heap could still hand out (ignoring fragmentation).
 pub fn free() -> usize {
     crate::cpu::without_interrupts(|| ALLOCATOR.0.lock().free())

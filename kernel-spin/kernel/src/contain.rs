@@ -416,7 +416,9 @@ fn is_stack_overflow(frame: &TrapFrame) -> bool {
 /// contained call, system call or fault handler it ran in aborted; any
 /// other double fault ends the machine as the HAL's report does.
 fn on_double_fault(frame: &mut TrapFrame) {
-    if is_stack_overflow(frame) && !contain::in_critical() {
+    // Recovery unloads the culprit, which allocates: not if the overflow
+    // hit inside the allocator itself.
+    if is_stack_overflow(frame) && !contain::in_critical() && !shared_hal::heap::busy() {
         if let Some(rec) = innermost().filter(|r| r.culprit != DomainId::KERNEL) {
             unload(rec.culprit, "overflowed its stack");
             resume_at(frame, rec, OVERFLOWED);
