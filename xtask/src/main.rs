@@ -9,6 +9,7 @@ mod env;
 mod linux;
 mod paper;
 mod qemu;
+mod readme;
 mod report;
 mod test;
 
