@@ -52,11 +52,12 @@ mod tests {
         crate_dirs(&root(), "", &mut crates);
         for dir in crates {
             let covered = rows.iter().any(|(p, row)| {
-                *p == dir || (dir.starts_with(p.as_str()) && p.ends_with('/') && {
-                    // A crate under a folder row (extensions/<name>/) must be named in it.
-                    let name = dir.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-                    row.contains(&format!("`{name}`")) || row.contains(&format!(" {name}"))
-                })
+                *p == dir
+                    || (dir.starts_with(p.as_str()) && p.ends_with('/') && {
+                        // A crate under a folder row (extensions/<name>/) must be named in it.
+                        let name = dir.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+                        row.contains(&format!("`{name}`")) || row.contains(&format!(" {name}"))
+                    })
             });
             assert!(covered, "the crate in {dir} has no row (or mention) in the README's Navigating table");
         }
