@@ -308,7 +308,8 @@ fn protect_entry(e: *mut u64, va: u64, set: u64, flush: bool) -> Changed {
 
 /// Several pages, table by table: a first pass checks every entry is
 /// present (a load and a test each), the second rewrites them (a load,
-/// two bit operations, a compare, a store and an `invlpg` each).
+/// two bit operations, a compare, a store each, and an `invlpg` each up
+/// to `FLUSH_ALL_ABOVE` pages, one CR3 reload above).
 #[inline(never)]
 fn protect_many(s: &Space, va: u64, pages: u64, set: u64) -> Changed {
     protect_many_result(s, va, pages, set).into()
@@ -321,7 +322,8 @@ fn protect_many_result(s: &Space, va: u64, pages: u64, set: u64) -> Result<u64, 
         let entries = unsafe { core::slice::from_raw_parts(t.add(first), n) };
         if entries.iter().any(|e| e & pte::PRESENT == 0) { Err(MemError::NotMapped) } else { Ok(()) }
     })?;
-    let flush = active(s.root.load(Ordering::Relaxed));
+    let loaded = active(s.root.load(Ordering::Relaxed));
+    let flush_each = loaded && pages <= FLUSH_ALL_ABOVE;
     let mut changed = 0;
     each_table(s, va, pages, |t, first, n, page| {
         // SAFETY: as above; nothing else refers to these entries now.
@@ -331,15 +333,25 @@ fn protect_many_result(s: &Space, va: u64, pages: u64, set: u64) -> Result<u64, 
             let new = (*e & !PROT_BITS) | set;
             changed += (new != *e) as u64;
             *e = new;
-            if flush {
+            if flush_each {
                 shared_hal::cpu::invlpg(at);
             }
             at += 4096;
         }
         Ok(())
     })?;
+    if loaded && !flush_each && changed > 0 {
+        // SAFETY: writing back the loaded CR3 flushes the TLB's non-global
+        // entries and changes nothing else.
+        unsafe { shared_hal::cpu::set_cr3(shared_hal::cpu::cr3()) };
+    }
     Ok(changed)
 }
+
+/// Above this many pages, one CR3 reload (flushing every user entry) is
+/// cheaper than an `invlpg` per page (as kernel-exo's `bind::protect`
+/// and Linux's `tlb_single_page_flush_ceiling` of 33 decide).
+const FLUSH_ALL_ABOVE: u64 = 32;
 
 /// The present entry mapping `va` in context `id`.
 #[inline(always)]
