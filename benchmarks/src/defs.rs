@@ -81,45 +81,80 @@ use Table::*;
 
 /// Every operation, in table order.
 pub const OPS: &[Op] = &[
-    op(Baseline, "empty loop", 10_000, "one iteration of the measurement loop itself"),
-    op(Baseline, "plain procedure call", 10_000, "call and return of a null procedure, not inlined"),
+    op(Baseline, "empty loop", 10_000, "one iteration of the measurement loop itself (nothing else)"),
+    op(
+        Baseline,
+        "plain procedure call",
+        10_000,
+        "call and return of a null procedure in the same program, not inlined",
+    ),
     op(
         ProtectedCommunication,
         "protected in-kernel call",
         10_000,
-        "null call between two separately linked domains",
+        "start: a null procedure exported by another separately linked domain, its import resolved; call it and return",
     ),
-    op(ProtectedCommunication, "system call", 10_000, "null system call: user to kernel and back"),
+    op(
+        ProtectedCommunication,
+        "system call",
+        10_000,
+        "a null system call: user to kernel, run the (empty) call's procedure, back to user",
+    ),
     op(
         ProtectedCommunication,
         "cross-address-space call",
         2_000,
-        "null call into another address space and back",
+        "start: a server address space waiting for calls; a null call into it and the return, no arguments or results",
     ),
-    op(ThreadManagement, "fork-join kernel", 500, "create, run and join a kernel thread"),
+    op(
+        ThreadManagement,
+        "fork-join kernel",
+        500,
+        "create a kernel thread running a null procedure, run it, and join it (the joiner learns it ended); stacks may be reused, as every system's thread package does",
+    ),
     op(
         ThreadManagement,
         "fork-join user layered",
         500,
-        "fork-join with user threads layered on kernel threads",
+        "the same fork-join with a user-level thread package built on kernel threads through system calls",
     ),
     op(
         ThreadManagement,
         "fork-join user integrated",
         500,
-        "fork-join with user threads integrated with the kernel",
+        "the same fork-join with a user-level thread package integrated with the kernel's scheduling",
     ),
-    op(ThreadManagement, "ping-pong kernel", 1_000, "signal-and-block round trip between two kernel threads"),
-    op(ThreadManagement, "ping-pong user layered", 1_000, "ping-pong between layered user threads"),
-    op(ThreadManagement, "ping-pong user integrated", 1_000, "ping-pong between integrated user threads"),
+    op(
+        ThreadManagement,
+        "ping-pong kernel",
+        1_000,
+        "start: two kernel threads, one blocked; A signals B and blocks, B signals A and blocks: one round trip",
+    ),
+    op(ThreadManagement, "ping-pong user layered", 1_000, "the same round trip between layered user threads"),
+    op(
+        ThreadManagement,
+        "ping-pong user integrated",
+        1_000,
+        "the same round trip between integrated user threads",
+    ),
     op(
         VirtualMemory,
         "dirty",
         10_000,
         "start: a page written since it was mapped; ask whether it is dirty (the answer is checked: yes)",
     ),
-    op(VirtualMemory, "fault", 1_000, "fault on a protected page, handler enables access, resume"),
-    op(VirtualMemory, "trap", 1_000, "protection fault until the user handler starts"),
+    op(
+        VirtualMemory,
+        "fault",
+        1_000,
+        "start: a protected page; access it, the handler enables access, the access is retried and completes (the page is protected again untimed)",
+    ),
+    op(
+        VirtualMemory,
+        "trap",
+        1_000,
+        "start: a protected page; from the faulting access until the user handler starts (the clock stops in the handler)",
+    ),
     op(
         VirtualMemory,
         "prot1",
@@ -138,7 +173,12 @@ pub const OPS: &[Op] = &[
         200,
         "start: a read-only region of 100 pages; make all 100 read-write in one call (100 changed, checked; re-protected untimed)",
     ),
-    op(VirtualMemory, "appel1", 1_000, "fault, resolve, and protect another page in the handler"),
+    op(
+        VirtualMemory,
+        "appel1",
+        1_000,
+        "start: one of two pages protected; access it: the handler unprotects it and protects the other, which the next iteration accesses",
+    ),
     // One iteration is one page: a round protects APPEL2_PAGES pages with one
     // call and then faults on each. Glue runs whole rounds (see `appel2_rounds`).
     Op {
@@ -146,17 +186,52 @@ pub const OPS: &[Op] = &[
         name: "appel2",
         iterations: 1_000,
         quick_iterations: APPEL2_PAGES,
-        what: "protect 100 pages, fault on each, resolve in the handler (per page)",
+        what: "start: 100 read-write pages; protect all 100 in one call, then access each: the handler unprotects it (per page)",
     },
-    op(Exceptions, "exception #ud", 1_000, "invalid opcode to the user handler and back"),
-    op(Exceptions, "exception #bp", 1_000, "int3 to the user handler and back"),
-    op(Exceptions, "exception #de", 1_000, "divide error to the user handler and back"),
-    op(Exceptions, "exception #pf", 1_000, "page fault on a present page to the user handler and back"),
-    op(Dispatcher, "raise 1 handler", 10_000, "raise an event with one handler"),
-    op(Dispatcher, "raise 5 handlers", 10_000, "raise an event with five handlers"),
-    op(Dispatcher, "raise 10 handlers", 5_000, "raise an event with ten handlers"),
-    op(Dispatcher, "raise 50 handlers", 1_000, "raise an event with fifty handlers"),
-    op(Dispatcher, "50 guards false", 1_000, "raise an event whose fifty guards all decline"),
+    op(
+        Exceptions,
+        "exception #ud",
+        1_000,
+        "an invalid opcode, delivered to the user handler, which resumes after it",
+    ),
+    op(Exceptions, "exception #bp", 1_000, "an int3, delivered to the user handler, which resumes after it"),
+    op(
+        Exceptions,
+        "exception #de",
+        1_000,
+        "a divide error, delivered to the user handler, which resumes after it",
+    ),
+    op(
+        Exceptions,
+        "exception #pf",
+        1_000,
+        "a write to a present read-only page, delivered to the user handler, which resumes after it (the page stays read-only)",
+    ),
+    op(Dispatcher, "raise 1 handler", 10_000, "raise an event with one installed handler, which runs"),
+    op(
+        Dispatcher,
+        "raise 5 handlers",
+        10_000,
+        "raise an event with five installed handlers, all of which run",
+    ),
+    op(
+        Dispatcher,
+        "raise 10 handlers",
+        5_000,
+        "raise an event with ten installed handlers, all of which run",
+    ),
+    op(
+        Dispatcher,
+        "raise 50 handlers",
+        1_000,
+        "raise an event with fifty installed handlers, all of which run",
+    ),
+    op(
+        Dispatcher,
+        "50 guards false",
+        1_000,
+        "raise an event whose fifty guards all decline (no handler runs)",
+    ),
 ];
 
 /// Rounds of "appel2" for `iterations` pages (rounded up to whole rounds);
@@ -197,6 +272,11 @@ pub const GLUE_NOTES: &[(&str, &str, &str)] = &[
         "linux",
         "prot100",
         "the whole 100-page region, its own mapping with guard gaps: no split or merge (unprot100 likewise); after each run's last timed call /proc/self/maps must show the change",
+    ),
+    (
+        "linux",
+        "fault",
+        "the page is page 0 of the 100-page region (its own mapping): protecting it splits the mapping and the handler's mprotect merges it again, as for any application protecting single pages of a region (trap, appel1 and appel2 likewise)",
     ),
     (
         "linux",

@@ -165,9 +165,9 @@ pub fn report(r: &Results, claims: &[Claim]) -> String {
     let count = |v: Verdict| claims.iter().filter(|c| c.verdict == v).count();
     let _ = writeln!(
         md,
-        "Of the papers' {} claims we test, {} are reproduced, {} are borderline (the evidence is \
-         within 10 % of the claim's threshold, on either side), {} are not reproduced, and {} cannot \
-         be compared with the numbers we have. Each claim's threshold is fixed in its test, before \
+        "Of the papers' {} claims we test, reproduced: {}; borderline (the evidence is within 10 % \
+         of the claim's threshold, on either side): {}; not reproduced: {}; not comparable with the \
+         numbers we have: {}. Each claim's threshold is fixed in its test, before \
          any number; details and evidence are in [the verdicts](#the-papers-claims).\n",
         claims.len(),
         count(Verdict::Reproduced),
@@ -193,6 +193,11 @@ pub fn report(r: &Results, claims: &[Claim]) -> String {
          `lfence`-fenced `rdtsc` reads; the figure is the median over runs of (run total / iterations), \
          with [min–max] where runs differ.\n- The benchmark definitions live once in `benchmarks/`; \
          each system contributes only glue (`kernel-*/kernel/src/bench.rs`, `benchmarks/linux`).\n\
+         - Every iteration does the definition's work from its stated start state, and the glue \
+         checks it: the protection rows sum the pages each timed call changed, as the kernels \
+         report them (Linux: /proc/self/maps after each run), and a run that changed fewer fails \
+         instead of printing a number; where a system's glue makes a choice that matters, the \
+         note under the table says so, with the alternatives as \"also measured\" lines.\n\
          - Both kernels are built the same way: release, one optimization unit (fat LTO, one codegen \
          unit), the stable compiler pinned in `rust-toolchain.toml`.\n",
         f.qemu,
