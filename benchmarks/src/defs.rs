@@ -81,44 +81,104 @@ use Table::*;
 
 /// Every operation, in table order.
 pub const OPS: &[Op] = &[
-    op(Baseline, "empty loop", 10_000, "one iteration of the measurement loop itself"),
-    op(Baseline, "plain procedure call", 10_000, "call and return of a null procedure, not inlined"),
+    op(Baseline, "empty loop", 10_000, "one iteration of the measurement loop itself (nothing else)"),
+    op(
+        Baseline,
+        "plain procedure call",
+        10_000,
+        "call and return of a null procedure in the same program, not inlined",
+    ),
     op(
         ProtectedCommunication,
         "protected in-kernel call",
         10_000,
-        "null call between two separately linked domains",
+        "start: a null procedure exported by another separately linked domain, its import resolved; call it and return",
     ),
-    op(ProtectedCommunication, "system call", 10_000, "null system call: user to kernel and back"),
+    op(
+        ProtectedCommunication,
+        "system call",
+        10_000,
+        "a null system call: user to kernel, run the (empty) call's procedure, back to user",
+    ),
     op(
         ProtectedCommunication,
         "cross-address-space call",
         2_000,
-        "null call into another address space and back",
+        "start: a server address space waiting for calls; a null call into it and the return, no arguments or results",
     ),
-    op(ThreadManagement, "fork-join kernel", 500, "create, run and join a kernel thread"),
+    op(
+        ThreadManagement,
+        "fork-join kernel",
+        500,
+        "create a kernel thread running a null procedure, run it, and join it (the joiner learns it ended); stacks may be reused, as every system's thread package does",
+    ),
     op(
         ThreadManagement,
         "fork-join user layered",
         500,
-        "fork-join with user threads layered on kernel threads",
+        "the same fork-join with a user-level thread package built on kernel threads through system calls",
     ),
     op(
         ThreadManagement,
         "fork-join user integrated",
         500,
-        "fork-join with user threads integrated with the kernel",
+        "the same fork-join with a user-level thread package integrated with the kernel's scheduling",
     ),
-    op(ThreadManagement, "ping-pong kernel", 1_000, "signal-and-block round trip between two kernel threads"),
-    op(ThreadManagement, "ping-pong user layered", 1_000, "ping-pong between layered user threads"),
-    op(ThreadManagement, "ping-pong user integrated", 1_000, "ping-pong between integrated user threads"),
-    op(VirtualMemory, "dirty", 10_000, "query whether one page is dirty"),
-    op(VirtualMemory, "fault", 1_000, "fault on a protected page, handler enables access, resume"),
-    op(VirtualMemory, "trap", 1_000, "protection fault until the user handler starts"),
-    op(VirtualMemory, "prot1", 1_000, "increase the protection of one page"),
-    op(VirtualMemory, "prot100", 200, "increase the protection of 100 pages"),
-    op(VirtualMemory, "unprot100", 200, "decrease the protection of 100 pages"),
-    op(VirtualMemory, "appel1", 1_000, "fault, resolve, and protect another page in the handler"),
+    op(
+        ThreadManagement,
+        "ping-pong kernel",
+        1_000,
+        "start: two kernel threads, one blocked; A signals B and blocks, B signals A and blocks: one round trip",
+    ),
+    op(ThreadManagement, "ping-pong user layered", 1_000, "the same round trip between layered user threads"),
+    op(
+        ThreadManagement,
+        "ping-pong user integrated",
+        1_000,
+        "the same round trip between integrated user threads",
+    ),
+    op(
+        VirtualMemory,
+        "dirty",
+        10_000,
+        "start: a page written since it was mapped; ask whether it is dirty (the answer is checked: yes)",
+    ),
+    op(
+        VirtualMemory,
+        "fault",
+        1_000,
+        "start: a protected page; access it, the handler enables access, the access is retried and completes (the page is protected again untimed)",
+    ),
+    op(
+        VirtualMemory,
+        "trap",
+        1_000,
+        "start: a protected page; from the faulting access until the user handler starts (the clock stops in the handler)",
+    ),
+    op(
+        VirtualMemory,
+        "prot1",
+        1_000,
+        "start: a read-write page of a read-write region of 100 pages or more; make it read-only (1 page changed, checked)",
+    ),
+    op(
+        VirtualMemory,
+        "prot100",
+        200,
+        "start: a read-write region of 100 pages; make all 100 read-only in one call (100 changed, checked; restored untimed)",
+    ),
+    op(
+        VirtualMemory,
+        "unprot100",
+        200,
+        "start: a read-only region of 100 pages; make all 100 read-write in one call (100 changed, checked; re-protected untimed)",
+    ),
+    op(
+        VirtualMemory,
+        "appel1",
+        1_000,
+        "start: one of two pages protected; access it: the handler unprotects it and protects the other, which the next iteration accesses",
+    ),
     // One iteration is one page: a round protects APPEL2_PAGES pages with one
     // call and then faults on each. Glue runs whole rounds (see `appel2_rounds`).
     Op {
@@ -126,23 +186,142 @@ pub const OPS: &[Op] = &[
         name: "appel2",
         iterations: 1_000,
         quick_iterations: APPEL2_PAGES,
-        what: "protect 100 pages, fault on each, resolve in the handler (per page)",
+        what: "start: 100 read-write pages; protect all 100 in one call, then access each: the handler unprotects it (per page)",
     },
-    op(Exceptions, "exception #ud", 1_000, "invalid opcode to the user handler and back"),
-    op(Exceptions, "exception #bp", 1_000, "int3 to the user handler and back"),
-    op(Exceptions, "exception #de", 1_000, "divide error to the user handler and back"),
-    op(Exceptions, "exception #pf", 1_000, "page fault on a present page to the user handler and back"),
-    op(Dispatcher, "raise 1 handler", 10_000, "raise an event with one handler"),
-    op(Dispatcher, "raise 5 handlers", 10_000, "raise an event with five handlers"),
-    op(Dispatcher, "raise 10 handlers", 5_000, "raise an event with ten handlers"),
-    op(Dispatcher, "raise 50 handlers", 1_000, "raise an event with fifty handlers"),
-    op(Dispatcher, "50 guards false", 1_000, "raise an event whose fifty guards all decline"),
+    op(
+        Exceptions,
+        "exception #ud",
+        1_000,
+        "an invalid opcode, delivered to the user handler, which resumes after it",
+    ),
+    op(Exceptions, "exception #bp", 1_000, "an int3, delivered to the user handler, which resumes after it"),
+    op(
+        Exceptions,
+        "exception #de",
+        1_000,
+        "a divide error, delivered to the user handler, which resumes after it",
+    ),
+    op(
+        Exceptions,
+        "exception #pf",
+        1_000,
+        "a write to a present read-only page, delivered to the user handler, which resumes after it (the page stays read-only)",
+    ),
+    op(Dispatcher, "raise 1 handler", 10_000, "raise an event with one installed handler, which runs"),
+    op(
+        Dispatcher,
+        "raise 5 handlers",
+        10_000,
+        "raise an event with five installed handlers, all of which run",
+    ),
+    op(
+        Dispatcher,
+        "raise 10 handlers",
+        5_000,
+        "raise an event with ten installed handlers, all of which run",
+    ),
+    op(
+        Dispatcher,
+        "raise 50 handlers",
+        1_000,
+        "raise an event with fifty installed handlers, all of which run",
+    ),
+    op(
+        Dispatcher,
+        "50 guards false",
+        1_000,
+        "raise an event whose fifty guards all decline (no handler runs)",
+    ),
 ];
 
 /// Rounds of "appel2" for `iterations` pages (rounded up to whole rounds);
 /// the glue reports `rounds * APPEL2_PAGES` iterations.
 pub const fn appel2_rounds(iterations: u32) -> u32 {
     iterations.div_ceil(APPEL2_PAGES)
+}
+
+/// How a system's glue does a row where the choice matters to the number:
+/// `(kernel, operation, note)`, printed beside the figure in the report.
+pub const GLUE_NOTES: &[(&str, &str, &str)] = &[
+    (
+        "exo",
+        "prot1",
+        "iteration i raises page i of a 1024-page ExOS region (read-write until then); the run's pages are made read-write again after the clock stops; the kernel's count of changed pages is summed and checked",
+    ),
+    (
+        "spin",
+        "prot1",
+        "iteration i raises page i of a 1000-page mapping (read-write until then); the pages are made read-write again after the clock stops; vm_protect's count of changed pages is summed and checked",
+    ),
+    (
+        "exo",
+        "prot100",
+        "each timed call is followed by an untimed call undoing it (unprot100: preceded by), both through vm::protect; every timed call's count must be 100",
+    ),
+    (
+        "spin",
+        "prot100",
+        "each timed call is followed by an untimed call undoing it (unprot100: preceded by); every timed call's count must be 100",
+    ),
+    (
+        "linux",
+        "prot1",
+        "page 0 of a 100-page region that is its own mapping (unmapped guard pages either side): Linux keeps protection per mapping, so raising one page of a region splits it — the row is that real cost; the untimed restore merges it again. The same call on a page that is its own mapping is an extra line",
+    ),
+    (
+        "linux",
+        "prot100",
+        "the whole 100-page region, its own mapping with guard gaps: no split or merge (unprot100 likewise); after each run's last timed call /proc/self/maps must show the change",
+    ),
+    (
+        "linux",
+        "fault",
+        "the page is page 0 of the 100-page region (its own mapping): protecting it splits the mapping and the handler's mprotect merges it again, as for any application protecting single pages of a region (trap, appel1 and appel2 likewise)",
+    ),
+    (
+        "linux",
+        "dirty",
+        "a pread of the page's /proc/self/pagemap entry walks from that page to the end of its 2 MiB window, so the page's place is fixed: the last page of an otherwise empty window (the walk covers only the page asked about); other places are extra lines",
+    ),
+    (
+        "linux",
+        "fork-join kernel",
+        "pthread_create/join with one reused thread stack (pthread_attr_setstack), what glibc's stack cache gives every ordinary program; musl's default of a fresh stack per thread is an extra line",
+    ),
+    (
+        "spin",
+        "ping-pong user integrated",
+        "each half is one uthreads system call that signals the partner and blocks (the package's interface has no lock or condition variable); the exo row and the kernel rows use a lock and condition variables, so this row has no lock operations in it",
+    ),
+];
+
+/// The glue note for `op` on `kernel`, if there is one.
+pub fn glue_note(kernel: &str, op: &str) -> Option<&'static str> {
+    GLUE_NOTES.iter().find(|(k, o, _)| *k == kernel && *o == op).map(|(_, _, n)| *n)
+}
+
+/// How many pages one timed call of a protection row must change: the
+/// kernels report it (exo: `Protect`'s result, spin: `vm_protect`'s),
+/// and the glue checks it with [`check_changed`].
+pub fn pages_changed(op: &Op) -> Option<u64> {
+    match op.name {
+        "prot1" => Some(1),
+        "prot100" | "unprot100" => Some(APPEL2_PAGES as u64),
+        _ => None,
+    }
+}
+
+/// Fail loudly (a panic: the kernel prints no number for the row and the
+/// host reports the run as unfinished) unless `calls` timed calls of `op`
+/// changed exactly `calls × pages_changed(op)` pages: a loop that sets
+/// pages to the protection they already have is a defect, not a result.
+pub fn check_changed(op: &Op, calls: u64, changed: u64) {
+    let want = calls * pages_changed(op).unwrap_or(0);
+    assert!(
+        changed == want,
+        "benchmark {:?}: {calls} timed calls changed {changed} pages, the definition says {want}",
+        op.name
+    );
 }
 
 /// The operation with this canonical name.
@@ -210,6 +389,13 @@ mod tests {
         for t in Table::ALL {
             assert!(OPS.iter().any(|o| o.table == t), "{t:?}");
             assert_eq!(Table::from_id(t.id()), Some(t));
+        }
+    }
+
+    #[test]
+    fn glue_notes_name_real_operations() {
+        for (k, op, _) in GLUE_NOTES {
+            assert!(["exo", "spin", "linux"].contains(k) && op_named(op).is_some(), "{k} {op}");
         }
     }
 

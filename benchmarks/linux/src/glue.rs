@@ -27,7 +27,7 @@ pub fn run_op(op: &'static Op, settings: &Settings) -> Outcome {
         "fork-join user integrated" | "ping-pong user integrated" => Outcome::NotApplicable(
             "Linux offers no upcall or extension interface through which a user-level thread scheduler could integrate with the kernel's",
         ),
-        "dirty" => vm::dirty(iters, runs),
+        "dirty" => vm::dirty(op, iters, runs),
         "fault" | "trap" | "prot1" | "prot100" | "unprot100" | "appel1" | "appel2" => {
             vm::run(op, iters, runs)
         }

@@ -92,20 +92,98 @@ pub fn map_pages(pages: usize) -> *mut u8 {
     p as *mut u8
 }
 
+/// Anonymous read-write memory of `pages` pages that is its own mapping:
+/// one unmapped page on each side (a guard gap), so Linux cannot merge it
+/// with a neighbour, and an `mprotect` of all of it never splits one.
+/// Freed with `unmap_pages(p, pages)`.
+pub fn map_region(pages: usize) -> *mut u8 {
+    let outer = map_pages(pages + 2);
+    // SAFETY: the first and last page of a mapping we own, not used afterwards.
+    unsafe {
+        libc::munmap(outer as *mut libc::c_void, 4096);
+        libc::munmap(outer.add((pages + 1) * 4096) as *mut libc::c_void, 4096);
+    }
+    outer.wrapping_add(4096)
+}
+
+/// One anonymous read-write page at page `index` (0..512) of a 2 MiB
+/// window whose other pages are unmapped: a chosen place, since what
+/// some queries cost depends on it (a `/proc/self/pagemap` read walks
+/// from its page to the end of the page's 2 MiB window).
+pub fn map_page_in_window(index: usize) -> *mut u8 {
+    const WINDOW: usize = 2 << 20;
+    assert!(index < 512);
+    // SAFETY: reserve twice the window to find an aligned one inside,
+    // then give the reservation back; only this thread maps memory.
+    let base = unsafe {
+        let r = libc::mmap(
+            std::ptr::null_mut(),
+            2 * WINDOW,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert!(r != libc::MAP_FAILED, "mmap failed");
+        libc::munmap(r, 2 * WINDOW);
+        (r as usize).next_multiple_of(WINDOW)
+    };
+    // SAFETY: a fixed address in the range just given back; NOREPLACE
+    // fails rather than replace anything that was mapped there since.
+    let p = unsafe {
+        libc::mmap(
+            (base + index * 4096) as *mut libc::c_void,
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    assert!(p as usize == base + index * 4096, "mmap at a fixed place failed");
+    p as *mut u8
+}
+
+/// Whether every page of `pages` from `p` is mapped with the protection
+/// `writable` names, as /proc/self/maps says: how the glue checks that a
+/// timed `mprotect` changed what it should (it reports no count).
+pub fn has_protection(p: *mut u8, pages: usize, writable: bool) -> bool {
+    let (start, end) = (p as usize, p as usize + pages * 4096);
+    let want = if writable { "rw" } else { "r-" };
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return false };
+    let mut covered = start;
+    for line in maps.lines() {
+        if covered >= end {
+            break;
+        }
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else { continue };
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) else { continue };
+        if a <= covered && covered < b {
+            if !perms.starts_with(want) {
+                return false;
+            }
+            covered = b;
+        }
+    }
+    covered >= end
+}
+
 /// Unmap memory from `map_pages`.
 pub fn unmap_pages(p: *mut u8, pages: usize) {
     // SAFETY: `p` came from `map_pages(pages)` and is not used afterwards.
     unsafe { libc::munmap(p as *mut libc::c_void, pages * 4096) };
 }
 
-/// `mprotect` a page range.
+/// `mprotect` a page range; true if it succeeded.
 #[inline(always)]
-pub fn protect(p: *mut u8, pages: usize, writable: bool) {
+pub fn protect(p: *mut u8, pages: usize, writable: bool) -> bool {
     let prot = if writable { libc::PROT_READ | libc::PROT_WRITE } else { libc::PROT_READ };
     // SAFETY: the range lies in a mapping this process owns; changing its
     // protection cannot break memory safety of Rust code, which only touches
     // it through raw pointers in the glue.
-    unsafe { libc::mprotect(p as *mut libc::c_void, pages * 4096, prot) };
+    unsafe { libc::mprotect(p as *mut libc::c_void, pages * 4096, prot) == 0 }
 }
 
 /// A signal handler with the SA_SIGINFO signature.

@@ -177,8 +177,7 @@ fn vm_protect(a: SyscallArgs) -> Return {
     let run = || {
         let range = VirtRange::new(start, pages).map_err(mem_error)?;
         let prot = prot(p)?;
-        user().protect_current(range, prot).map_err(mem_error)?;
-        Ok(0)
+        user().protect_current(range, prot).map_err(mem_error)
     };
     run().into()
 }

@@ -100,7 +100,9 @@ pub enum Call {
     /// [`crate::Prot`] `a3` — a reprotection (see [`crate::Binding`]) of a
     /// whole range in one call, without a list. WRITE only where the
     /// capability each page was bound with allows it. Stops at the first
-    /// page with nothing bound; r0 = pages changed.
+    /// page with nothing bound. r0 = pages whose entry changed (a page that
+    /// already had `a3` does not count); after an error, r0 = pages
+    /// reprotected before the one that stopped it.
     /// Errors: BadAddress, Unaligned, BadLength, BadArgument, NoRights,
     /// NoSuchEnv, Denied.
     Protect = 17,

@@ -138,8 +138,9 @@ pub unsafe fn bind(env: u64, list: &[Binding]) -> (u64, Result<(), Error>) {
 }
 
 /// Change the protection of `pages` pages bound from `va` on in `env`'s
-/// address space (`ENV_SELF` or a descendant). Returns how many changed
-/// before an error, with the error.
+/// address space (`ENV_SELF` or a descendant). Returns how many entries
+/// changed (a page that already had `prot` does not count), or, with an
+/// error, how many pages were reprotected before it.
 ///
 /// # Safety
 /// As for [`bind`]: no live reference may rely on access this removes.

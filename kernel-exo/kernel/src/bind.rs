@@ -115,7 +115,7 @@ pub fn bind(k: &mut Kernel, t: usize, list: &[Binding], cache: &mut LeafCache) -
     let active = shared_hal::cpu::cr3() & pte::ADDR == root;
     for (n, b) in list.iter().enumerate() {
         let r = if b.cap == CAP_KEEP && b.prot != Prot::UNMAP.0 {
-            reprotect(root, active, b, cache)
+            reprotect(root, active, b, cache).map(|_| ())
         } else {
             bind_or_unbind(k, t, root, active, b, cache)
         };
@@ -128,7 +128,8 @@ pub fn bind(k: &mut Kernel, t: usize, list: &[Binding], cache: &mut LeafCache) -
 
 /// The fast path: change the protection of the page bound at `b.va`.
 #[inline(always)]
-fn reprotect(root: u64, active: bool, b: &Binding, cache: &mut LeafCache) -> Result<(), Error> {
+/// `Ok(true)` if the entry changed (false: it already had this protection).
+fn reprotect(root: u64, active: bool, b: &Binding, cache: &mut LeafCache) -> Result<bool, Error> {
     check_va(b.va)?;
     check_prot(b.prot)?;
     let entry = match cache.entry(b.va) {
@@ -150,12 +151,13 @@ fn reprotect(root: u64, active: bool, b: &Binding, cache: &mut LeafCache) -> Res
     } else {
         pte::ADDR | pte::MAY_WRITE | pte::ACCESSED | pte::DIRTY
     };
+    let new = (old & keep) | permission_bits(b.prot);
     // SAFETY: as above.
-    unsafe { entry.write((old & keep) | permission_bits(b.prot)) };
+    unsafe { entry.write(new) };
     if active {
         shared_hal::cpu::invlpg(b.va);
     }
-    Ok(())
+    Ok(new != old)
 }
 
 /// Bind a capability's page at `b.va`, or unbind `b.va`.
@@ -245,8 +247,11 @@ fn bind_or_unbind(
 const FLUSH_ALL_ABOVE: u64 = 32;
 
 /// Change the protection of the `pages` pages bound from `va` on in
-/// environment `t`'s address space. Returns how many were changed, and
-/// the error that stopped the loop (a page with nothing bound, or WRITE
+/// environment `t`'s address space. On success, returns how many entries
+/// changed (a page that already had `prot`, and kept its accessed/dirty
+/// bits, does not count: the benchmarks check every timed call changed
+/// what it should); on an error, how many pages were reprotected before
+/// the one that stopped the loop (a page with nothing bound, or WRITE
 /// where the capability did not allow it).
 pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64, Result<(), Error>) {
     if pages == 1 {
@@ -259,7 +264,7 @@ pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64
         let r = reprotect(root, active, &Binding { va, cap: CAP_KEEP, prot }, &mut cache);
         cache.store(t);
         return match r {
-            Ok(()) => (1, Ok(())),
+            Ok(changed) => (changed as u64, Ok(())),
             Err(e) => (0, Err(e)),
         };
     }
@@ -289,7 +294,7 @@ pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64
         | pte::MAY_WRITE
         | if prot & Prot::CLEAR_AD.0 != 0 { 0 } else { pte::ACCESSED | pte::DIRTY };
     let bits = permission_bits(prot);
-    let (mut done, mut va) = (0, va);
+    let (mut done, mut changed, mut va) = (0, 0, va);
     let mut result = Ok(());
     'tables: while done < pages {
         let mut entry = match cache.entry(va) {
@@ -317,9 +322,11 @@ pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64
                 result = Err(Error::NoRights);
                 break 'tables;
             }
+            let new = (old & keep) | bits;
+            changed += (new != old) as u64;
             // SAFETY: as above.
             unsafe {
-                entry.write((old & keep) | bits);
+                entry.write(new);
                 entry = entry.add(1);
             }
             if flush_each {
@@ -334,7 +341,10 @@ pub fn protect(k: &mut Kernel, t: usize, va: u64, pages: u64, prot: u64) -> (u64
         // SAFETY: reloading the active root flushes the TLB and changes nothing else.
         unsafe { shared_hal::cpu::set_cr3(root) };
     }
-    (done, result)
+    match result {
+        Ok(()) => (changed, Ok(())),
+        Err(e) => (done, Err(e)),
+    }
 }
 
 /// Why a `protect` request is invalid (the cold half of its checks).

@@ -72,7 +72,8 @@ pub mod nr {
     /// at most [`MAX_FRAMES_PER_PROCESS`] frames per process (`Limit`).
     /// Extension `vm`.
     pub const VM_MAP: u64 = 7;
-    /// `vm_protect(start, pages, prot)`: change the protection of mapped pages. Extension `vm`.
+    /// `vm_protect(start, pages, prot) -> changed`: change the protection of mapped pages
+    /// (all or nothing); returns how many pages' protection changed. Extension `vm`.
     pub const VM_PROTECT: u64 = 8;
     /// `vm_dirty(va) -> 0 | 1`: whether the page holding `va` was written. Extension `vm`.
     pub const VM_DIRTY: u64 = 9;

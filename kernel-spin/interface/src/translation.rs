@@ -19,6 +19,54 @@ use crate::phys::{MemError, PhysPage};
 use crate::user::Process;
 use spin_trusted::RefSlot;
 
+/// What a protection procedure of the kernel answers, in one register
+/// (a `Result<u32, MemError>` would travel through memory): the number of
+/// pages whose protection changed, below 2^32, or an error at bit 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Changed(u64);
+
+impl Changed {
+    const ERROR: u64 = 1 << 32;
+
+    /// `pages` pages changed (at most [`MAX_RANGE_PAGES`], below 2^32).
+    #[inline(always)]
+    pub const fn pages(pages: u64) -> Changed {
+        Changed(pages)
+    }
+
+    /// The call failed with `e`.
+    #[inline(always)]
+    pub const fn error(e: MemError) -> Changed {
+        Changed(Self::ERROR | e as u64)
+    }
+
+    /// Back to a `Result`.
+    #[inline(always)]
+    pub fn result(self) -> Result<u64, MemError> {
+        if self.0 < Self::ERROR { Ok(self.0) } else { Err(Self::decode(self.0 as u8)) }
+    }
+
+    #[cold]
+    fn decode(code: u8) -> MemError {
+        use MemError::*;
+        [OutOfMemory, Unaligned, NotUser, BadLength, AlreadyMapped, NotMapped, OutOfRange, NoContext, InUse]
+            .into_iter()
+            .find(|e| *e as u8 == code)
+            .unwrap_or(NoContext)
+    }
+}
+
+impl From<Result<u64, MemError>> for Changed {
+    #[inline(always)]
+    fn from(r: Result<u64, MemError>) -> Changed {
+        match r {
+            Ok(n) => Changed::pages(n),
+            Err(e) => Changed::error(e),
+        }
+    }
+}
+
 /// Page protection as user code sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Prot {
@@ -52,10 +100,10 @@ pub struct Core {
     pub destroy: fn(u64) -> Result<(), MemError>,
     pub map: fn(u64, u64, u64, Prot) -> Result<(), MemError>,
     pub unmap: fn(u64, u64) -> Result<u64, MemError>,
-    pub protect: fn(u64, u64, u64, Prot) -> Result<(), MemError>,
+    pub protect: fn(u64, u64, u64, Prot) -> Changed,
     pub examine: fn(u64, u64) -> Result<Mapping, MemError>,
     pub dirty: fn(u64, u64) -> Result<bool, MemError>,
-    pub protect_current: fn(VirtRange, Prot) -> Result<(), MemError>,
+    pub protect_current: fn(VirtRange, Prot) -> Changed,
     pub dirty_current: fn(u64) -> Result<bool, MemError>,
 }
 
@@ -200,8 +248,10 @@ impl Context {
     }
 
     /// Change the protection of every page of `range` (all must be mapped).
-    pub fn protect(&self, range: VirtRange, prot: Prot) -> Result<(), MemError> {
-        (core().protect)(self.id, range.start, range.pages, prot)
+    /// Returns how many pages' protection changed (a page that already had
+    /// `prot` does not count).
+    pub fn protect(&self, range: VirtRange, prot: Prot) -> Result<u64, MemError> {
+        (core().protect)(self.id, range.start, range.pages, prot).result()
     }
 
     /// The mapping at `va`.

@@ -284,10 +284,12 @@ impl UserServices {
     /// Change the protection of `range` in the address space the current
     /// strand runs in (every page must be mapped; all or nothing): the
     /// common case of `current_context()?.protect(range, prot)`, in one
-    /// kernel call. `NoContext` on a strand without a process.
+    /// kernel call. `NoContext` on a strand without a process. Returns how
+    /// many pages' protection changed (a page that already had `prot` does
+    /// not count).
     #[inline]
-    pub fn protect_current(&self, range: VirtRange, prot: Prot) -> Result<(), MemError> {
-        (translation::core().protect_current)(range, prot)
+    pub fn protect_current(&self, range: VirtRange, prot: Prot) -> Result<u64, MemError> {
+        (translation::core().protect_current)(range, prot).result()
     }
 
     /// Whether the page holding `va` in the address space the current

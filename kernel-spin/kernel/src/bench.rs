@@ -118,7 +118,10 @@ fn in_user(op: &Op, iters: u32, runs: u32) -> Outcome {
             Outcome::Measured(Sample { runs: runs as u32, iterations: iterations as u32, min, median, max })
         }
         (Ok(1), _) => Outcome::NotApplicable("not measured by the user benchmark program"),
-        _ => Outcome::NotApplicable("the user benchmark program failed"),
+        // Loudly: a row whose glue found the operation did not do its work
+        // (e.g. a protection change that changed nothing) must not print
+        // a number, nor hide behind an n/a.
+        (code, _) => panic!("spin-ubench failed on {:?} (exit {code:?}); its console line says why", op.name),
     }
 }
 

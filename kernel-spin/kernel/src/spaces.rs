@@ -19,7 +19,7 @@ use shared_hal::memory::{self, phys_offset};
 use shared_hal::paging::{self, MapError, pte};
 use spin::Mutex;
 use spin_interface::phys::MemError;
-use spin_interface::translation::{self, Mapping, Prot, VirtRange};
+use spin_interface::translation::{self, Changed, Mapping, Prot, VirtRange};
 
 /// Most address spaces at once.
 const MAX_SPACES: usize = 512;
@@ -248,10 +248,16 @@ fn each_table(
 }
 
 /// Change the protection of `pages` mapped pages from `va`: all or
-/// nothing (every page must be mapped).
+/// nothing (every page must be mapped). Returns how many pages'
+/// protection changed. Every procedure on this path answers a
+/// [`Changed`] (one register), never a `Result<u64, _>` (which travels
+/// through memory when a call is not inlined).
 #[inline(always)]
-fn protect(id: u64, va: u64, pages: u64, prot: Prot) -> Result<(), MemError> {
-    let s = space(id)?;
+fn protect(id: u64, va: u64, pages: u64, prot: Prot) -> Changed {
+    let s = match space(id) {
+        Ok(s) => s,
+        Err(e) => return Changed::error(e),
+    };
     if pages == 1 {
         protect_one(s, va, flags(prot), active(s.root.load(Ordering::Relaxed)))
     } else {
@@ -267,7 +273,7 @@ const PROT_BITS: u64 = pte::USER | pte::WRITABLE | pte::NO_EXECUTE;
 /// A cache miss goes out of line (so the hit path needs no stack frame).
 /// `flush`: the space is loaded, so the TLB entry must go.
 #[inline(always)]
-fn protect_one(s: &Space, va: u64, set: u64, flush: bool) -> Result<(), MemError> {
+fn protect_one(s: &Space, va: u64, set: u64, flush: bool) -> Changed {
     match cached_entry(s, va) {
         Some(e) => protect_entry(e, va, set, flush),
         None => protect_one_walking(s, va, set, flush),
@@ -276,50 +282,76 @@ fn protect_one(s: &Space, va: u64, set: u64, flush: bool) -> Result<(), MemError
 
 #[cold]
 #[inline(never)]
-fn protect_one_walking(s: &Space, va: u64, set: u64, flush: bool) -> Result<(), MemError> {
-    protect_entry(entry(s, va)?, va, set, flush)
+fn protect_one_walking(s: &Space, va: u64, set: u64, flush: bool) -> Changed {
+    match entry(s, va) {
+        Ok(e) => protect_entry(e, va, set, flush),
+        Err(e) => Changed::error(e),
+    }
 }
 
+/// One entry: 1 page changed, or 0 if it already had `set`.
 #[inline(always)]
-fn protect_entry(e: *mut u64, va: u64, set: u64, flush: bool) -> Result<(), MemError> {
+fn protect_entry(e: *mut u64, va: u64, set: u64, flush: bool) -> Changed {
     // SAFETY: `e` points into a live last-level table of this space.
     let old = unsafe { *e };
     if old & pte::PRESENT == 0 {
-        return Err(MemError::NotMapped);
+        return Changed::error(MemError::NotMapped);
     }
+    let new = (old & !PROT_BITS) | set;
     // SAFETY: as above; nothing else refers to the entry now.
-    unsafe { *e = (old & !PROT_BITS) | set };
+    unsafe { *e = new };
     if flush {
         shared_hal::cpu::invlpg(va);
     }
-    Ok(())
+    Changed::pages((new != old) as u64)
 }
 
 /// Several pages, table by table: a first pass checks every entry is
 /// present (a load and a test each), the second rewrites them (a load,
-/// two bit operations, a store and an `invlpg` each).
+/// two bit operations, a compare, a store each, and an `invlpg` each up
+/// to `FLUSH_ALL_ABOVE` pages, one CR3 reload above).
 #[inline(never)]
-fn protect_many(s: &Space, va: u64, pages: u64, set: u64) -> Result<(), MemError> {
+fn protect_many(s: &Space, va: u64, pages: u64, set: u64) -> Changed {
+    protect_many_result(s, va, pages, set).into()
+}
+
+#[inline(always)]
+fn protect_many_result(s: &Space, va: u64, pages: u64, set: u64) -> Result<u64, MemError> {
     each_table(s, va, pages, |t, first, n, _| {
         // SAFETY: `t` is a live last-level table; `first + n <= 512`.
         let entries = unsafe { core::slice::from_raw_parts(t.add(first), n) };
         if entries.iter().any(|e| e & pte::PRESENT == 0) { Err(MemError::NotMapped) } else { Ok(()) }
     })?;
-    let flush = active(s.root.load(Ordering::Relaxed));
+    let loaded = active(s.root.load(Ordering::Relaxed));
+    let flush_each = loaded && pages <= FLUSH_ALL_ABOVE;
+    let mut changed = 0;
     each_table(s, va, pages, |t, first, n, page| {
         // SAFETY: as above; nothing else refers to these entries now.
         let entries = unsafe { core::slice::from_raw_parts_mut(t.add(first), n) };
         let mut at = page;
         for e in entries {
-            *e = (*e & !PROT_BITS) | set;
-            if flush {
+            let new = (*e & !PROT_BITS) | set;
+            changed += (new != *e) as u64;
+            *e = new;
+            if flush_each {
                 shared_hal::cpu::invlpg(at);
             }
             at += 4096;
         }
         Ok(())
-    })
+    })?;
+    if loaded && !flush_each && changed > 0 {
+        // SAFETY: writing back the loaded CR3 flushes the TLB's non-global
+        // entries and changes nothing else.
+        unsafe { shared_hal::cpu::set_cr3(shared_hal::cpu::cr3()) };
+    }
+    Ok(changed)
 }
+
+/// Above this many pages, one CR3 reload (flushing every user entry) is
+/// cheaper than an `invlpg` per page (as kernel-exo's `bind::protect`
+/// and Linux's `tlb_single_page_flush_ceiling` of 33 decide).
+const FLUSH_ALL_ABOVE: u64 = 32;
 
 /// The present entry mapping `va` in context `id`.
 #[inline(always)]
@@ -392,8 +424,11 @@ fn current_space() -> Result<&'static Space, MemError> {
     Ok(s)
 }
 
-fn protect_current(range: VirtRange, prot: Prot) -> Result<(), MemError> {
-    let s = current_space()?;
+fn protect_current(range: VirtRange, prot: Prot) -> Changed {
+    let s = match current_space() {
+        Ok(s) => s,
+        Err(e) => return Changed::error(e),
+    };
     match range.pages() {
         // Loaded: always flush.
         1 => protect_one(s, range.start(), flags(prot), true),

@@ -17,6 +17,9 @@ pub struct Results {
     /// The Linux baseline's kernel image, from the header of the Markdown
     /// results written beside the JSON (the JSON schema has no field for it).
     pub linux_guest: Option<String>,
+    /// The "also measured" lines of the Markdown results (`- kernel, op:
+    /// label: value unit`), by operation: extra ways of doing a row.
+    pub extras: Vec<(String, String)>,
 }
 
 impl Results {
@@ -54,7 +57,7 @@ impl Results {
                 bail!("{} on {}: no value and no note saying why", r.operation, r.kernel);
             }
         }
-        Ok(Results { file, linux_guest: None })
+        Ok(Results { file, linux_guest: None, extras: Vec::new() })
     }
 
     /// The median of `op` on `kernel`, if measured.
@@ -98,10 +101,28 @@ pub fn run(rerun: bool) -> Result<()> {
     results.linux_guest = std::fs::read_to_string(json.with_extension("md")).ok().and_then(|md| {
         md.lines().find_map(|l| l.strip_prefix(crate::report::LINUX_GUEST_PREFIX).map(str::to_owned))
     });
+    results.extras =
+        std::fs::read_to_string(json.with_extension("md")).map(|md| extras(&md)).unwrap_or_default();
     let dir = root.join("paper");
     write(&results, &dir)?;
     eprintln!("wrote {}/report.md and {}/figures/", dir.display(), dir.display());
     Ok(())
+}
+
+/// The "also measured" lines of Markdown results: `(operation, line)`.
+fn extras(md: &str) -> Vec<(String, String)> {
+    md.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("- ")?;
+            let (kernel, rest) = rest.split_once(", ")?;
+            if !["exo", "spin", "linux"].contains(&kernel) {
+                return None;
+            }
+            let (op, _) = rest.split_once(": ")?;
+            benchmarks::defs::op_named(op)?;
+            Some((op.to_owned(), rest.split_once(": ").map(|(_, v)| format!("{kernel}: {v}"))?))
+        })
+        .collect()
 }
 
 /// Write the report and its figures into `dir`.

@@ -243,6 +243,14 @@ impl Mapping {
 /// cache `view::region_of` keeps — and goes straight to the kernel.
 #[inline]
 pub fn protect(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
+    protect_counted(va, pages, prot).map(|_| ())
+}
+
+/// [`protect`], returning how many pages' protection changed (a page that
+/// already had `prot` does not count): how a benchmark checks that every
+/// timed call really changed what it says.
+#[inline]
+pub fn protect_counted(va: u64, pages: u64, prot: Prot) -> Result<u64, VmError> {
     let r = rt();
     let i = r.last_region as usize;
     if i < r.nregions as usize && i < private::MAX_REGIONS {
@@ -259,8 +267,8 @@ pub fn protect(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
             // SAFETY: protection changes of ExOS-managed pages; the
             // application asked for them (a later access it did not
             // allow faults, it does not corrupt memory).
-            let (_, res) = unsafe { sys::protect(ENV_SELF, va, pages, prot) };
-            return res.map_err(VmError::Kernel);
+            let (changed, res) = unsafe { sys::protect(ENV_SELF, va, pages, prot) };
+            return res.map(|()| changed).map_err(VmError::Kernel);
         }
     }
     protect_general(va, pages, prot)
@@ -268,7 +276,7 @@ pub fn protect(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
 
 /// `protect` for any region (finds it, handles copy-on-write pages).
 #[inline(never)]
-fn protect_general(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
+fn protect_general(va: u64, pages: u64, prot: Prot) -> Result<u64, VmError> {
     let Some(i) = view::region_of(va) else { return Err(VmError::NotMapped) };
     let g = &view::regions()[i];
     let end = va.wrapping_add(pages << 12);
@@ -279,8 +287,8 @@ fn protect_general(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
         return protect_cow(va, pages, prot);
     }
     // SAFETY: as in `protect`.
-    let (_, r) = unsafe { sys::protect(ENV_SELF, va, pages, prot) };
-    r.map_err(VmError::Kernel)
+    let (changed, r) = unsafe { sys::protect(ENV_SELF, va, pages, prot) };
+    r.map(|()| changed).map_err(VmError::Kernel)
 }
 
 #[cold]
@@ -300,8 +308,9 @@ fn protect_error(va: u64, pages: u64, prot: Prot) -> VmError {
 /// `protect` in a region with copy-on-write pages: page by page, keeping
 /// copy-on-write pages read-only and remembering what the application
 /// wants for them.
-fn protect_cow(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
+fn protect_cow(va: u64, pages: u64, prot: Prot) -> Result<u64, VmError> {
     on_exos_stack(|| {
+        let mut changed = 0;
         let mut at = va;
         let end = va + pages * 4096;
         while at < end {
@@ -327,11 +336,12 @@ fn protect_cow(va: u64, pages: u64, prot: Prot) -> Result<(), VmError> {
                 }
             }
             // SAFETY: as in `protect`.
-            let (_, r) = unsafe { sys::protect(ENV_SELF, at, (run_end - at) / 4096, p) };
+            let (n, r) = unsafe { sys::protect(ENV_SELF, at, (run_end - at) / 4096, p) };
             r?;
+            changed += n;
             at = run_end;
         }
-        Ok(())
+        Ok(changed)
     })
 }
 

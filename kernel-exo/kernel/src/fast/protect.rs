@@ -35,34 +35,35 @@ const _: () = assert!(Prot::WRITE.0 == pte::WRITABLE);
 const _: () = assert!(pte::NO_EXECUTE == 1 << 63);
 const _: () = assert!(Prot::VALID_BITS == 0xf);
 
-/// For each valid `prot` (4 bits): the bits of the old entry a reprotection
-/// keeps — the address, MAY_WRITE, and accessed/dirty unless CLEAR_AD.
-static KEEP: [u64; 16] = {
-    let mut t = [0; 16];
-    let mut p = 0;
-    while p < 16 {
-        t[p] = pte::ADDR | pte::MAY_WRITE;
-        if p as u64 & Prot::CLEAR_AD.0 == 0 {
-            t[p] |= pte::ACCESSED | pte::DIRTY;
-        }
-        p += 1;
-    }
-    t
-};
+/// For each valid `prot` (4 bits): the bits of the old entry a
+/// reprotection keeps — the address, MAY_WRITE, and accessed/dirty unless
+/// CLEAR_AD — and, 128 bytes on, the permission bits it sets (P, U, W,
+/// NX): `crate::bind`'s permission_bits. One table, so one `lea` reaches both.
+#[repr(C)]
+struct Tables {
+    keep: [u64; 16],
+    set: [u64; 16],
+}
 
-/// ... and the permission bits it sets: `crate::bind`'s permission_bits.
-static SET: [u64; 16] = {
-    let mut t = [0; 16];
+const _: () = assert!(core::mem::offset_of!(Tables, set) == 128);
+
+static TABLES: Tables = {
+    let mut t = Tables { keep: [0; 16], set: [0; 16] };
     let mut p = 0;
     while p < 16 {
-        t[p] = crate::bind::permission_bits(p as u64);
+        t.keep[p] = pte::ADDR | pte::MAY_WRITE;
+        if p as u64 & Prot::CLEAR_AD.0 == 0 {
+            t.keep[p] |= pte::ACCESSED | pte::DIRTY;
+        }
+        t.set[p] = crate::bind::permission_bits(p as u64);
         p += 1;
     }
     t
 };
 
 /// Table entry for `Call::Protect` (SysV: RDI = env, RSI = va, RDX =
-/// pages, RCX = prot; returns RAX = status, RDX = pages changed).
+/// pages, RCX = prot; returns RAX = status, RDX = pages changed: 1, or 0
+/// if the entry already was what `prot` asks for).
 #[unsafe(naked)]
 pub extern "sysv64" fn entry(
     _env: u64,
@@ -101,14 +102,15 @@ pub extern "sysv64" fn entry(
         "test r9d, {may_write}",         // WRITE only if the capability allowed it at bind time
         "jz 9f",
         "2:",
-        "lea r8, [rip + {keep}]",        // the new entry, from two 16-entry tables indexed by
-        "and r9, [r8 + rcx * 8]",        // prot: the bits it keeps (address, MAY_WRITE, A/D
-        "lea r8, [rip + {set}]",         // unless CLEAR_AD) ...
-        "or r9, [r8 + rcx * 8]",         // ... and the bits it sets (P, U, W, NX) — as permission_bits
-        "mov [rax], r9",
+        "lea r8, [rip + {tables}]",      // the new entry, from two 16-entry tables indexed by
+        "mov r10, [r8 + rcx * 8]",       // prot: the bits it keeps (address, MAY_WRITE, A/D
+        "and r10, r9",                   // unless CLEAR_AD) ...
+        "or r10, [r8 + rcx * 8 + 128]",  // ... and the bits it sets (P, U, W, NX) — as permission_bits
+        "mov [rax], r10",
         "invlpg [rsi]",                  // the caller's address space is the active one
         "xor eax, eax",                  // status 0 ...
-        "mov edx, 1",                    // ... one page changed
+        "cmp r10, r9",                   // ... and pages changed: 1, or 0 if the entry already
+        "setne dl",                      // was so (RDX is 1 here, so DL alone needs setting)
         "ret",
         "9:",
         "jmp {slow}",                    // everything else, with the arguments intact
@@ -116,8 +118,7 @@ pub extern "sysv64" fn entry(
         write = const Prot::WRITE.0,
         present = const pte::PRESENT,
         may_write = const pte::MAY_WRITE,
-        keep = sym KEEP,
-        set = sym SET,
+        tables = sym TABLES,
         current = sym CURRENT,
         leaf_tag = const off::LEAF_TAG,
         leaf_table = const off::LEAF_TABLE,

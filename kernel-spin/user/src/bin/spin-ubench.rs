@@ -151,6 +151,12 @@ extern "C" fn ponger(_: u64) -> ! {
     }
 }
 
+/// [`benchmarks::defs::check_changed`] for the row called `name`.
+fn check_changed(name: &str, calls: u64, changed: u64) {
+    let op = benchmarks::defs::op_named(name).expect("a benchmark operation");
+    benchmarks::defs::check_changed(op, calls, changed);
+}
+
 fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> {
     let install_handler = |h: trap::Handler| {
         if trap::install(h).is_err() {
@@ -172,27 +178,54 @@ fn measure_op(name: &str, iters: u32, runs: u32, server: u64) -> Option<Sample> 
         "dirty" => {
             map(1, prot::READ_WRITE);
             raise::write_byte(PAGES);
+            assert!(spin_user::vm_dirty(PAGES) == Ok(1), "dirty: the written page must read as dirty");
             measure(iters, runs, || {
                 let _ = spin_user::vm_dirty(PAGES);
             })
         }
         "prot1" => {
-            map(1, prot::READ_WRITE);
-            measure(iters, runs, || {
-                let _ = spin_user::vm_protect(PAGES, 1, prot::READ);
-            })
+            // Iteration i raises page i (read-write until then) to
+            // read-only; the run's pages are made read-write again after
+            // the clock stops.
+            let n = iters as u64;
+            map(n.max(100), prot::READ_WRITE);
+            let mut changed = 0;
+            let s = measure_runs(iters, runs, || {
+                let mut c = 0; // a local, so the loop keeps it in a register
+                let t0 = rdtsc();
+                for i in 0..n {
+                    c += spin_user::vm_protect(PAGES + i * PAGE, 1, prot::READ).unwrap_or(0);
+                }
+                let t = rdtsc() - t0;
+                changed += c;
+                let _ = spin_user::vm_protect(PAGES, n, prot::READ_WRITE);
+                t
+            });
+            check_changed(name, n * (s.runs as u64 + 1), changed);
+            s
         }
-        "prot100" => {
-            map(100, prot::READ_WRITE);
-            measure(iters, runs, || {
-                let _ = spin_user::vm_protect(PAGES, 100, prot::READ);
-            })
-        }
-        "unprot100" => {
-            map(100, prot::READ);
-            measure(iters, runs, || {
-                let _ = spin_user::vm_protect(PAGES, 100, prot::READ_WRITE);
-            })
+        "prot100" | "unprot100" => {
+            // One call each way per iteration, only one of them timed.
+            let (timed, undo) = if name == "prot100" {
+                (prot::READ, prot::READ_WRITE)
+            } else {
+                (prot::READ_WRITE, prot::READ)
+            };
+            map(100, undo);
+            let mut changed = 0;
+            let s = measure_runs(iters, runs, || {
+                let mut total = 0;
+                for _ in 0..iters {
+                    let t0 = rdtsc();
+                    let c = spin_user::vm_protect(PAGES, 100, timed).unwrap_or(0);
+                    total += rdtsc() - t0;
+                    changed += c;
+                    let _ = spin_user::vm_protect(PAGES, 100, undo);
+                }
+                total
+            });
+            check_changed(name, iters as u64 * (s.runs as u64 + 1), changed);
+            s
         }
         "trap" => {
             install_entry(trap_entry);

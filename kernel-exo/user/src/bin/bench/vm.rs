@@ -7,6 +7,7 @@
 //! them to the region's handler (an ordinary Rust function), which
 //! resolves them with `vm::protect` and asks ExOS to retry.
 
+use benchmarks::defs::check_changed;
 use benchmarks::measure::{measure_runs, rdtsc};
 use benchmarks::suite::Outcome;
 use core::arch::asm;
@@ -23,6 +24,12 @@ static READY: AtomicU64 = AtomicU64::new(0);
 
 fn protect(first: u64, pages: u64, prot: Prot) {
     vm::protect(BASE + first * 4096, pages, prot).expect("protect");
+}
+
+/// `protect`, returning how many pages the kernel says it changed.
+#[inline(always)]
+fn protect_counted(first: u64, pages: u64, prot: Prot) -> u64 {
+    vm::protect_counted(BASE + first * 4096, pages, prot).expect("protect")
 }
 
 /// Map the region (read-write) once.
@@ -78,17 +85,55 @@ fn store(i: u64) {
 
 pub fn run(name: &str, iters: u32, runs: u32) -> Outcome {
     setup();
+    let op = benchmarks::defs::op_named(name).expect("a benchmark operation");
     let n = iters as u64;
     let sample = match name {
         "dirty" => {
             store(0);
+            assert!(vm::is_dirty(BASE) == Ok(true), "dirty: the written page must read as dirty");
             benchmarks::measure(iters, runs, || {
                 core::hint::black_box(vm::is_dirty(BASE).expect("dirty"));
             })
         }
-        "prot1" => benchmarks::measure(iters, runs, || protect(0, 1, Prot::READ)),
-        "prot100" => benchmarks::measure(iters, runs, || protect(0, 100, Prot::READ)),
-        "unprot100" => benchmarks::measure(iters, runs, || protect(0, 100, Prot::RW)),
+        "prot1" => {
+            // Iteration i raises page i (read-write until then) to
+            // read-only; the run's pages are made read-write again after
+            // the clock stops.
+            let mut changed = 0;
+            let s = measure_runs(iters, runs, || {
+                let mut c = 0; // a local, so the loop keeps it in a register
+                let t0 = rdtsc();
+                for i in 0..n {
+                    c += protect_counted(i, 1, Prot::READ);
+                }
+                let t = rdtsc() - t0;
+                changed += c;
+                protect(0, n, Prot::RW);
+                t
+            });
+            check_changed(op, n * (s.runs as u64 + 1), changed);
+            s
+        }
+        "prot100" | "unprot100" => {
+            // One call each way per iteration, only one of them timed.
+            let (timed, undo) =
+                if name == "prot100" { (Prot::READ, Prot::RW) } else { (Prot::RW, Prot::READ) };
+            protect(0, 100, undo);
+            let mut changed = 0;
+            let s = measure_runs(iters, runs, || {
+                let mut total = 0;
+                for _ in 0..n {
+                    let t0 = rdtsc();
+                    let c = protect_counted(0, 100, timed);
+                    total += rdtsc() - t0;
+                    changed += c;
+                    protect(0, 100, undo);
+                }
+                total
+            });
+            check_changed(op, n * (s.runs as u64 + 1), changed);
+            s
+        }
         "trap" => {
             handle_with(stop_clock);
             measure_runs(iters, runs, || {
