@@ -243,6 +243,17 @@ pub unsafe fn outl(port: u16, v: u32) {
     unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)) };
 }
 
+/// Read a 32-bit word from an I/O port.
+///
+/// # Safety
+/// The caller answers for the device behind `port` (reads can have effects).
+pub unsafe fn inl(port: u16) -> u32 {
+    let v: u32;
+    // SAFETY: guaranteed by the caller.
+    unsafe { asm!("in eax, dx", in("dx") port, out("eax") v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
 /// Read a byte from an I/O port.
 ///
 /// # Safety

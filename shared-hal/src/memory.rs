@@ -95,6 +95,16 @@ pub fn alloc_zeroed_frame() -> Option<u64> {
     Some(pa)
 }
 
+/// Allocate `n` physically contiguous frames, zeroed; returns the first's
+/// address.
+pub fn alloc_contiguous_zeroed(n: u64) -> Option<u64> {
+    let pa = with_frames(|b| b.alloc_contiguous(n))? << 12;
+    for i in 0..n {
+        zero_frame(pa + i * 4096);
+    }
+    Some(pa)
+}
+
 /// Allocate the frame at physical address `pa` (4 KiB aligned).
 pub fn alloc_specific_frame(pa: u64) -> Result<(), FrameError> {
     if !pa.is_multiple_of(4096) {

@@ -15,6 +15,9 @@ pub mod pte {
     pub const PRESENT: u64 = 1 << 0;
     pub const WRITABLE: u64 = 1 << 1;
     pub const USER: u64 = 1 << 2;
+    /// Write-through and cache-disable (with the default PAT: uncached,
+    /// for device registers).
+    pub const NO_CACHE: u64 = (1 << 3) | (1 << 4);
     pub const ACCESSED: u64 = 1 << 5;
     pub const DIRTY: u64 = 1 << 6;
     pub const HUGE: u64 = 1 << 7;

@@ -220,6 +220,16 @@ pub fn fault_scenario(name: &str) -> ! {
             // SAFETY: deliberately crashes; the double-fault handler ends the run.
             unsafe { core::arch::asm!("mov rsp, {}", "push rax", in(reg) bad, options(noreturn)) }
         }
+        "net" => match crate::net::two_nics_exchange_frames() {
+            Ok(()) => {
+                crate::println!("[net] two NICs exchanged 16 frames through the hub");
+                crate::qemu::exit(crate::qemu::ExitCode::Success)
+            }
+            Err(why) => {
+                crate::println!("[net] FAIL {why}");
+                crate::qemu::exit(crate::qemu::ExitCode::Failure)
+            }
+        },
         other => panic!("unknown scenario {other:?}"),
     }
 }

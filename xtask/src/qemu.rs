@@ -140,6 +140,14 @@ fn command(spec: &RunSpec) -> Command {
             cmd.arg("-kernel").arg(kernel).arg("-initrd").arg(initrd).arg("-append").arg(append);
         }
     }
+    // `nics=N` on the kernel command line puts N virtio-net NICs on one
+    // QEMU hub (hub 0): frames one sends reach the others through QEMU's
+    // device model, deterministically, with no host network involved.
+    let nics = hal_logic::cmdline::Cmdline::new(spec.cmdline).get("nics").and_then(|n| n.parse::<u8>().ok());
+    for i in 0..nics.unwrap_or(0).min(4) {
+        cmd.arg("-netdev").arg(format!("hubport,hubid=0,id=nic{i}"));
+        cmd.arg("-device").arg(format!("virtio-net-pci,netdev=nic{i},mac=52:54:00:12:34:{:02x}", 0x56 + i));
+    }
     if !spec.cmdline.is_empty() {
         // QEMU's option parser treats ',' as a separator; ",," is a literal comma.
         cmd.arg("-fw_cfg").arg(format!(

@@ -258,6 +258,7 @@ struct Scenario {
 const SCENARIOS: &[Scenario] = &[
     Scenario { name: "boot_prints_banner_and_exits", cmdline: "", check: banner },
     Scenario { name: "panic_fails_the_run", cmdline: "scenario=panic", check: panic_reported },
+    Scenario { name: "two_nics_exchange_frames", cmdline: "scenario=net nics=2", check: nics_exchanged },
     Scenario {
         name: "double_fault_fails_the_run",
         cmdline: "scenario=double-fault",
@@ -295,6 +296,13 @@ fn double_fault_reported(_: Kernel, o: &Outcome) -> Result<(), String> {
     }
     if !o.output.contains("DOUBLE FAULT") {
         return Err("the double-fault handler did not report".into());
+    }
+    Ok(())
+}
+
+fn nics_exchanged(_: Kernel, o: &Outcome) -> Result<(), String> {
+    if o.ending != Ending::Success || !o.output.contains("[net] two NICs exchanged") {
+        return Err("the two virtio-net NICs did not exchange their frames".into());
     }
     Ok(())
 }

@@ -142,6 +142,33 @@ impl<'a> FrameBitmap<'a> {
         None
     }
 
+    /// Take `n` free frames in a row (for devices that need physically
+    /// contiguous buffers); returns the first. A linear scan: device set-up
+    /// is rare.
+    pub fn alloc_contiguous(&mut self, n: u64) -> Option<u64> {
+        if n == 0 || n > self.free {
+            return None;
+        }
+        let mut run = 0;
+        for rel in 0..self.count {
+            let (w, bit) = ((rel / 64) as usize, 1u64 << (rel % 64));
+            if self.words[w] & bit != 0 {
+                run += 1;
+                if run == n {
+                    let first = rel + 1 - n;
+                    for r in first..=rel {
+                        self.words[(r / 64) as usize] &= !(1u64 << (r % 64));
+                    }
+                    self.free -= n;
+                    return Some(self.base + first);
+                }
+            } else {
+                run = 0;
+            }
+        }
+        None
+    }
+
     /// Take this specific frame.
     pub fn alloc_specific(&mut self, frame: u64) -> Result<(), FrameError> {
         let (w, bit) = self.index(frame)?;
@@ -187,6 +214,21 @@ impl<'a> FrameBitmap<'a> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn contiguous_runs() {
+        let mut words = [0u64; 2];
+        let mut b = FrameBitmap::new(&mut words, 100, 128).unwrap();
+        b.add_free_region(Region { start: 100 * 4096, end: 228 * 4096 });
+        b.alloc_specific(102).unwrap();
+        // Frames 100, 101 free, 102 taken: a run of 3 starts at 103.
+        assert_eq!(b.alloc_contiguous(3), Some(103));
+        assert!(!b.is_free(103) && !b.is_free(105) && b.is_free(106));
+        assert_eq!(b.alloc_contiguous(2), Some(100));
+        assert_eq!(b.free_count(), 128 - 6);
+        assert_eq!(b.alloc_contiguous(200), None);
+        assert_eq!(b.alloc_contiguous(0), None);
+    }
+
     #[test]
     fn region_contains_only_whole_frames() {
         let r = Region { start: 0x1800, end: 0x5000 };
