@@ -10,23 +10,9 @@
 use crate::memory::{alloc_zeroed_frame, free_frame, phys_to_virt};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Page-table entry bits.
+/// Page-table entry bits (defined once, in `hal_logic::pte`).
 pub mod pte {
-    pub const PRESENT: u64 = 1 << 0;
-    pub const WRITABLE: u64 = 1 << 1;
-    pub const USER: u64 = 1 << 2;
-    /// Write-through and cache-disable (with the default PAT: uncached,
-    /// for device registers).
-    pub const NO_CACHE: u64 = (1 << 3) | (1 << 4);
-    pub const ACCESSED: u64 = 1 << 5;
-    pub const DIRTY: u64 = 1 << 6;
-    pub const HUGE: u64 = 1 << 7;
-    pub const GLOBAL: u64 = 1 << 8;
-    /// Bits 9..=11 are ignored by the MMU and free for the OS.
-    pub const AVAILABLE_SHIFT: u32 = 9;
-    pub const NO_EXECUTE: u64 = 1 << 63;
-    /// The physical address field.
-    pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    pub use hal_logic::pte::*;
 }
 
 /// Why a page-table operation failed.

@@ -16,11 +16,10 @@
 
 use core::mem::offset_of;
 
-/// Lowest user address (page 0 is never mapped).
-pub const USER_START: u64 = 0x1000;
-/// One past the highest address an environment may bind (PML4 slot 255,
-/// above it, is the self-map).
-pub const USER_END: u64 = 0x0000_7f80_0000_0000;
+/// Lowest user address (page 0 is never mapped) and one past the highest
+/// an environment may bind (PML4 slot 255, above it, is the self-map):
+/// the split both kernels share, defined once in `hal_logic::addr`.
+pub use hal_logic::addr::{USER_END, USER_START};
 
 /// Start of the kernel-managed window.
 pub const RESERVED_START: u64 = 0x0010_0000;
@@ -195,21 +194,14 @@ pub struct EnvInfo {
     pub repossessed: [u64; REPOSSESS_MAX],
 }
 
-/// Page-table entry bits, as seen through the self-map.
+/// Page-table entry bits, as seen through the self-map (the hardware's
+/// from `hal_logic::pte`, plus the bit kernel-exo keeps for itself).
 pub mod pte {
-    pub const PRESENT: u64 = 1 << 0;
-    pub const WRITABLE: u64 = 1 << 1;
-    pub const USER: u64 = 1 << 2;
-    pub const ACCESSED: u64 = 1 << 5;
-    pub const DIRTY: u64 = 1 << 6;
-    pub const HUGE: u64 = 1 << 7;
-    pub const NO_EXECUTE: u64 = 1 << 63;
+    pub use hal_logic::pte::{ACCESSED, ADDR, DIRTY, HUGE, NO_EXECUTE, PRESENT, USER, WRITABLE};
     /// Set by the kernel (in a bit the MMU ignores) when the capability
     /// the page was bound with allows writing: a later reprotection may
     /// then add WRITE without another capability check.
-    pub const MAY_WRITE: u64 = 1 << 9;
-    /// The physical address field.
-    pub const ADDR: u64 = 0x000f_ffff_ffff_f000;
+    pub const MAY_WRITE: u64 = 1 << hal_logic::pte::AVAILABLE_SHIFT;
 }
 
 /// The read-only self-map: PML4 slot [`selfmap::SLOT`] points back at the

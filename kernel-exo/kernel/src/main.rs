@@ -47,10 +47,6 @@ entry_point!(kernel_main, config = &shared_hal::boot::BOOTLOADER_CONFIG);
 /// Timer interrupts per second: one time slice per tick.
 pub const TIMER_HZ: u32 = 1000;
 
-// The ABI's idea of user space must be the HAL's.
-const _: () = assert!(exo_abi::layout::USER_END == hal_logic::addr::USER_END);
-const _: () = assert!(exo_abi::layout::USER_START == hal_logic::addr::USER_START);
-
 fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
     let platform = shared_hal::init(boot_info, TIMER_HZ);
     println!("kernel-exo: exokernel (protection in ring 0, management in the ring-3 library OS)");

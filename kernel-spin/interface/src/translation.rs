@@ -132,9 +132,9 @@ pub(crate) fn core() -> &'static Core {
     CORE.get()
 }
 
-/// First and last user addresses (the kernel's split, see `hal-logic::addr`).
-pub const USER_START: u64 = 0x1000;
-pub const USER_END: u64 = 0x0000_7f80_0000_0000;
+/// First user address and one past the last (the split both kernels
+/// share, defined once in `hal_logic::addr`).
+pub use hal_logic::addr::{USER_END, USER_START};
 
 /// A checked, page-aligned, non-empty range of user virtual pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,4 +15,5 @@ pub mod cmdline;
 pub mod elfplan;
 pub mod frames;
 pub mod fwcfg;
+pub mod pte;
 pub mod ramdisk;
