@@ -56,6 +56,17 @@ pub static HEAP_INIT: Extension = Extension::new("heap-init", heap_init);
 /// the `callee` domain, `extensions/callee`), or `u64::MAX`
 /// once that import is unbound.
 pub static CALLER: Extension = Extension::new("caller", caller_init);
+/// Raised with 50: takes frames through `phys::allocate` until refused,
+/// keeping them all (forgotten), and answers how many it got.
+pub static FRAME_HOG: Extension = Extension::new("frame-hog", frame_hog_init);
+/// Attacks a reviewer found, kept as regressions (raised with n): 102 logs
+/// through a `Display` that panics; 105 forks a thread that unblocks
+/// itself and ends (not contained yet: anyone may raise the strand events,
+/// and this starves the scheduler; not in the tests); 112 opens a thread
+/// span inside its handler and yields for ever in it, escaping the
+/// handler's time budget (not contained yet; not in the tests); 118
+/// installs as many Reclaim handlers as it can (to fill the event's table).
+pub static PROBE: Extension = Extension::new("probe", probe_init);
 pub static IMPOSTOR: Extension = Extension::new("threads", impostor_init);
 
 fn test_event(ctx: &InitContext) -> Result<&'static Event<u64, u64>, InitError> {
@@ -156,7 +167,7 @@ fn spawn(mode: u64) -> Result<ThreadId, ThreadError> {
 
 fn forker_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     ctx.resolve("threads", &[&FORK])?;
-    *CHARGE.lock() = Some(ctx.identity().charge());
+    *CHARGE.lock() = Some(ctx.charge());
     Ok(ExportTable::new().procedure("Forker", "spawn", spawn))
 }
 
@@ -275,5 +286,77 @@ fn caller_handler(x: u64) -> u64 {
 fn caller_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     ctx.resolve("callee", &[&CHECK])?;
     test_event(ctx)?.install(ctx.identity(), caller_handler, None)?;
+    Ok(ExportTable::new())
+}
+
+fn frame_hog_handler(x: u64) -> u64 {
+    if x != 50 {
+        return x + 50;
+    }
+    let mut got = 0;
+    while let Ok(page) = spin_interface::phys::allocate() {
+        core::mem::forget(page);
+        got += 1;
+    }
+    got
+}
+
+fn frame_hog_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    test_event(ctx)?.install(ctx.identity(), frame_hog_handler, None)?;
+    Ok(ExportTable::new())
+}
+
+static PROBE_FORK: Import<ForkArgs, Result<ThreadId, ThreadError>> = Import::new("Threads", "fork");
+static PROBE_YIELD: Import<(), ()> = Import::new("Threads", "yield");
+static PROBE_CHARGE: SpinLock<Option<spin_interface::contain::Charge>> = SpinLock::new(None);
+static PROBE_ID: SpinLock<Option<&'static spin_interface::Identity>> = SpinLock::new(None);
+
+fn unblock_self(_: usize) {
+    spin_interface::strand::UNBLOCK.raise(spin_interface::strand::current());
+}
+
+fn no_pages(_: u64) -> u64 {
+    0
+}
+
+fn probe_handler(x: u64) -> u64 {
+    match x {
+        102 => {
+            let explodes =
+                core::fmt::from_fn(|_| -> core::fmt::Result { panic!("probe: a Display that panics") });
+            spin_interface::log::error!("probe: {}", explodes);
+            102
+        }
+        105 => match *PROBE_CHARGE.lock() {
+            Some(c) => PROBE_FORK.call((c, unblock_self, 0)).map_or(0, |r| r.map_or(0, |t| t.0)),
+            None => 0,
+        },
+        112 => {
+            if let Some(c) = *PROBE_CHARGE.lock() {
+                let _ = spin_interface::contain::run_thread(c, || {
+                    loop {
+                        let _ = PROBE_YIELD.call(());
+                    }
+                });
+            }
+            112
+        }
+        118 => {
+            let Some(me) = *PROBE_ID.lock() else { return 0 };
+            let mut n = 0;
+            while spin_interface::phys::RECLAIM.install(me, no_pages, None).is_ok() {
+                n += 1;
+            }
+            n
+        }
+        _ => x + 100,
+    }
+}
+
+fn probe_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    ctx.resolve("threads", &[&PROBE_FORK, &PROBE_YIELD])?;
+    *PROBE_CHARGE.lock() = Some(ctx.charge());
+    *PROBE_ID.lock() = Some(ctx.identity());
+    test_event(ctx)?.install(ctx.identity(), probe_handler, None)?;
     Ok(ExportTable::new())
 }

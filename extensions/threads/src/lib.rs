@@ -52,7 +52,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     // The code running now (the boot thread) becomes the first strand.
     let boot = core.adopt_current();
     if let Some(slot) = THREADS.lock().get_mut(boot.index()) {
-        let charge = ctx.identity().charge(); // never used: the boot thread was not forked
+        let charge = ctx.charge(); // never used: the boot thread was not forked
         *slot = Some(Thread { generation: 0, charge, entry: noop, arg: 0, done: false, joiner: None });
     }
     strand::CHECKPOINT.install(ctx.identity(), on_checkpoint, None)?;
@@ -161,9 +161,12 @@ fn exit(_: ()) {
     if let Some(j) = joiner {
         strand::UNBLOCK.raise_entry_first(j);
     }
-    // Leave the CPU for good: nobody unblocks a finished strand.
-    strand::block_current();
-    unreachable!("a finished thread was resumed");
+    // Leave the CPU for good. Nobody should unblock a finished strand, but
+    // the strand events can be raised by anyone: if it is resumed, it
+    // blocks again.
+    loop {
+        strand::block_current();
+    }
 }
 
 fn yield_now(_: ()) {

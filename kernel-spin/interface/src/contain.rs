@@ -68,13 +68,18 @@ pub trait Containment: Sync {
 }
 
 /// The right to put a domain at stake in containment, and nothing else:
-/// made from its identity by the domain itself ([`crate::Identity::charge`])
+/// made by the domain itself in its `init` ([`crate::InitContext::charge`])
 /// and handed to code that runs work on its behalf (a thread package
 /// runs a forked thread's body charged to the forker).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Charge(pub(crate) DomainId);
 
 impl Charge {
+    /// The kernel's own charge (its threads are never aborted).
+    pub fn kernel(_key: &KernelKey) -> Charge {
+        Charge(DomainId::KERNEL)
+    }
+
     /// The domain charged.
     pub fn domain(self) -> DomainId {
         self.0

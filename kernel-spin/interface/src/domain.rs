@@ -75,12 +75,6 @@ impl Identity {
         self.id
     }
 
-    /// A token that lets other code run work contained and charged to
-    /// this domain (see [`crate::contain::Charge`]).
-    pub fn charge(&self) -> crate::contain::Charge {
-        crate::contain::Charge(self.id)
-    }
-
     pub fn name(&self) -> &'static str {
         self.name
     }
@@ -215,8 +209,16 @@ impl core::fmt::Debug for Domain {
     }
 }
 
-/// Something [`Domain::resolve`] can bind: an [`Import`].
-pub trait ImportSlot: Sync {
+/// Keeps [`ImportSlot`] implemented by this crate's [`Import`] alone: its
+/// methods run inside the registry's critical section, where no extension
+/// code may run (a panic there could not be contained, a loop not stopped).
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Something [`Domain::resolve`] can bind: an [`Import`] (sealed: no other
+/// type can be one).
+pub trait ImportSlot: Sync + sealed::Sealed {
     fn interface(&self) -> &'static str;
     fn symbol(&self) -> &'static str;
     /// Whether `item` has the type this slot expects.
@@ -229,8 +231,9 @@ pub trait ImportSlot: Sync {
 }
 
 /// Something that holds handlers the loader must remove when their
-/// installer is unloaded: an [`crate::Event`].
-pub trait Uninstall: Sync {
+/// installer is unloaded: an [`crate::Event`]. Private to this crate: an
+/// extension that could call it would remove anyone's handlers.
+pub(crate) trait Uninstall: Sync {
     fn remove_all_of(&self, owner: DomainId);
 }
 
@@ -405,6 +408,11 @@ pub fn is_unloaded(id: DomainId) -> bool {
 }
 
 /// Record that `owner` installed handlers on `event` (called by the dispatcher).
+/// How many events domain `id` has installed handlers on.
+pub(crate) fn events_installed_by(id: DomainId) -> usize {
+    with_registry(|r| r.installed.iter().filter(|(o, _)| *o == id).count())
+}
+
 pub(crate) fn note_install(owner: DomainId, event: &'static dyn Uninstall) {
     with_registry(|r| {
         let e = event as *const dyn Uninstall;
@@ -465,12 +473,9 @@ impl<A: 'static, R: 'static> Import<A, R> {
             None => Err(LinkError::Unbound),
         }
     }
-
-    /// The bound procedure itself, for a caller that calls it in a loop.
-    pub fn get(&self) -> Option<fn(A) -> R> {
-        self.slot.get()
-    }
 }
+
+impl<A: 'static, R: 'static> sealed::Sealed for Import<A, R> {}
 
 impl<A: 'static, R: 'static> ImportSlot for Import<A, R> {
     fn interface(&self) -> &'static str {

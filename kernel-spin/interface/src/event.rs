@@ -95,6 +95,13 @@ pub struct HandlerId(u64);
 
 /// Most handlers one event may have.
 pub const MAX_HANDLERS: usize = 256;
+/// Handlers one domain may install on one event (a quarter of the table;
+/// the bench extension needs 50): no domain can fill an
+/// event's table (or grow its snapshots, which are allocated where a
+/// failure could not be contained) for everyone else.
+pub const MAX_HANDLERS_PER_DOMAIN: usize = 64;
+/// Events one domain may handle at all (the same reason).
+pub const MAX_EVENTS_PER_DOMAIN: usize = 64;
 /// Most unguarded handlers the lock-free table path takes (beyond it, or
 /// with guards, raises use the snapshot path).
 pub const TABLE_HANDLERS: usize = 64;
@@ -216,12 +223,18 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
         if !contain::run_as(definer, || authorize(installer, &self.info)).unwrap_or(false) {
             return Err(EventError::Denied);
         }
+        if installer.id() != DomainId::KERNEL
+            && domain::events_installed_by(installer.id()) >= MAX_EVENTS_PER_DOMAIN
+        {
+            return Err(EventError::TooMany);
+        }
         let id = critical(|| {
             let mut s = self.state.lock();
             if self.one_to_one && !s.bindings.is_empty() {
                 return Err(EventError::AlreadyBound);
             }
-            if s.bindings.len() >= MAX_HANDLERS {
+            let own = s.bindings.iter().filter(|b| b.owner == installer.id()).count();
+            if s.bindings.len() >= MAX_HANDLERS || own >= MAX_HANDLERS_PER_DOMAIN {
                 return Err(EventError::TooMany);
             }
             let id = s.next_id;

@@ -89,6 +89,14 @@ impl InitContext {
         self.identity
     }
 
+    /// A token that lets other code run work contained and charged to this
+    /// extension (see [`crate::contain::Charge`]), e.g. a forked thread's
+    /// body. Only here, in the extension's own `init`: an identity other
+    /// code sees (an authorizer's argument) yields no charge.
+    pub fn charge(&self) -> crate::contain::Charge {
+        crate::contain::Charge(self.identity.id())
+    }
+
     /// Resolve `imports` against the domain registered as `domain`.
     pub fn resolve(&self, domain: &str, imports: &[&'static dyn ImportSlot]) -> Result<usize, LinkError> {
         Domain::named(domain)?.resolve(self.identity, imports)

@@ -42,11 +42,52 @@ impl Level {
 /// Hand one record to the kernel's logger if the kernel's level enables it.
 /// `module` is the caller's `module_path!()` (the record's target). Called
 /// by the macros; an extension has no reason to call it directly.
+///
+/// The record is formatted here, into a buffer on the caller's stack,
+/// before the kernel's logger (and the console lock it takes) sees it: the
+/// extension's `Display` code runs in the extension's own context, so a
+/// formatter that panics, loops or overflows is contained like any other
+/// extension code instead of leaving the console locked for everyone.
 #[doc(hidden)]
 pub fn emit(level: Level, module: &'static str, args: Arguments<'_>) {
     let level = level.to_log();
     if level <= log::max_level() {
-        log::logger().log(&log::Record::builder().level(level).target(module).args(args).build());
+        let mut line = Line { bytes: [0; LINE_MAX], len: 0 };
+        let _ = core::fmt::write(&mut line, args);
+        let text = line.text();
+        log::logger()
+            .log(&log::Record::builder().level(level).target(module).args(format_args!("{text}")).build());
+    }
+}
+
+/// The longest record an extension logs (longer ones are cut).
+const LINE_MAX: usize = 256;
+
+/// A record being formatted: plain bytes, truncated at a character boundary.
+struct Line {
+    bytes: [u8; LINE_MAX],
+    len: usize,
+}
+
+impl Line {
+    fn text(&self) -> &str {
+        match core::str::from_utf8(&self.bytes[..self.len]) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&self.bytes[..e.valid_up_to()]).unwrap_or(""),
+        }
+    }
+}
+
+impl core::fmt::Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = LINE_MAX - self.len;
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        self.bytes[self.len..self.len + take].copy_from_slice(&s.as_bytes()[..take]);
+        self.len += take;
+        Ok(())
     }
 }
 

@@ -53,6 +53,13 @@ pub fn block_current() {
     BLOCK.raise_entry_first(current());
 }
 
+/// Whether strand `s` waits in a queue (a run queue, a lock's waiters):
+/// the kernel does not abort a strand caught between queueing itself and
+/// blocking, which would leave it queued while it runs on.
+pub fn is_queued(s: Strand) -> bool {
+    LINKS.get(s.index()).is_some_and(|l| l.load(Ordering::Relaxed) != UNQUEUED)
+}
+
 /// "In no queue" (see [`StrandQueue`]).
 const UNQUEUED: u32 = u32::MAX;
 /// "End of the queue".

@@ -100,19 +100,22 @@ fn runners_match_the_handler_count_as_it_grows_and_shrinks() {
     FOLD.define(d, crate::event::anyone).unwrap();
     LAST.define(d, crate::event::anyone).unwrap();
     assert_eq!((FOLD.raise(1), LAST.raise(1)), (7, 7));
+    // Two installers: one domain may install only MAX_HANDLERS_PER_DOMAIN.
+    let d2 = ident("definer-runners-2");
     let mut fold_ids = alloc::vec::Vec::new();
     for n in 1..=70u64 {
-        fold_ids.push(FOLD.install(d, plus_one, None).unwrap());
+        let who = if n % 2 == 0 { d } else { d2 };
+        fold_ids.push((who, FOLD.install(who, plus_one, None).unwrap()));
         // The last handler installed decides a last-wins event.
-        LAST.install(d, if n % 2 == 0 { times_ten } else { plus_one }, None).unwrap();
+        LAST.install(who, if n % 2 == 0 { times_ten } else { plus_one }, None).unwrap();
         assert_eq!(FOLD.raise(1), 2 * n, "{n} folded handlers");
         assert_eq!(FOLD.raise_entry_first(1), 2 * n);
         let want = if n % 2 == 0 { 30 } else { 4 };
         assert_eq!(LAST.raise(3), want, "{n} handlers, last wins");
         assert_eq!(FOLD.is_direct(), n == 1);
     }
-    while let Some(id) = fold_ids.pop() {
-        FOLD.uninstall(d, id).unwrap();
+    while let Some((who, id)) = fold_ids.pop() {
+        FOLD.uninstall(who, id).unwrap();
         let n = fold_ids.len() as u64;
         assert_eq!(FOLD.raise(1), if n == 0 { 7 } else { 2 * n }, "{n} left");
     }

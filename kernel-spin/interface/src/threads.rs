@@ -30,5 +30,5 @@ pub enum ThreadError {
 /// `fork`'s argument: who answers for the new thread (its body runs
 /// contained and charged to that domain: a panicking, overflowing or
 /// looping thread unloads its forker and ends), the function it runs, and
-/// its argument. An extension passes `ctx.identity().charge()`.
+/// its argument. An extension passes `ctx.charge()` (kept from its `init`).
 pub type ForkArgs = (crate::contain::Charge, fn(usize), usize);

@@ -367,11 +367,23 @@ pub fn on_tick(frame: &mut TrapFrame) {
         crate::process::on_user_tick();
         return;
     }
-    let Some(rec) = innermost() else {
+    let Some(innermost) = innermost() else {
         syscall_overrun(frame);
         return;
     };
-    if contain::in_critical() || rec.culprit == DomainId::KERNEL {
+    // Not in a critical section, nor between queueing this strand and
+    // blocking it (aborting there would leave it queued while it runs on,
+    // corrupting the queue): the next tick acts instead.
+    if contain::in_critical() || strand::is_queued(strand::current()) {
+        return;
+    }
+    // Only the innermost point is checked. (Checking the outer ones too
+    // would stop a handler that opens a thread span of its own and yields
+    // in it for ever, but the abort then lands inside the scheduler's
+    // switch code and corrupts its state: not done until strand switches
+    // are abort-safe.)
+    let rec = innermost;
+    if rec.culprit == DomainId::KERNEL {
         return;
     }
     let overrun = match rec.span {

@@ -33,7 +33,7 @@ pub fn resolve(key: &KernelKey) {
 /// Fork a kernel thread running `entry(arg)`.
 pub fn fork(entry: fn(usize), arg: usize) -> Result<ThreadId, ThreadError> {
     // The kernel's own threads: charged to the kernel, never aborted.
-    let me = spin_interface::Identity::kernel(crate::key()).charge();
+    let me = spin_interface::contain::Charge::kernel(crate::key());
     FORK.call((me, entry, arg)).unwrap_or(Err(ThreadError::NoResources))
 }
 

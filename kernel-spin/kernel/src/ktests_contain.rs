@@ -41,6 +41,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::reclaim_handler_that_allocates_does_not_recurse", run: reclaim_that_allocates },
     Test { name: "spin::heap_hog_handler_takes_only_its_quota", run: heap_hog_handler },
     Test { name: "spin::heap_hog_init_takes_only_its_quota", run: heap_hog_init },
+    Test { name: "spin::frame_hog_takes_only_its_quota", run: frame_hog },
+    Test { name: "spin::probes_a_reviewer_found_are_contained", run: probes },
     Test { name: "spin::a_self_chosen_name_brings_no_authority", run: self_chosen_name },
     Test { name: "spin::a_taken_name_is_refused_before_init", run: taken_name },
     Test { name: "spin::a_panic_is_charged_to_the_callee_not_the_caller", run: charged_to_the_callee },
@@ -287,7 +289,7 @@ fn kernel_can_allocate(bytes: usize) -> Result<(), String> {
 /// gets its quota and no more, the infallible overrun is a contained
 /// panic, and the kernel keeps its heap.
 fn heap_hog_handler() -> Result<(), String> {
-    use crate::heapquota::{DOMAIN_HEAP_QUOTA, used_by};
+    use crate::quota::{DOMAIN_HEAP_QUOTA, heap_used_by as used_by};
     let id = loader::load(crate::key(), "heap-hog", &hostile::HEAP_HOG).map_err(|e| format!("{e:?}"))?;
     ensure_eq!(TEST_EVENT.raise_contained(1), Ok(31));
     let got = TEST_EVENT.raise_contained(30).map_err(|e| format!("{e:?}"))? as usize;
@@ -304,8 +306,8 @@ fn heap_hog_handler() -> Result<(), String> {
 /// only its quota.
 fn heap_hog_init() -> Result<(), String> {
     let id = loader::load(crate::key(), "heap-init", &hostile::HEAP_INIT).map_err(|e| format!("{e:?}"))?;
-    let used = crate::heapquota::used_by(id.id());
-    ensure!(used <= crate::heapquota::DOMAIN_HEAP_QUOTA && used > 0, "charged {used} bytes");
+    let used = crate::quota::heap_used_by(id.id());
+    ensure!(used <= crate::quota::DOMAIN_HEAP_QUOTA && used > 0, "charged {used} bytes");
     kernel_can_allocate(2 << 20)?;
     spin_interface::domain::unload(crate::key(), id.id());
     Ok(())
@@ -359,5 +361,42 @@ fn charged_to_the_callee() -> Result<(), String> {
     ensure_eq!(TEST_EVENT.raise_contained(1), Ok(u64::MAX));
     spin_interface::domain::unload(crate::key(), caller.id());
     ensure_eq!(TEST_EVENT.handler_count(), 0);
+    Ok(())
+}
+
+/// A handler takes every frame it can through `phys::allocate` and keeps
+/// them: it gets its frame quota, and the kernel still has frames.
+fn frame_hog() -> Result<(), String> {
+    use crate::quota::{DOMAIN_FRAME_QUOTA, frames_used_by};
+    let id = loader::load(crate::key(), "frame-hog", &hostile::FRAME_HOG).map_err(|e| format!("{e:?}"))?;
+    let free = spin_interface::phys::free_pages();
+    let got = TEST_EVENT.raise_contained(50).map_err(|e| format!("{e:?}"))? as usize;
+    ensure_eq!(got, DOMAIN_FRAME_QUOTA);
+    ensure_eq!(frames_used_by(id.id()), DOMAIN_FRAME_QUOTA);
+    ensure_eq!(spin_interface::phys::free_pages(), free - DOMAIN_FRAME_QUOTA as u64);
+    ensure!(spin_interface::phys::allocate().is_ok(), "the kernel has no frame left");
+    spin_interface::domain::unload(crate::key(), id.id());
+    Ok(())
+}
+
+/// The attacks a review found (hostile's `probe`), each contained now.
+fn probes() -> Result<(), String> {
+    use spin_interface::event::MAX_HANDLERS_PER_DOMAIN;
+    let id = loader::load(crate::key(), "probe", &hostile::PROBE).map_err(|e| format!("{e:?}"))?;
+    // A Display that panics: the record is formatted in the extension's
+    // context, so the panic is contained and the console is not left locked.
+    ensure_eq!(TEST_EVENT.raise_contained(102), Err(Fault::Panicked(id.id())));
+    log::info!("kernel-spin: the console still works after a panicking Display");
+    let id = loader::load(crate::key(), "probe", &hostile::PROBE).map_err(|e| format!("{e:?}"))?;
+    // One domain cannot fill an event's handler table.
+    let reclaim = spin_interface::phys::RECLAIM.handler_count();
+    ensure_eq!(TEST_EVENT.raise_contained(118), Ok(MAX_HANDLERS_PER_DOMAIN as u64));
+    let me = spin_interface::Identity::kernel(crate::key());
+    let h = spin_interface::phys::RECLAIM
+        .install(me, |_| 0, None)
+        .map_err(|e| format!("kernel install: {e:?}"))?;
+    spin_interface::phys::RECLAIM.uninstall(me, h).map_err(|e| format!("{e:?}"))?;
+    spin_interface::domain::unload(crate::key(), id.id());
+    ensure_eq!(spin_interface::phys::RECLAIM.handler_count(), reclaim);
     Ok(())
 }

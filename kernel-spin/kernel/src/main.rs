@@ -21,7 +21,6 @@ extern crate alloc;
 
 mod bench;
 mod contain;
-mod heapquota;
 mod imports;
 mod kdomain;
 mod ktests;
@@ -31,6 +30,7 @@ mod ktests_quota;
 mod loader;
 mod pingpong;
 mod process;
+mod quota;
 mod services;
 mod spaces;
 mod strands;
@@ -104,7 +104,7 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     strands::install(key);
     process::install(key, ramdisk);
     contain::install(key);
-    heapquota::install();
+    quota::install();
     kdomain::init(key);
     for &(name, ext) in loader::BOOT_EXTENSIONS {
         if let Err(e) = loader::load(key, name, ext) {

@@ -7,11 +7,19 @@ use shared_hal::memory::{self, phys_to_virt};
 use spin_interface::phys;
 use spin_interface::{KernelKey, machine};
 
+/// A frame for a PhysPage, charged to the extension whose code asks (its
+/// frame quota, see `quota`).
 fn allocate() -> Option<u64> {
-    memory::alloc_zeroed_frame()
+    let pa = memory::alloc_zeroed_frame()?;
+    if !crate::quota::charge_frame(pa) {
+        memory::free_frame(pa).expect("allocated just now");
+        return None;
+    }
+    Some(pa)
 }
 
 fn free(pa: u64) {
+    crate::quota::credit_frame(pa);
     memory::free_frame(pa).expect("a PhysPage owns an allocated frame");
 }
 
