@@ -65,7 +65,8 @@ pub static FRAME_HOG: Extension = Extension::new("frame-hog", frame_hog_init);
 /// and this starves the scheduler; not in the tests); 112 opens a thread
 /// span inside its handler and yields for ever in it, escaping the
 /// handler's time budget (not contained yet; not in the tests); 118
-/// installs as many Reclaim handlers as it can (to fill the event's table).
+/// installs as many Reclaim handlers as it can (to fill the event's table);
+/// 108 takes address spaces (`Context::create`) until refused and keeps them.
 pub static PROBE: Extension = Extension::new("probe", probe_init);
 pub static IMPOSTOR: Extension = Extension::new("threads", impostor_init);
 
@@ -340,6 +341,14 @@ fn probe_handler(x: u64) -> u64 {
                 });
             }
             112
+        }
+        108 => {
+            let mut n = 0;
+            // Kept: never destroyed.
+            while spin_interface::translation::Context::create().is_ok() {
+                n += 1;
+            }
+            n
         }
         118 => {
             let Some(me) = *PROBE_ID.lock() else { return 0 };

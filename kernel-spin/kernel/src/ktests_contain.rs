@@ -388,6 +388,10 @@ fn probes() -> Result<(), String> {
     ensure_eq!(TEST_EVENT.raise_contained(102), Err(Fault::Panicked(id.id())));
     log::info!("kernel-spin: the console still works after a panicking Display");
     let id = loader::load(crate::key(), "probe", &hostile::PROBE).map_err(|e| format!("{e:?}"))?;
+    // One domain cannot take every address space.
+    ensure_eq!(TEST_EVENT.raise_contained(108), Ok(crate::spaces::DOMAIN_SPACE_QUOTA as u64));
+    let c = spin_interface::translation::Context::create().map_err(|e| format!("kernel's context: {e:?}"))?;
+    c.destroy().map_err(|e| format!("{e:?}"))?;
     // One domain cannot fill an event's handler table.
     let reclaim = spin_interface::phys::RECLAIM.handler_count();
     ensure_eq!(TEST_EVENT.raise_contained(118), Ok(MAX_HANDLERS_PER_DOMAIN as u64));

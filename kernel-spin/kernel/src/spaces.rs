@@ -23,6 +23,9 @@ use spin_interface::translation::{self, Changed, Mapping, Prot, VirtRange};
 
 /// Most address spaces at once.
 const MAX_SPACES: usize = 512;
+/// Address spaces one extension domain may hold at once (the rest stay for
+/// processes and the other extensions).
+pub const DOMAIN_SPACE_QUOTA: usize = 16;
 
 /// One address space's slot: `id = generation << 32 | slot`, so a
 /// destroyed context's number never names a later one.
@@ -34,6 +37,8 @@ struct Space {
     /// A process's space: only the kernel may destroy it (when it reaps
     /// the process), not an extension holding its `Context`.
     pinned: AtomicBool,
+    /// The extension domain whose contained code created it (0: the kernel).
+    owner: AtomicU32,
     /// The cached last-level table: `(va >> 21) + 1` of the region it
     /// maps (0: none) ...
     leaf_tag: AtomicU64,
@@ -46,6 +51,7 @@ static SPACES: [Space; MAX_SPACES] = [const {
         generation: AtomicU32::new(0),
         root: AtomicU64::new(0),
         pinned: AtomicBool::new(false),
+        owner: AtomicU32::new(0),
         leaf_tag: AtomicU64::new(0),
         leaf: AtomicU64::new(0),
     }
@@ -76,6 +82,14 @@ pub fn root_of(id: u64) -> Result<u64, MemError> {
 /// A new address space; returns its context number.
 pub fn create() -> Result<u64, MemError> {
     let _g = LOCK.lock();
+    let owner = crate::contain::current_culprit().number();
+    let held = SPACES
+        .iter()
+        .filter(|s| s.root.load(Ordering::Relaxed) != 0 && s.owner.load(Ordering::Relaxed) == owner)
+        .count();
+    if owner != 0 && held >= DOMAIN_SPACE_QUOTA {
+        return Err(MemError::OutOfMemory);
+    }
     let slot =
         SPACES.iter().position(|s| s.root.load(Ordering::Relaxed) == 0).ok_or(MemError::OutOfMemory)?;
     let root = paging::new_user_root().ok_or(MemError::OutOfMemory)?;
@@ -83,6 +97,7 @@ pub fn create() -> Result<u64, MemError> {
     let generation = s.generation.load(Ordering::Relaxed).wrapping_add(1);
     s.generation.store(generation, Ordering::Relaxed);
     s.pinned.store(false, Ordering::Relaxed);
+    s.owner.store(owner, Ordering::Relaxed);
     s.leaf_tag.store(0, Ordering::Relaxed);
     s.root.store(root, Ordering::Release);
     Ok(((generation as u64) << 32) | slot as u64)
