@@ -22,6 +22,8 @@ pub struct KernelResults {
     /// Secondary measurements: (operation, label, sample).
     pub extras: Vec<(&'static str, String, Sample)>,
     pub done: bool,
+    /// Operation name → cost profile (`--profile` only).
+    pub profiles: BTreeMap<&'static str, crate::profile::RowProfile>,
 }
 
 /// Which systems to benchmark.
@@ -107,29 +109,40 @@ pub fn collect(
 ) -> Result<KernelResults> {
     let mut results = KernelResults::default();
     let mut errors = Vec::new();
-    let outcome = qemu::run_captured(spec, |text| {
-        if let Some(k) = text.strip_prefix("@bench-done|v1|") {
-            results.done = k == system;
-            return;
-        }
-        match line::parse(text) {
-            None => {}
-            Some(Err(e)) => errors.push(format!("{e}: {text:?}")),
-            Some(Ok(Parsed::Info { kernel, tsc_hz })) if kernel == system => results.tsc_hz = Some(tsc_hz),
-            Some(Ok(Parsed::Result { kernel, op, sample })) if kernel == system => {
-                progress(&format!("{:>28}: {:.1}", op.name, sample.median as f64 / sample.iterations as f64));
-                results.ops.insert(op.name, Ok(sample));
+    let run = || {
+        qemu::run_captured(spec, |text| {
+            if let Some(k) = text.strip_prefix("@bench-done|v1|") {
+                results.done = k == system;
+                return;
             }
-            Some(Ok(Parsed::NotApplicable { kernel, op, note })) if kernel == system => {
-                progress(&format!("{:>28}: n/a", op.name));
-                results.ops.insert(op.name, Err(note.to_owned()));
+            match line::parse(text) {
+                None => {}
+                Some(Err(e)) => errors.push(format!("{e}: {text:?}")),
+                Some(Ok(Parsed::Info { kernel, tsc_hz })) if kernel == system => {
+                    results.tsc_hz = Some(tsc_hz)
+                }
+                Some(Ok(Parsed::Result { kernel, op, sample })) if kernel == system => {
+                    progress(&format!(
+                        "{:>28}: {:.1}",
+                        op.name,
+                        sample.median as f64 / sample.iterations as f64
+                    ));
+                    results.ops.insert(op.name, Ok(sample));
+                }
+                Some(Ok(Parsed::NotApplicable { kernel, op, note })) if kernel == system => {
+                    progress(&format!("{:>28}: n/a", op.name));
+                    results.ops.insert(op.name, Err(note.to_owned()));
+                }
+                Some(Ok(Parsed::Extra { kernel, op, label, sample })) if kernel == system => {
+                    results.extras.push((op.name, label.to_owned(), sample));
+                }
+                Some(Ok(other)) => errors.push(format!("a result for another system: {other:?}")),
             }
-            Some(Ok(Parsed::Extra { kernel, op, label, sample })) if kernel == system => {
-                results.extras.push((op.name, label.to_owned(), sample));
-            }
-            Some(Ok(other)) => errors.push(format!("a result for another system: {other:?}")),
-        }
-    })?;
+        })
+    };
+    // --profile: the plugin rides along and its reads become `profiles`.
+    let (outcome, profiles) = crate::profile::around(system, run, |o| o.output.as_str())?;
+    results.profiles = profiles.unwrap_or_default();
     if !errors.is_empty() {
         bail!("{system} printed malformed result lines:\n  {}", errors.join("\n  "));
     }
@@ -248,7 +261,10 @@ pub fn run(
         tsc_hz: ["exo", "spin", "linux"].iter().find_map(|k| all.get(k).and_then(|r| r.tsc_hz)).unwrap_or(0),
     };
     let json = crate::report::json(&meta, &all);
-    let md = crate::report::markdown(&meta, &all, opts);
+    let mut md = crate::report::markdown(&meta, &all, opts);
+    if crate::profile::enabled() {
+        md.push_str(&crate::profile::markdown(&all));
+    }
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&json)? + "\n")

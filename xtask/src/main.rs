@@ -8,6 +8,7 @@ mod cpio;
 mod env;
 mod linux;
 mod paper;
+mod profile;
 mod qemu;
 mod report;
 mod test;
@@ -89,6 +90,10 @@ enum Command {
         /// downloading Debian's linux-image-amd64.
         #[arg(long)]
         linux_kernel: Option<std::path::PathBuf>,
+        /// Also load the cost-profile TCG plugin (xtask/profile-plugin): events,
+        /// simulated cache misses and estimated cycles per row (TCG only).
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         machine: MachineArgs,
     },
@@ -187,8 +192,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             paper::run(rerun)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { quick, only, kernel, no_linux, linux_kernel, machine } => {
+        Command::Bench { quick, only, kernel, no_linux, linux_kernel, profile, machine } => {
             let opts = bench::BenchOptions { quick, only };
+            if profile {
+                if machine.accel == Some(qemu::Accel::Kvm) {
+                    anyhow::bail!(
+                        "--profile needs TCG (a TCG plugin); measured cycles under KVM beside the estimate are not implemented"
+                    );
+                }
+                profile::enable()?;
+            }
             let timeout = std::time::Duration::from_secs(machine.timeout);
             let systems: Vec<bench::System> = match kernel {
                 Some(k) => vec![k],
