@@ -105,6 +105,8 @@ pub fn around<T>(
     let value = result?;
     let text = std::fs::read_to_string(&out).with_context(|| format!("reading {}", out.display()))?;
     let reads = parse_reads(&text)?;
+    // Kept beside the reads, to re-attribute or inspect by hand.
+    let _ = std::fs::write(out.with_extension("serial"), output(&value));
     let found = attribute(system, &reads, output(&value));
     Ok((value, Some(found)))
 }
@@ -177,15 +179,15 @@ impl RowProfile {
     }
 }
 
-/// A measurement's clock reads: maximal runs of reads with no console output
-/// between them, paired (start, end) in order.
-fn segments(reads: &[Read]) -> Vec<&[Read]> {
+/// The measurements' clock reads: maximal runs of reads with no console
+/// output between them (as index ranges into the reads).
+fn segments(reads: &[Read]) -> Vec<std::ops::Range<usize>> {
     let outs = idx("outs");
     let mut segs = Vec::new();
     let mut start = 0;
     for i in 1..=reads.len() {
         if i == reads.len() || reads[i].at[outs] != reads[i - 1].at[outs] {
-            segs.push(&reads[start..i]);
+            segs.push(start..i);
             start = i;
         }
     }
@@ -196,16 +198,13 @@ fn delta(a: &Read, b: &Read) -> Vec<u64> {
     a.at.iter().zip(&b.at).map(|(x, y)| y - x).collect()
 }
 
-/// Try `reads` as the timed regions of `sample`: (runs + 1) runs (the first
-/// a warm-up) of k regions each. The run totals' min, median and max must
-/// equal the sample's; the profile is then that of the median run.
-fn fit(reads: &[Read], sample: &Sample) -> Option<RowProfile> {
-    if reads.len() % 2 != 0 || reads.is_empty() {
-        return None;
-    }
-    let regions: Vec<Vec<u64>> = reads.chunks(2).map(|p| delta(&p[0], &p[1])).collect();
+/// Try `regions` (counter deltas of consecutive (start, end) read pairs) as
+/// the timed regions of `sample`: (runs + 1) runs (the first a warm-up) of
+/// k regions each. The run totals' min, median and max must equal the
+/// sample's; the profile is then that of the median run.
+fn fit(regions: &[Vec<u64>], sample: &Sample) -> Option<RowProfile> {
     let runs = sample.runs as usize + 1;
-    if regions.len() % runs != 0 {
+    if regions.is_empty() || regions.len() % runs != 0 {
         return None;
     }
     let k = regions.len() / runs;
@@ -229,11 +228,17 @@ fn fit(reads: &[Read], sample: &Sample) -> Option<RowProfile> {
 }
 
 /// Match the measured result (and extra) lines of `system` in `output`, in
-/// order, to the segments of `reads`. A row whose regions cannot be found
-/// with matching instruction counts gets no profile.
+/// order, to the timed regions in `reads`. Each line takes the first unused
+/// run of read pairs, from the segment of the line before it on, that
+/// reproduces its instruction counts exactly (a segment may hold several
+/// measurements, e.g. a row and its extra, printed in either order; up to
+/// four segments are joined for a measurement that late console output —
+/// Linux's interrupt-driven UART — split). A row no regions reproduce gets
+/// no profile.
 pub fn attribute(system: &str, reads: &[Read], output: &str) -> BTreeMap<&'static str, RowProfile> {
     let segs = segments(reads);
-    let mut next = 0;
+    let mut used = vec![false; reads.len()];
+    let mut next: usize = 0;
     let mut found = BTreeMap::new();
     for text in output.lines() {
         let (op, sample) = match line::parse(text) {
@@ -241,19 +246,29 @@ pub fn attribute(system: &str, reads: &[Read], output: &str) -> BTreeMap<&'stati
             Some(Ok(Parsed::Extra { kernel, sample, .. })) if kernel == system => (None, sample),
             _ => continue,
         };
-        // The next segment that fits, allowing a measurement split by
-        // console output that arrived late (Linux's interrupt-driven UART):
-        // up to four consecutive segments joined.
-        'search: for start in next..segs.len() {
-            let mut joined: Vec<Read> = Vec::new();
-            for (j, seg) in segs[start..].iter().take(4).enumerate() {
-                joined.extend(seg.iter().cloned());
-                if let Some(p) = fit(&joined, &sample) {
-                    if let Some(op) = op {
-                        found.insert(op, p);
+        let per = sample.runs as usize + 1;
+        'search: for s in next.saturating_sub(1)..segs.len() {
+            for j in 0..4.min(segs.len() - s) {
+                let range = segs[s].start..segs[s + j].end;
+                let pairs: Vec<usize> = range.clone().step_by(2).filter(|&i| i + 1 < range.end).collect();
+                let regions: Vec<Vec<u64>> = pairs.iter().map(|&i| delta(&reads[i], &reads[i + 1])).collect();
+                for a in 0..pairs.len() {
+                    let mut len = per;
+                    while a + len <= pairs.len() {
+                        let free = pairs[a..a + len].iter().all(|&i| !used[i] && !used[i + 1]);
+                        if free && let Some(p) = fit(&regions[a..a + len], &sample) {
+                            for &i in &pairs[a..a + len] {
+                                used[i] = true;
+                                used[i + 1] = true;
+                            }
+                            if let Some(op) = op {
+                                found.insert(op, p);
+                            }
+                            next = s + j;
+                            break 'search;
+                        }
+                        len += per;
                     }
-                    next = start + j + 1;
-                    break 'search;
                 }
             }
         }
