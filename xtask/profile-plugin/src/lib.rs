@@ -13,8 +13,8 @@
 //! The plugin assumes one vCPU (`-smp 1`, as every testbed machine is) and
 //! refuses to load otherwise.
 
-use profile_model as model;
 use model::{Counters, Insn, Read, Tracker, classify};
+use profile_model as model;
 use qemu_plugin::install::{Args, Info, Value};
 use qemu_plugin::plugin::{HasCallbacks, Register};
 use qemu_plugin::{MemRW, PluginId, TranslationBlock, VCPUIndex};
@@ -52,14 +52,14 @@ fn emit(read: &Read) {
 }
 
 fn write_read(read: &Read) {
-    if let Ok(mut out) = OUT.lock() {
-        if let Some(w) = out.as_mut() {
-            let _ = write!(w, "read {:x}", read.pc);
-            for v in read.at.values() {
-                let _ = write!(w, " {v}");
-            }
-            let _ = writeln!(w);
+    if let Ok(mut out) = OUT.lock()
+        && let Some(w) = out.as_mut()
+    {
+        let _ = write!(w, "read {:x}", read.pc);
+        for v in read.at.values() {
+            let _ = write!(w, " {v}");
         }
+        let _ = writeln!(w);
     }
 }
 
@@ -77,13 +77,12 @@ impl Register for Profile {
                 return Err(fail("profile plugin: out=PATH is required".into()));
             }
         };
-        if let Some(sys) = &info.system {
-            if sys.smp_vcpus != 1 {
-                return Err(fail("profile plugin: needs -smp 1".into()));
-            }
+        if let Some(sys) = &info.system
+            && sys.smp_vcpus != 1
+        {
+            return Err(fail("profile plugin: needs -smp 1".into()));
         }
-        let file = std::fs::File::create(&path)
-            .map_err(|e| fail(format!("profile plugin: {path}: {e}")))?;
+        let file = std::fs::File::create(&path).map_err(|e| fail(format!("profile plugin: {path}: {e}")))?;
         let mut w = BufWriter::new(file);
         let _ = writeln!(w, "names {}", Counters::NAMES.join(" "));
         *OUT.lock().expect("not poisoned") = Some(w);
@@ -91,11 +90,11 @@ impl Register for Profile {
             if let Some(last) = HELD.lock().ok().and_then(|mut h| h.take()) {
                 write_read(&last);
             }
-            if let Ok(mut out) = OUT.lock() {
-                if let Some(w) = out.as_mut() {
-                    let _ = writeln!(w, "end");
-                    let _ = w.flush();
-                }
+            if let Ok(mut out) = OUT.lock()
+                && let Some(w) = out.as_mut()
+            {
+                let _ = writeln!(w, "end");
+                let _ = w.flush();
             }
         })?;
         Ok(())
@@ -103,7 +102,11 @@ impl Register for Profile {
 }
 
 impl HasCallbacks for Profile {
-    fn on_translation_block_translate(&mut self, _id: PluginId, tb: TranslationBlock) -> qemu_plugin::Result<()> {
+    fn on_translation_block_translate(
+        &mut self,
+        _id: PluginId,
+        tb: TranslationBlock,
+    ) -> qemu_plugin::Result<()> {
         let n = tb.size();
         for (i, insn) in tb.instructions().enumerate() {
             let bytes = insn.data();

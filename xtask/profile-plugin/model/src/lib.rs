@@ -39,14 +39,12 @@ pub fn classify(bytes: &[u8], vaddr: u64) -> Kind {
     let mut i = 0;
     let mut rep = false;
     let mut opsize = false;
-    let mut rex_w = false;
     while i < bytes.len() {
         match bytes[i] {
             0xf2 | 0xf3 => rep = true,
             0x66 => opsize = true,
             0x67 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65 | 0xf0 => {}
             0x40..=0x4f => {
-                rex_w = bytes[i] & 8 != 0;
                 i += 1;
                 break;
             }
@@ -54,7 +52,6 @@ pub fn classify(bytes: &[u8], vaddr: u64) -> Kind {
         }
         i += 1;
     }
-    let _ = rex_w;
     let op = &bytes[i.min(bytes.len())..];
     let rel = |off: usize, size: usize| -> u64 {
         let mut v: i64 = 0;
@@ -249,28 +246,15 @@ pub struct Read {
 }
 
 /// The per-vCPU event tracker.
+#[derive(Default)]
 pub struct Tracker {
     pub c: Counters,
     pub mem: Hierarchy,
     prev: Option<Insn>,
-    prev_prev_lfence: bool,
     /// A `rdtsc` after an `lfence`, waiting for the `lfence` after it.
     pending: Option<Read>,
     /// Entry points reached by a delivery (learned; IDT stubs are reached no other way).
     entries: std::collections::HashSet<u64>,
-}
-
-impl Default for Tracker {
-    fn default() -> Self {
-        Tracker {
-            c: Counters::default(),
-            mem: Hierarchy::default(),
-            prev: None,
-            prev_prev_lfence: false,
-            pending: None,
-            entries: Default::default(),
-        }
-    }
 }
 
 impl Tracker {
@@ -313,16 +297,15 @@ impl Tracker {
                     }
                 }
             }
-            if let Some(read) = self.pending.take() {
-                if insn.kind == Kind::Lfence {
-                    done = Some(read);
-                }
+            if let Some(read) = self.pending.take()
+                && insn.kind == Kind::Lfence
+            {
+                done = Some(read);
             }
         }
         if insn.kind == Kind::Rdtsc && self.prev.is_some_and(|p| p.kind == Kind::Lfence) {
             self.pending = Some(Read { pc: insn.vaddr, at: self.c });
         }
-        self.prev_prev_lfence = self.prev.is_some_and(|p| p.kind == Kind::Lfence);
         self.c.instructions += 1;
         match insn.kind {
             Kind::RepString if self.prev.is_some_and(|p| p.vaddr == insn.vaddr) => self.c.rep_iterations += 1,
