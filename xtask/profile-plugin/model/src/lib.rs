@@ -15,9 +15,12 @@ pub enum Kind {
     Direct { target: u64, falls_through: bool },
     /// `ret`, indirect `jmp`/`call`, far transfers: target unknown.
     Indirect,
-    /// `syscall`, `sysret`, `sysenter`, `sysexit`, `iret`, `int n`, `int3`,
-    /// `into`, `int1`: an explicit privilege transition.
+    /// `syscall`, `sysret`, `sysenter`, `sysexit`, `iret`: an explicit
+    /// privilege transition.
     Switch,
+    /// `int n`, `int3`, `into`, `int1`: a delivery through the IDT, like an
+    /// exception's.
+    SoftInt,
     /// A `rep`/`repne` string instruction (one execution per iteration in TCG).
     RepString,
     /// `mov cr3, reg`: an address-space change (and, without PCID, a full
@@ -71,7 +74,8 @@ pub fn classify(bytes: &[u8], vaddr: u64) -> Kind {
         [0x0f, 0xae, 0xe8, ..] => Kind::Lfence,
         [0x0f, 0x31, ..] => Kind::Rdtsc,
         [0x0f, 0x05, ..] | [0x0f, 0x07, ..] | [0x0f, 0x34, ..] | [0x0f, 0x35, ..] => Kind::Switch,
-        [0xcf, ..] | [0xcd, ..] | [0xcc, ..] | [0xce, ..] | [0xf1, ..] => Kind::Switch,
+        [0xcf, ..] => Kind::Switch,
+        [0xcd, ..] | [0xcc, ..] | [0xce, ..] | [0xf1, ..] => Kind::SoftInt,
         [0x0f, 0x22, m, ..] if modrm_reg(*m) == 3 => Kind::MovCr3,
         [0x0f, 0x22, m, ..] if modrm_reg(*m) == 4 => Kind::MovCr4,
         [0x0f, 0x01, m, ..] if modrm_reg(*m) == 7 && *m >> 6 != 3 => Kind::Invlpg,
@@ -273,7 +277,7 @@ impl Tracker {
             } else {
                 let fall = prev.vaddr.wrapping_add(prev.len) == insn.vaddr;
                 let delivered = match prev.kind {
-                    Kind::Switch => false,
+                    Kind::Switch | Kind::SoftInt => false,
                     Kind::Direct { target, falls_through } => {
                         !(target == insn.vaddr || falls_through && fall)
                     }
@@ -310,6 +314,10 @@ impl Tracker {
         match insn.kind {
             Kind::RepString if self.prev.is_some_and(|p| p.vaddr == insn.vaddr) => self.c.rep_iterations += 1,
             Kind::Switch => self.c.privilege_switches += 1,
+            Kind::SoftInt => {
+                self.c.privilege_switches += 1;
+                self.c.deliveries += 1;
+            }
             Kind::MovCr3 => {
                 self.c.cr3_writes += 1;
                 self.c.tlb_flushes += 1;
@@ -348,6 +356,10 @@ impl Tracker {
     fn undo_kind(&mut self, insn: &Insn) {
         match insn.kind {
             Kind::Switch => self.c.privilege_switches -= 1,
+            Kind::SoftInt => {
+                self.c.privilege_switches -= 1;
+                self.c.deliveries -= 1;
+            }
             Kind::MovCr3 => {
                 self.c.cr3_writes -= 1;
                 self.c.tlb_flushes -= 1;
@@ -393,6 +405,8 @@ mod tests {
         assert_eq!(classify(&[0x0f, 0x05], 0), Kind::Switch);
         assert_eq!(classify(&[0x48, 0x0f, 0x07], 0), Kind::Switch);
         assert_eq!(classify(&[0x48, 0xcf], 0), Kind::Switch);
+        assert_eq!(classify(&[0xcc], 0), Kind::SoftInt);
+        assert_eq!(classify(&[0xcd, 0x80], 0), Kind::SoftInt);
         assert_eq!(classify(&[0x0f, 0x22, 0xd8], 0), Kind::MovCr3); // mov cr3, rax
         assert_eq!(classify(&[0x0f, 0x01, 0x38], 0), Kind::Invlpg); // invlpg [rax]
         assert_eq!(classify(&[0x0f, 0x01, 0xf9], 0), Kind::Plain); // rdtscp
