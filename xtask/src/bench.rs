@@ -141,7 +141,7 @@ pub fn collect(
         })
     };
     // --profile: the plugin rides along and its reads become `profiles`.
-    let (outcome, profiles) = crate::profile::around(system, run, |o| o.output.as_str())?;
+    let (outcome, profiles) = crate::profile::around(system, spec, run)?;
     results.profiles = profiles.unwrap_or_default();
     if !errors.is_empty() {
         bail!("{system} printed malformed result lines:\n  {}", errors.join("\n  "));
@@ -263,7 +263,7 @@ pub fn run(
     let json = crate::report::json(&meta, &all);
     let mut md = crate::report::markdown(&meta, &all, opts);
     if crate::profile::enabled() {
-        md.push_str(&crate::profile::markdown(&all));
+        md.push_str(&crate::profile::markdown(&all, accel == Accel::Kvm));
     }
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
