@@ -109,40 +109,31 @@ pub fn collect(
 ) -> Result<KernelResults> {
     let mut results = KernelResults::default();
     let mut errors = Vec::new();
-    let run = || {
-        qemu::run_captured(spec, |text| {
-            if let Some(k) = text.strip_prefix("@bench-done|v1|") {
-                results.done = k == system;
-                return;
+    crate::profile::before_boot(system, spec); // --profile: the plugin rides along
+    let outcome = qemu::run_captured(spec, |text| {
+        if let Some(k) = text.strip_prefix("@bench-done|v1|") {
+            results.done = k == system;
+            return;
+        }
+        match line::parse(text) {
+            None => {}
+            Some(Err(e)) => errors.push(format!("{e}: {text:?}")),
+            Some(Ok(Parsed::Info { kernel, tsc_hz })) if kernel == system => results.tsc_hz = Some(tsc_hz),
+            Some(Ok(Parsed::Result { kernel, op, sample })) if kernel == system => {
+                progress(&format!("{:>28}: {:.1}", op.name, sample.median as f64 / sample.iterations as f64));
+                results.ops.insert(op.name, Ok(sample));
             }
-            match line::parse(text) {
-                None => {}
-                Some(Err(e)) => errors.push(format!("{e}: {text:?}")),
-                Some(Ok(Parsed::Info { kernel, tsc_hz })) if kernel == system => {
-                    results.tsc_hz = Some(tsc_hz)
-                }
-                Some(Ok(Parsed::Result { kernel, op, sample })) if kernel == system => {
-                    progress(&format!(
-                        "{:>28}: {:.1}",
-                        op.name,
-                        sample.median as f64 / sample.iterations as f64
-                    ));
-                    results.ops.insert(op.name, Ok(sample));
-                }
-                Some(Ok(Parsed::NotApplicable { kernel, op, note })) if kernel == system => {
-                    progress(&format!("{:>28}: n/a", op.name));
-                    results.ops.insert(op.name, Err(note.to_owned()));
-                }
-                Some(Ok(Parsed::Extra { kernel, op, label, sample })) if kernel == system => {
-                    results.extras.push((op.name, label.to_owned(), sample));
-                }
-                Some(Ok(other)) => errors.push(format!("a result for another system: {other:?}")),
+            Some(Ok(Parsed::NotApplicable { kernel, op, note })) if kernel == system => {
+                progress(&format!("{:>28}: n/a", op.name));
+                results.ops.insert(op.name, Err(note.to_owned()));
             }
-        })
-    };
-    // --profile: the plugin rides along and its reads become `profiles`.
-    let (outcome, profiles) = crate::profile::around(system, spec, run)?;
-    results.profiles = profiles.unwrap_or_default();
+            Some(Ok(Parsed::Extra { kernel, op, label, sample })) if kernel == system => {
+                results.extras.push((op.name, label.to_owned(), sample));
+            }
+            Some(Ok(other)) => errors.push(format!("a result for another system: {other:?}")),
+        }
+    })?;
+    results.profiles = crate::profile::after_boot(system, spec, &outcome)?;
     if !errors.is_empty() {
         bail!("{system} printed malformed result lines:\n  {}", errors.join("\n  "));
     }

@@ -96,24 +96,32 @@ fn end() {
     }
 }
 
-/// Run `boot` (which runs QEMU as `spec` says) with the plugin loaded when
-/// profiling is on, and attribute the reads to the result lines of `system`
-/// (the hook in `bench::collect`). Under KVM a TCG plugin cannot run: the
-/// measured boot runs without it and a second boot of the same `spec` under
-/// TCG `-icount shift=0` is profiled, so the tables can show measured cycles
-/// beside estimated ones. (No host here has hardware virtualization: that
-/// path is untested.)
-pub fn around(
+/// Before a benchmark boot of `system` (the hook in `bench::collect`):
+/// under TCG, load the plugin for it when profiling is on.
+pub fn before_boot(system: &str, spec: &crate::qemu::RunSpec) {
+    end();
+    if enabled() && spec.accel != crate::qemu::Accel::Kvm {
+        let _ = begin(system);
+    }
+}
+
+/// After it: attribute the plugin's reads to the result lines of `system`
+/// (empty when profiling is off). Under KVM a TCG plugin cannot run: the
+/// measured boot ran without it, and a second boot of the same `spec` under
+/// TCG `-icount shift=0` is profiled here, so the tables can show measured
+/// cycles beside estimated ones. (No host here has hardware
+/// virtualization: that path is untested.)
+pub fn after_boot(
     system: &str,
     spec: &crate::qemu::RunSpec,
-    boot: impl FnOnce() -> Result<crate::qemu::Outcome>,
-) -> Result<(crate::qemu::Outcome, Option<BTreeMap<&'static str, RowProfile>>)> {
+    outcome: &crate::qemu::Outcome,
+) -> Result<BTreeMap<&'static str, RowProfile>> {
     use crate::qemu::{Accel, RunSpec, run_captured};
+    end();
     if !enabled() {
-        return Ok((boot()?, None));
+        return Ok(BTreeMap::new());
     }
-    let (value, profiled) = if spec.accel == Accel::Kvm {
-        let value = boot()?;
+    let profiled = if spec.accel == Accel::Kvm {
         let _ = begin(system);
         let icount = RunSpec {
             boot: spec.boot,
@@ -122,16 +130,11 @@ pub fn around(
             timeout: spec.timeout,
             gdb: false,
         };
-        let profiled = run_captured(&icount, |_| {});
+        let run = run_captured(&icount, |_| {});
         end();
-        (value, profiled?.output)
+        run?.output
     } else {
-        let _ = begin(system);
-        let value = boot();
-        end();
-        let value = value?;
-        let output = value.output.clone();
-        (value, output)
+        outcome.output.clone()
     };
     let out = root().join(format!("target/bench/profile-{system}.reads"));
     // A run QEMU did not finish (a timeout kills it before the plugin
@@ -139,13 +142,12 @@ pub fn around(
     // the run's own failure.
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     if !text.trim_end().ends_with("end") {
-        return Ok((value, Some(BTreeMap::new())));
+        return Ok(BTreeMap::new());
     }
     let reads = parse_reads(&text)?;
     // Kept beside the reads, to re-attribute or inspect by hand.
     let _ = std::fs::write(out.with_extension("serial"), &profiled);
-    let found = attribute(system, &reads, &profiled);
-    Ok((value, Some(found)))
+    Ok(attribute(system, &reads, &profiled))
 }
 
 /// Counter snapshots at one clock read, by the plugin's counter names.
