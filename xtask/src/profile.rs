@@ -287,28 +287,39 @@ pub fn attribute(system: &str, reads: &[Read], output: &str) -> BTreeMap<&'stati
             _ => continue,
         };
         let per = sample.runs as usize + 1;
-        'search: for s in next.saturating_sub(1)..segs.len() {
+        // A bounded search (a Linux segment can hold 60,000 reads): the
+        // next few segments, at most eight left-out addresses, and a
+        // measurement starts at a segment's first unused pair. Run totals of
+        // instructions come from prefix sums; only a candidate whose
+        // instruction figures match is fitted in full.
+        'search: for s in next.saturating_sub(1)..segs.len().min(next + 8) {
             for j in 0..4.min(segs.len() - s) {
                 let range = segs[s].start..segs[s + j].end;
-                // All the reads, or all but those at one address: a clock
-                // read inside the timed region that ends none (Linux's
-                // SIGSEGV handler reads the clock on every fault, though
-                // only "trap" uses it).
                 let mut pcs: Vec<Option<u64>> = reads[range.clone()].iter().map(|r| Some(r.pc)).collect();
                 pcs.sort();
                 pcs.dedup();
+                pcs.truncate(8);
                 pcs.insert(0, None);
                 for skip in pcs {
-                    let kept: Vec<usize> = range.clone().filter(|&i| Some(reads[i].pc) != skip).collect();
+                    let kept: Vec<usize> =
+                        range.clone().filter(|&i| Some(reads[i].pc) != skip && !used[i]).collect();
                     let pairs: Vec<(usize, usize)> = kept.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-                    let regions: Vec<Vec<u64>> =
-                        pairs.iter().map(|&(a, b)| delta(&reads[a], &reads[b])).collect();
-                    for a in 0..pairs.len() {
-                        let mut len = per;
-                        while a + len <= pairs.len() {
-                            let free = pairs[a..a + len].iter().all(|&(x, y)| !used[x] && !used[y]);
-                            if free && let Some(p) = fit(&regions[a..a + len], &sample) {
-                                for &(x, y) in &pairs[a..a + len] {
+                    let mut prefix = vec![0u64; pairs.len() + 1];
+                    for (i, &(x, y)) in pairs.iter().enumerate() {
+                        prefix[i + 1] = prefix[i] + (reads[y].at[0] - reads[x].at[0]);
+                    }
+                    let mut len = per;
+                    while len <= pairs.len() {
+                        let k = len / per;
+                        let mut runs: Vec<u64> =
+                            (1..per).map(|r| prefix[(r + 1) * k] - prefix[r * k]).collect();
+                        runs.sort_unstable();
+                        let quick = runs.first() == Some(&sample.min) && runs.last() == Some(&sample.max);
+                        if quick {
+                            let regions: Vec<Vec<u64>> =
+                                pairs[..len].iter().map(|&(x, y)| delta(&reads[x], &reads[y])).collect();
+                            if let Some(p) = fit(&regions, &sample) {
+                                for &(x, y) in &pairs[..len] {
                                     used[x] = true;
                                     used[y] = true;
                                 }
@@ -318,8 +329,8 @@ pub fn attribute(system: &str, reads: &[Read], output: &str) -> BTreeMap<&'stati
                                 next = s + j;
                                 break 'search;
                             }
-                            len += per;
                         }
+                        len += per;
                     }
                 }
             }
@@ -769,6 +780,9 @@ mod tests {
             };
             let found = attribute(system, &parse_reads(&r).unwrap(), &o);
             println!("{system}: {:?}", found.keys().collect::<Vec<_>>());
+            for (op, p) in &found {
+                println!("  {system} | {op} | {}", serde_json::to_string(&json(p)).unwrap());
+            }
         }
     }
 
