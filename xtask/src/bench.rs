@@ -22,6 +22,8 @@ pub struct KernelResults {
     /// Secondary measurements: (operation, label, sample).
     pub extras: Vec<(&'static str, String, Sample)>,
     pub done: bool,
+    /// Operation name → cost profile (`--profile` only).
+    pub profiles: BTreeMap<&'static str, crate::profile::RowProfile>,
 }
 
 /// Which systems to benchmark.
@@ -107,6 +109,7 @@ pub fn collect(
 ) -> Result<KernelResults> {
     let mut results = KernelResults::default();
     let mut errors = Vec::new();
+    crate::profile::before_boot(system, spec); // --profile: the plugin rides along
     let outcome = qemu::run_captured(spec, |text| {
         if let Some(k) = text.strip_prefix("@bench-done|v1|") {
             results.done = k == system;
@@ -130,6 +133,7 @@ pub fn collect(
             Some(Ok(other)) => errors.push(format!("a result for another system: {other:?}")),
         }
     })?;
+    results.profiles = crate::profile::after_boot(system, spec, &outcome)?;
     if !errors.is_empty() {
         bail!("{system} printed malformed result lines:\n  {}", errors.join("\n  "));
     }
@@ -248,7 +252,10 @@ pub fn run(
         tsc_hz: ["exo", "spin", "linux"].iter().find_map(|k| all.get(k).and_then(|r| r.tsc_hz)).unwrap_or(0),
     };
     let json = crate::report::json(&meta, &all);
-    let md = crate::report::markdown(&meta, &all, opts);
+    let mut md = crate::report::markdown(&meta, &all, opts);
+    if crate::profile::enabled() {
+        md.push_str(&crate::profile::markdown(&all, accel == Accel::Kvm));
+    }
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("latest.json"), serde_json::to_string_pretty(&json)? + "\n")

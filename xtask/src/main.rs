@@ -8,6 +8,7 @@ mod cpio;
 mod env;
 mod linux;
 mod paper;
+mod profile;
 mod qemu;
 mod readme;
 mod report;
@@ -90,6 +91,10 @@ enum Command {
         /// downloading Debian's linux-image-amd64.
         #[arg(long)]
         linux_kernel: Option<std::path::PathBuf>,
+        /// Also load the cost-profile TCG plugin (xtask/profile-plugin): events,
+        /// simulated cache misses and estimated cycles per row (TCG only).
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         machine: MachineArgs,
     },
@@ -188,8 +193,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             paper::run(rerun)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench { quick, only, kernel, no_linux, linux_kernel, machine } => {
+        Command::Bench { quick, only, kernel, no_linux, linux_kernel, profile, machine } => {
             let opts = bench::BenchOptions { quick, only };
+            if profile {
+                profile::enable()?;
+            }
             let timeout = std::time::Duration::from_secs(machine.timeout);
             let systems: Vec<bench::System> = match kernel {
                 Some(k) => vec![k],

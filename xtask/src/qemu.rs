@@ -159,6 +159,8 @@ fn command(spec: &RunSpec) -> Command {
     if spec.gdb {
         cmd.args(["-s", "-S"]);
     }
+    // `bench --profile`: the cost-profile plugin, while a profiled boot runs.
+    cmd.args(crate::profile::qemu_args());
     cmd
 }
 

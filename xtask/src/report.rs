@@ -37,6 +37,9 @@ pub struct ResultRow {
     pub iterations: u32,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub note: Option<String>,
+    /// `bench --profile`: the row's cost profile (see `profile.rs`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub profile: Option<crate::profile::ProfileJson>,
 }
 
 fn round2(x: f64) -> f64 {
@@ -66,6 +69,7 @@ pub fn json(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>) -> Results
                     runs: s.runs,
                     iterations: s.iterations,
                     note: None,
+                    profile: r.profiles.get(op.name).map(crate::profile::json),
                 },
                 Err(note) => ResultRow {
                     table: op.table.id().into(),
@@ -77,6 +81,7 @@ pub fn json(meta: &Meta, all: &BTreeMap<&'static str, KernelResults>) -> Results
                     runs: 0,
                     iterations: 0,
                     note: Some(note.clone()),
+                    profile: None,
                 },
             });
         }

@@ -54,6 +54,18 @@ pub fn run(filter: Option<&str>, extra_cmdline: &str, machine: MachineArgs) -> R
     println!("== host unit tests ({})", HOST_TESTED.join(", "));
     host_unit_tests(&mut report, filter);
 
+    if selected("host/profile-model", filter) {
+        // The cost-profile plugin's model (its own workspace, GPL like QEMU's plugin API).
+        match crate::profile::plugin_unit_tests() {
+            Ok(o) if o.status.success() => report.pass("host/profile-model"),
+            Ok(o) => report.fail(
+                "host/profile-model",
+                format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+            ),
+            Err(e) => report.fail("host/profile-model", format!("{e:#}")),
+        }
+    }
+
     println!("== build checks (SPIN extensions: safe Rust, interface only)");
     crate::checks::run(&mut report, filter);
 
@@ -90,6 +102,9 @@ pub fn run(filter: Option<&str>, extra_cmdline: &str, machine: MachineArgs) -> R
                 }
                 Err(e) => report.fail(&name, format!("{e:#}")),
             }
+        }
+        if selected(&format!("{}/profile_counts_equal_the_benchmarks_and_repeat", kernel.name()), filter) {
+            crate::profile::self_test(&mut report, kernel, &image, Accel::Icount, timeout);
         }
         for scenario in SCENARIOS {
             let name = format!("{}/{}", kernel.name(), scenario.name);

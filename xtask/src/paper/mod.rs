@@ -3,6 +3,7 @@
 //! papers' claims). Every number in it comes from the results file or from
 //! `benchmarks::published`; nothing is edited by hand.
 
+mod costs;
 mod figures;
 mod text;
 mod verdicts;
@@ -134,7 +135,12 @@ pub fn write(results: &Results, dir: &Path) -> Result<()> {
         figures::table_chart(results, table, &figures.join(format!("{}.svg", table.id())))?;
     }
     let claims = verdicts::evaluate(results);
-    let report = text::report(results, &claims);
+    let mut report = text::report(results, &claims);
+    // The cost profile (`bench --profile`): estimated cycles by cause.
+    if results.file.results.iter().any(|r| r.profile.is_some()) {
+        costs::figure(results, &figures.join("where-the-time-goes.svg"))?;
+    }
+    report.push_str(&costs::section(results, &claims));
     std::fs::write(dir.join("report.md"), report).context("writing paper/report.md")?;
     Ok(())
 }
