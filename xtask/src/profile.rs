@@ -159,6 +159,10 @@ pub struct Read {
 }
 
 /// The plugin's counter names, in its order (the `names` header line).
+/// Written out again rather than shared with `profile-model`: that crate is
+/// GPL (QEMU's plugin interface) and xtask does not link it; `parse`
+/// checks the plugin's header against this list, so the two cannot drift
+/// unnoticed.
 pub const NAMES: [&str; 14] = [
     "instructions",
     "rep_iterations",
