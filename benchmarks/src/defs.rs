@@ -10,16 +10,20 @@ pub enum Table {
     VirtualMemory,
     Exceptions,
     Dispatcher,
+    Networking,
+    DynamicExtensions,
 }
 
 impl Table {
-    pub const ALL: [Table; 6] = [
+    pub const ALL: [Table; 8] = [
         Table::Baseline,
         Table::ProtectedCommunication,
         Table::ThreadManagement,
         Table::VirtualMemory,
         Table::Exceptions,
         Table::Dispatcher,
+        Table::Networking,
+        Table::DynamicExtensions,
     ];
 
     /// The `table` field of the results JSON.
@@ -31,6 +35,8 @@ impl Table {
             Table::VirtualMemory => "virtual-memory",
             Table::Exceptions => "exceptions",
             Table::Dispatcher => "dispatcher",
+            Table::Networking => "networking",
+            Table::DynamicExtensions => "dynamic-extensions",
         }
     }
 
@@ -43,6 +49,8 @@ impl Table {
             Table::VirtualMemory => "Virtual memory (SPIN Table 4)",
             Table::Exceptions => "Exception dispatch (Aegis)",
             Table::Dispatcher => "Event dispatcher scaling (SPIN, OSDI 1996)",
+            Table::Networking => "Networking (SPIN's protocol graph, Aegis's DPF and ASH)",
+            Table::DynamicExtensions => "Dynamic extensions (SPIN's run-time linking)",
         }
     }
 
@@ -231,6 +239,60 @@ pub const OPS: &[Op] = &[
         "50 guards false",
         1_000,
         "raise an event whose fifty guards all decline (no handler runs)",
+    ),
+    op(
+        Networking,
+        "udp round trip",
+        200,
+        "start: a client and a server at user level, each on its own NIC of one QEMU hub; the client sends a 64-byte UDP payload, the server receives it and sends it back, the client receives it (checked byte for byte)",
+    ),
+    op(
+        Networking,
+        "udp round trip, kernel echo",
+        200,
+        "the same round trip with the server side inside the kernel (an in-kernel echo): the client at user level sends, the kernel echoes, the client receives and checks",
+    ),
+    op(
+        Networking,
+        "packet demux, 1 endpoint",
+        1_000,
+        "start: 1 UDP endpoint installed; from a received frame to the choice of its receiving endpoint (the choice is checked)",
+    ),
+    op(
+        Networking,
+        "packet demux, 10 endpoints",
+        1_000,
+        "the same with 10 endpoints installed (distinct ports), the frame matching one of them",
+    ),
+    op(
+        Networking,
+        "packet demux, 100 endpoints",
+        1_000,
+        "the same with 100 endpoints installed (distinct ports), the frame matching one of them",
+    ),
+    op(
+        DynamicExtensions,
+        "load extension",
+        20,
+        "start: the hello extension's certified object in memory, not loaded; verify its certificate, link it against the interface, run its init: loaded (checked by calling it); unloaded untimed",
+    ),
+    op(
+        DynamicExtensions,
+        "unload extension",
+        20,
+        "start: the hello extension loaded at run time; unload it (checked: its import answers unbound); loaded again untimed",
+    ),
+    op(
+        DynamicExtensions,
+        "raise 1 handler, loaded at run time",
+        10_000,
+        "as raise 1 handler, the handler in an extension loaded at run time from its certified object",
+    ),
+    op(
+        DynamicExtensions,
+        "protected in-kernel call, loaded at run time",
+        10_000,
+        "as protected in-kernel call, the callee in an extension loaded at run time from its certified object",
     ),
 ];
 

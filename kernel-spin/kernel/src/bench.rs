@@ -65,6 +65,19 @@ fn in_kernel(op: &Op, settings: &Settings) -> Outcome {
             Err(_) => Outcome::NotApplicable("could not fork the pong thread"),
         },
         "dirty" => dirty(op, iters, runs),
+        "udp round trip"
+        | "udp round trip, kernel echo"
+        | "packet demux, 1 endpoint"
+        | "packet demux, 10 endpoints"
+        | "packet demux, 100 endpoints" => {
+            Outcome::NotApplicable("not built yet: kernel-spin has no protocol graph (networking issue)")
+        }
+        "load extension"
+        | "unload extension"
+        | "raise 1 handler, loaded at run time"
+        | "protected in-kernel call, loaded at run time" => Outcome::NotApplicable(
+            "not built yet: every extension is linked into the kernel image (dynamic-extensions issue)",
+        ),
         _ => in_user(op, iters, runs),
     }
 }
