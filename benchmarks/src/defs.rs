@@ -284,13 +284,13 @@ pub const OPS: &[Op] = &[
     ),
     op(
         DynamicExtensions,
-        "raise 1 handler, loaded at run time",
+        "raise 1 handler, loaded",
         10_000,
         "as raise 1 handler, the handler in an extension loaded at run time from its certified object",
     ),
     op(
         DynamicExtensions,
-        "protected in-kernel call, loaded at run time",
+        "protected in-kernel call, loaded",
         10_000,
         "as protected in-kernel call, the callee in an extension loaded at run time from its certified object",
     ),

@@ -47,7 +47,7 @@ pub fn run_op(op: &'static Op, settings: &Settings) -> Outcome {
         "load extension" | "unload extension" => Outcome::NotApplicable(
             "not built yet: no kernel module or eBPF program in the initramfs (dynamic-extensions issue)",
         ),
-        "raise 1 handler, loaded at run time" | "protected in-kernel call, loaded at run time" => {
+        "raise 1 handler, loaded" | "protected in-kernel call, loaded" => {
             Outcome::NotApplicable("Linux has no event dispatcher or protection domains inside the kernel")
         }
         _ => Outcome::NotApplicable("no Linux glue for this operation"),

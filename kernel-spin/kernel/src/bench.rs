@@ -74,8 +74,8 @@ fn in_kernel(op: &Op, settings: &Settings) -> Outcome {
         }
         "load extension"
         | "unload extension"
-        | "raise 1 handler, loaded at run time"
-        | "protected in-kernel call, loaded at run time" => Outcome::NotApplicable(
+        | "raise 1 handler, loaded"
+        | "protected in-kernel call, loaded" => Outcome::NotApplicable(
             "not built yet: every extension is linked into the kernel image (dynamic-extensions issue)",
         ),
         _ => in_user(op, iters, runs),

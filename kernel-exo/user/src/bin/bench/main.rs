@@ -65,8 +65,8 @@ fn glue(op: &'static benchmarks::Op, settings: &Settings) -> Outcome {
         ),
         "load extension"
         | "unload extension"
-        | "raise 1 handler, loaded at run time"
-        | "protected in-kernel call, loaded at run time" => Outcome::NotApplicable(
+        | "raise 1 handler, loaded"
+        | "protected in-kernel call, loaded" => Outcome::NotApplicable(
             "an exokernel links nothing into the kernel: application code runs in its own environment, loaded by its library OS",
         ),
         _ => Outcome::NotApplicable(
