@@ -12,10 +12,11 @@ pub enum Table {
     Dispatcher,
     Networking,
     DynamicExtensions,
+    DownloadedCode,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Baseline,
         Table::ProtectedCommunication,
         Table::ThreadManagement,
@@ -24,6 +25,7 @@ impl Table {
         Table::Dispatcher,
         Table::Networking,
         Table::DynamicExtensions,
+        Table::DownloadedCode,
     ];
 
     /// The `table` field of the results JSON.
@@ -37,6 +39,7 @@ impl Table {
             Table::Dispatcher => "dispatcher",
             Table::Networking => "networking",
             Table::DynamicExtensions => "dynamic-extensions",
+            Table::DownloadedCode => "downloaded-code",
         }
     }
 
@@ -51,6 +54,7 @@ impl Table {
             Table::Dispatcher => "Event dispatcher scaling (SPIN, OSDI 1996)",
             Table::Networking => "Networking (SPIN's protocol graph, Aegis's DPF and ASH)",
             Table::DynamicExtensions => "Dynamic extensions (SPIN's run-time linking)",
+            Table::DownloadedCode => "Downloaded code (Aegis's ASH, Xok's wakeup predicates)",
         }
     }
 
@@ -293,6 +297,19 @@ pub const OPS: &[Op] = &[
         "protected in-kernel call, loaded",
         10_000,
         "as protected in-kernel call, the callee in an extension loaded at run time from its certified object",
+    ),
+    op(
+        DownloadedCode,
+        "handler download, 10 instructions",
+        100,
+        "start: no handler installed; download a 10-instruction handler (verified, installed: checked by running it once untimed); removed untimed",
+    ),
+    op(DownloadedCode, "handler download, 100 instructions", 100, "the same with a 100-instruction handler"),
+    op(
+        DownloadedCode,
+        "predicate wakeup",
+        1_000,
+        "start: a sleeper waiting on a predicate over a word in its own pages; another party makes it true; from that store until the sleeper runs (checked: it ran, the clause that held is named)",
     ),
 ];
 

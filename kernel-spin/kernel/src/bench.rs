@@ -65,6 +65,11 @@ fn in_kernel(op: &Op, settings: &Settings) -> Outcome {
             Err(_) => Outcome::NotApplicable("could not fork the pong thread"),
         },
         "dirty" => dirty(op, iters, runs),
+        "handler download, 10 instructions" | "handler download, 100 instructions" | "predicate wakeup" => {
+            Outcome::NotApplicable(
+                "downloaded code is the exokernel's third protection model: SPIN extends the kernel with compiled safe code instead (the dynamic-extensions table)",
+            )
+        }
         "udp round trip"
         | "udp round trip, kernel echo"
         | "packet demux, 1 endpoint"
