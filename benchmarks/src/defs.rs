@@ -302,14 +302,14 @@ pub const OPS: &[Op] = &[
         DownloadedCode,
         "handler download, 10 instructions",
         100,
-        "start: no handler installed; download a 10-instruction handler (verified, installed: checked by running it once untimed); removed untimed",
+        "start: nothing installed; download 10 instructions of verified code (verify, install; checked by running it once afterwards); removed untimed",
     ),
     op(DownloadedCode, "handler download, 100 instructions", 100, "the same with a 100-instruction handler"),
     op(
         DownloadedCode,
         "predicate wakeup",
         1_000,
-        "start: a sleeper waiting on a predicate over a word in its own pages; another party makes it true; from that store until the sleeper runs (checked: it ran, the clause that held is named)",
+        "start: a sleeper waiting on a predicate over a word it shares with a waker; the waker changes the word and gives up the processor, the sleeper wakes (the tag names the clause that held), acknowledges in a second word and waits again, and the waker runs again: one round (the acknowledgements are checked)",
     ),
 ];
 
@@ -366,6 +366,36 @@ pub const GLUE_NOTES: &[(&str, &str, &str)] = &[
         "linux",
         "fork-join kernel",
         "pthread_create/join with one reused thread stack (pthread_attr_setstack), what glibc's stack cache gives every ordinary program; musl's default of a fresh stack per thread is an extra line",
+    ),
+    (
+        "exo",
+        "handler download, 10 instructions",
+        "the code is a wakeup predicate (a load, additions, ret), downloaded with PredSet: the format and verifier message handlers will share",
+    ),
+    (
+        "exo",
+        "handler download, 100 instructions",
+        "the code is a wakeup predicate (a load, 97 additions, a move, ret), downloaded with PredSet",
+    ),
+    (
+        "exo",
+        "predicate wakeup",
+        "the sleeper owns no time slices: the waker's directed yield offers it the processor, and the kernel runs its predicate to decide",
+    ),
+    (
+        "linux",
+        "handler download, 10 instructions",
+        "BPF_PROG_LOAD of a 10-instruction socket filter (a load, a move, additions, exit) as root: the eBPF verifier and the JIT; the descriptor is closed untimed",
+    ),
+    (
+        "linux",
+        "handler download, 100 instructions",
+        "BPF_PROG_LOAD of the same program with 100 instructions",
+    ),
+    (
+        "linux",
+        "predicate wakeup",
+        "Linux's way to sleep until a word changes is a futex: the waker stores, FUTEX_WAKE, and waits on the word for the sleeper's answer (the ping-pong kernel round trip, measured again here)",
     ),
     (
         "spin",

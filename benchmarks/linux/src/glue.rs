@@ -1,6 +1,6 @@
 //! Which Linux mechanism measures which operation.
 
-use crate::{exceptions, ipc, sys, threads, vm};
+use crate::{bpf, exceptions, ipc, sys, threads, vm};
 use benchmarks::suite::{self, Outcome};
 use benchmarks::{Op, Settings, measure};
 
@@ -37,11 +37,9 @@ pub fn run_op(op: &'static Op, settings: &Settings) -> Outcome {
         name if name.starts_with("raise ") || name == "50 guards false" => Outcome::NotApplicable(
             "Linux has no event dispatcher for extensions; kernel notifier chains are not reachable from user code",
         ),
-        "handler download, 10 instructions" | "handler download, 100 instructions" | "predicate wakeup" => {
-            Outcome::NotApplicable(
-                "not built yet: no eBPF program in the Linux glue (ASH and wakeup-predicate issue)",
-            )
-        }
+        "handler download, 10 instructions" => bpf::download(10, iters, runs),
+        "handler download, 100 instructions" => bpf::download(100, iters, runs),
+        "predicate wakeup" => threads::ping_pong(iters, runs),
         "udp round trip"
         | "udp round trip, kernel echo"
         | "packet demux, 1 endpoint"

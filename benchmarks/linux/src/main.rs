@@ -8,6 +8,7 @@
 //! a Linux host as an ordinary program (`bench-linux [--quick] [--only X]`)
 //! it just prints the lines, which is how `cargo xtask test` checks the glue.
 
+mod bpf;
 mod exceptions;
 mod glue;
 mod ipc;

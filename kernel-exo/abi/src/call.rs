@@ -112,6 +112,17 @@ pub enum Call {
     /// itself (the program image its loader bound). Errors: Unaligned,
     /// BadAddress (outside user space, or nothing bound there).
     Lookup = 18,
+    /// Download a wakeup predicate (`exo_abi::code`): `a1` instructions at
+    /// user address `a0`, reading the `a3` windows ([`crate::code::Window`])
+    /// at `a2`. The kernel verifies it and installs it as the caller's
+    /// predicate, replacing any earlier one; `a1` = 0 removes it. Each
+    /// window's capability must be held by the caller with READ rights;
+    /// the window may not cross its page. When the code is refused:
+    /// status BadCode, r0 = the [`crate::code::Reject`] reason, r1 = the
+    /// instruction's index.
+    /// Errors: BadCode, BadAddress, BadLength, BadArgument (a window), cap
+    /// errors, NoRights, OutOfMemory.
+    PredSet = 30,
 
     /// Synchronous protected control transfer to environment `a0` (see
     /// the crate docs for the register convention): the caller stops (it
@@ -133,11 +144,21 @@ pub enum Call {
     Wait = 35,
     /// End the caller with exit code `a0`. Never returns.
     Exit = 36,
+    /// Sleep until the installed predicate (see [`Call::PredSet`]) holds:
+    /// the scheduler evaluates it whenever the caller's slice comes up and
+    /// skips the caller while it is false. r0 = the predicate's result
+    /// (its tag: which clause held), or 0 when the caller was entered for
+    /// another reason first (an upcall resumed it: check again). The
+    /// predicate stays installed. If it holds already, returns at once.
+    /// Errors: BadState (no predicate installed), Revoked (a window's
+    /// capability went away while it slept: the predicate is removed),
+    /// CodeTrapped (a run trapped, e.g. divided by zero: removed).
+    PredWait = 37,
 }
 
 impl Call {
     /// Every call, for tables and tests.
-    pub const ALL: [Call; 24] = [
+    pub const ALL: [Call; 26] = [
         Call::Null,
         Call::ConsoleWrite,
         Call::EnvSelf,
@@ -157,11 +178,13 @@ impl Call {
         Call::ProgramRead,
         Call::Protect,
         Call::Lookup,
+        Call::PredSet,
         Call::PctSync,
         Call::PctAsync,
         Call::Yield,
         Call::Wait,
         Call::Exit,
+        Call::PredWait,
     ];
 
     /// The call with number `n`, if there is one.
@@ -176,7 +199,7 @@ impl Call {
 }
 
 /// Highest call number.
-pub const LAST_CALL: u64 = Call::Exit as u64;
+pub const LAST_CALL: u64 = Call::PredWait as u64;
 
 #[cfg(test)]
 mod tests {

@@ -50,11 +50,15 @@ pub enum Error {
     BadArgument = 18,
     /// No program with this name is in the boot archive.
     NotFound = 19,
+    /// Downloaded code the verifier refused (the call says where and why).
+    BadCode = 30,
+    /// Downloaded code trapped at run time (it is disabled).
+    CodeTrapped = 31,
 }
 
 impl Error {
     /// Every error, for tables and tests.
-    pub const ALL: [Error; 19] = [
+    pub const ALL: [Error; 21] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::Unaligned,
@@ -74,6 +78,8 @@ impl Error {
         Error::Limit,
         Error::BadArgument,
         Error::NotFound,
+        Error::BadCode,
+        Error::CodeTrapped,
     ];
 
     /// The code returned in RAX.
@@ -121,6 +127,8 @@ impl Error {
             Error::Limit => "limit reached",
             Error::BadArgument => "bad argument",
             Error::NotFound => "not found",
+            Error::BadCode => "downloaded code refused by the verifier",
+            Error::CodeTrapped => "downloaded code trapped",
         }
     }
 }

@@ -54,6 +54,7 @@
 #![forbid(unsafe_code)]
 
 pub mod call;
+pub mod code;
 pub mod error;
 pub mod layout;
 pub mod types;

@@ -242,6 +242,44 @@ pub fn wait() -> ! {
     unsafe { asm!("syscall", in("rax") Call::Wait as u64, options(noreturn, nostack)) }
 }
 
+/// Download a wakeup predicate (see `exo_abi::code` and [`Call::PredSet`]);
+/// an empty `code` removes it. On a refusal the error is `BadCode` with
+/// the reason and the instruction's index.
+pub fn pred_set(
+    code: &[exo_abi::code::Insn],
+    windows: &[exo_abi::code::Window],
+) -> Result<(), (Error, u64, u64)> {
+    // SAFETY: PredSet only reads the two arrays (Insn and Window are the
+    // ABI's `repr(C)` layouts) and changes nothing in this program.
+    let (s, why, at) = unsafe {
+        raw(
+            Call::PredSet as u64,
+            code.as_ptr() as u64,
+            code.len() as u64,
+            windows.as_ptr() as u64,
+            windows.len() as u64,
+            0,
+            0,
+        )
+    };
+    Error::check(s).map_err(|e| (e, why, at))
+}
+
+/// Sleep until the installed predicate holds: its tag (0 if an upcall
+/// resumed this context before it held).
+pub fn pred_wait() -> Result<u64, Error> {
+    let (s, tag);
+    // SAFETY: PredWait saves and restores the complete register state but
+    // RAX and RDX (status and tag), like Yield; every register the ABI
+    // names is declared clobbered anyway.
+    unsafe {
+        asm!("syscall", inlateout("rax") Call::PredWait as u64 => s, out("rdx") tag,
+             out("rdi") _, out("rsi") _, out("r8") _, out("r9") _, out("r10") _,
+             out("rcx") _, out("r11") _, options(nostack))
+    };
+    Error::check(s).map(|()| tag)
+}
+
 /// End this environment.
 pub fn exit(code: u64) -> ! {
     // SAFETY: Exit never returns.

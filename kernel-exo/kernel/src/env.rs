@@ -59,6 +59,10 @@ pub struct Env {
     pub slice_upcalls: u64,
     /// Pages repossessed in total.
     pub repossessed: u64,
+    /// The downloaded wakeup predicate, and whether the environment sleeps
+    /// on it (its saved context then resumes only when it holds).
+    pub pred: Option<crate::wakeup::Predicate>,
+    pub sleeping: bool,
 }
 
 impl Env {
@@ -131,6 +135,8 @@ pub fn create(k: &mut Kernel, parent: u64, slices: u64, quota: u64) -> Result<us
         penalties: 0,
         slice_upcalls: 0,
         repossessed: 0,
+        pred: None,
+        sleeping: false,
     };
     let Ok(id) = k.envs.insert(env) else {
         frames.release();
@@ -314,6 +320,8 @@ pub fn destroy(k: &mut Kernel, i: usize, ending: Ending) {
     e.ctx = None;
     e.revoke = None;
     e.revoke_upcall_pending = false;
+    e.pred = None;
+    e.sleeping = false;
     let (root, uarea, info, quota, parent) = (e.root, e.uarea, e.info, e.quota, e.parent);
     Frames { root, uarea, info }.release();
     let parent_slot =

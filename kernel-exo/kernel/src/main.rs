@@ -37,6 +37,7 @@ mod sched;
 mod syscalls;
 mod tests;
 mod uaccess;
+mod wakeup;
 
 use bootloader_api::{BootInfo, entry_point};
 use hal_logic::cmdline::Cmdline;

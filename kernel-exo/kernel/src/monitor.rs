@@ -60,12 +60,14 @@ pub fn run(timer: bool) {
         // Back: nothing could run.
         // SAFETY: the kernel root maps the kernel as every root does.
         unsafe { cpu::set_cr3(paging::kernel_root()) };
-        let waiting_for_deadline = timer && kernel::with(|k| revoke::pending(k));
-        if !waiting_for_deadline {
+        // Only the clock can change anything now: a revocation deadline, or
+        // a sleeper whose predicate reads the clock.
+        let clock_matters = || kernel::with(|k| revoke::pending(k) || crate::wakeup::clock_sleepers(k));
+        if !(timer && clock_matters()) {
             break;
         }
-        // A revocation deadline is pending: let the clock run to it.
-        while !crate::sched::anything_runnable() && kernel::with(|k| revoke::pending(k)) {
+        // Let the clock run until someone can.
+        while !crate::sched::anything_runnable() && clock_matters() {
             cpu::wait_for_interrupt();
             cpu::disable_interrupts();
         }

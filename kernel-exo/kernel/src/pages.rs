@@ -211,6 +211,7 @@ pub fn drop_cap(k: &mut Kernel, handle: u64) {
     if let Some(pos) = e.caps.iter().position(|c| *c == handle) {
         e.caps.remove(pos);
     }
+    crate::wakeup::cap_dropped(e, handle);
     if e.is_live() {
         for va in cap.mappings {
             pt::clear(e.root, va);

@@ -18,6 +18,7 @@ use crate::env::{self, Ending};
 use crate::fast::envtab;
 use crate::kernel::{self, Kernel};
 use crate::revoke;
+use crate::wakeup::{self, Wake};
 use exo_abi::layout::Regs;
 use exo_abi::{Call, EnvStatus, Error, GRACE_TICKS, MAX_ENVS, UpcallKind, YIELD_ANY};
 use exo_logic::slices::resolve;
@@ -29,7 +30,7 @@ const USER_RFLAGS: u64 = 0x202;
 /// Whether the scheduler can enter environment `i` now: it is started, not
 /// running, and either has a saved context or a deliverable upcall.
 pub fn runnable(k: &Kernel, i: usize) -> bool {
-    runnable_in(&k.envs, i)
+    runnable_in(&k.envs, k.ticks, i)
 }
 
 fn upcall_deliverable(e: &env::Env) -> bool {
@@ -44,11 +45,11 @@ fn upcall_deliverable(e: &env::Env) -> bool {
 /// them anyway rather than idling.
 fn pick(k: &mut Kernel) -> Option<usize> {
     for _ in 0..2 {
-        let Kernel { slices, envs, .. } = k;
-        let envs = &*envs;
+        let Kernel { slices, envs, ticks, .. } = k;
+        let (envs, now) = (&*envs, *ticks);
         let mut penalised: Option<usize> = None;
         let found = slices.next(|owner| {
-            let who = runs_in_slot_of(envs, owner)?;
+            let who = runs_in_slot_of(envs, now, owner)?;
             let id = envs.handle_at(who)?;
             if envs.get(id).is_ok_and(|e| e.skip > 0) && penalised.is_none() {
                 penalised = Some(who);
@@ -74,18 +75,20 @@ fn pick(k: &mut Kernel) -> Option<usize> {
 /// [`anything_runnable`] (the monitor's question) asks it, so the two can
 /// never disagree about an environment the vector cannot reach (no
 /// slices of its own, all of them given away, or only a pending upcall).
-fn runs_in_slot_of(envs: &kernel::EnvTable, owner: usize) -> Option<usize> {
-    resolve(owner, MAX_ENVS, |e| runnable_in(envs, e), envtab::donated)
+fn runs_in_slot_of(envs: &kernel::EnvTable, now: u64, owner: usize) -> Option<usize> {
+    resolve(owner, MAX_ENVS, |e| runnable_in(envs, now, e), envtab::donated)
 }
 
-/// [`runnable`] on the environment table alone (the closure in [`pick`]
-/// cannot borrow all of `Kernel`).
-fn runnable_in(envs: &kernel::EnvTable, i: usize) -> bool {
+/// [`runnable`] on the environment table and the clock alone (the closure
+/// in [`pick`] cannot borrow all of `Kernel`). A sleeper's saved context
+/// counts only when its predicate holds (evaluated here: a bounded run).
+fn runnable_in(envs: &kernel::EnvTable, now: u64, i: usize) -> bool {
     let Some(id) = envs.handle_at(i) else { return false };
     let Ok(e) = envs.get(id) else { return false };
     envtab::current() != Some(i)
         && e.life == env::Life::Started
-        && (e.ctx.is_some() || (e.revoke_upcall_pending && upcall_deliverable(e)))
+        && ((e.ctx.is_some() && (!e.sleeping || wakeup::eval(e, now) != Wake::No))
+            || (e.revoke_upcall_pending && upcall_deliverable(e)))
 }
 
 /// Make environment `i` the running one and put the context it resumes
@@ -96,6 +99,16 @@ fn enter(k: &mut Kernel, i: usize, frame: &mut TrapFrame) {
     envtab::set_waiting(i, false);
     env::touch_clock(k, i);
     let e = k.env_mut(i);
+    if e.sleeping {
+        // It leaves PredWait now: with the tag, an error, or (entered for
+        // an upcall while the predicate is false) 0.
+        e.sleeping = false;
+        let how = wakeup::eval(e, now);
+        if let Some(ctx) = e.ctx.as_mut() {
+            (ctx.rax, ctx.rdx) = how.registers();
+        }
+        wakeup::woke(e, how);
+    }
     if shared_hal::cpu::cr3() & shared_hal::paging::pte::ADDR != e.root {
         // SAFETY: every environment's root maps the kernel half exactly as
         // the kernel's own root does.
@@ -224,6 +237,7 @@ pub extern "C" fn syscall_slow(frame: &mut TrapFrame) {
             if switch(k, frame, None) { After::Resume } else { After::Monitor }
         }
         Some(Call::PctAsync) => pct_async(k, cur, frame),
+        Some(Call::PredWait) => pred_wait(k, cur, frame),
         _ => {
             frame.rax = Error::UnknownCall.code();
             After::Resume
@@ -268,6 +282,23 @@ fn yield_to(k: &mut Kernel, cur: usize, frame: &mut TrapFrame) -> After {
         None if switch(k, frame, Some(cur)) => After::Resume,
         None => After::Monitor,
     }
+}
+
+/// [`Call::PredWait`]: return at once if the predicate holds (or cannot
+/// be run), else sleep on it; the scheduler decides by running it
+/// ([`runnable_in`]) and [`enter`] hands over the result.
+fn pred_wait(k: &mut Kernel, cur: usize, frame: &mut TrapFrame) -> After {
+    let now = k.ticks;
+    let e = k.env_mut(cur);
+    let how = wakeup::eval(e, now);
+    (frame.rax, frame.rdx) = how.registers();
+    wakeup::woke(e, how);
+    if how != Wake::No {
+        return After::Resume;
+    }
+    e.sleeping = true;
+    save(k, cur, frame);
+    if switch(k, frame, None) { After::Resume } else { After::Monitor }
 }
 
 /// Asynchronous PCT: the caller keeps its context (and continues later
@@ -388,6 +419,6 @@ pub fn anything_runnable() -> bool {
     kernel::with(|k| {
         (0..exo_abi::SLICE_SLOTS)
             .filter_map(|s| k.slices.owner(s))
-            .any(|o| runs_in_slot_of(&k.envs, o).is_some())
+            .any(|o| runs_in_slot_of(&k.envs, k.ticks, o).is_some())
     })
 }

@@ -326,6 +326,18 @@ extern "sysv64" fn sys_program_read(
     }))
 }
 
+extern "sysv64" fn sys_pred_set(code: u64, count: u64, windows: u64, nwin: u64, _: u64, _: u64) -> Ret {
+    match with_caller(|k, me| crate::wakeup::set(k, me, code, count, windows, nwin)) {
+        Ok(()) => ok(0),
+        Err((e, refused)) => {
+            // A refusal says why (r0) and where (r1).
+            let (why, at) = refused.map_or((0, 0), |r| (r.why as u64, r.at as u64));
+            OUT2.store(at, Relaxed);
+            Ret { status: e.code(), value: why }
+        }
+    }
+}
+
 /// The fast call table, indexed by call number.
 pub static TABLE: [Handler; FAST_CALLS as usize] = {
     let mut t: [Handler; FAST_CALLS as usize] = [sys_unknown; FAST_CALLS as usize];
@@ -348,5 +360,6 @@ pub static TABLE: [Handler; FAST_CALLS as usize] = {
     t[exo_abi::Call::ProgramRead as usize] = sys_program_read;
     t[exo_abi::Call::Protect as usize] = crate::fast::protect::entry;
     t[exo_abi::Call::Lookup as usize] = sys_lookup;
+    t[exo_abi::Call::PredSet as usize] = sys_pred_set;
     t
 };

@@ -5,12 +5,15 @@
 //!   environments with handles that go stale when their object dies.
 //! - [`slices`]: the time-slice vector, round-robin selection, and the
 //!   resolution of donated slices (synchronous PCT).
+//! - [`code`]: the verifier and interpreter of downloaded code (wakeup
+//!   predicates).
 //! - [`revoke`]: the bookkeeping of one "return N pages by tick T" request.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
 extern crate alloc;
 
+pub mod code;
 pub mod handles;
 pub mod revoke;
 pub mod slices;

@@ -21,6 +21,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "exo::pct_async_caller_continues", run: || utest("pct-async", 256) },
     Test { name: "exo::slices_follow_the_allotment", run: slices_follow_allotment },
     Test { name: "exo::directed_yield", run: || utest("yield", 256) },
+    Test { name: "exo::wakeup_predicates", run: || utest("predicates", 256) },
     Test { name: "exo::slice_end_upcall_answered", run: || utest("slice-answer", 96) },
     Test { name: "exo::slice_end_upcall_ignored_is_preempted", run: slice_end_ignored },
     Test {

@@ -19,6 +19,7 @@
 #![no_std]
 #![no_main]
 
+use exo_abi::code::{Helper, Insn, MAX_INSNS, MAX_WINDOWS, Reject, Window, asm, op};
 use exo_abi::layout::{INFO_VA, RESERVED_START, UAREA_VA, USER_END, selfmap};
 use exo_abi::{ANY_PAGE, BIND_MAX, Binding, CONSOLE_MAX, Call, ENV_SELF, Error, MAX_ENVS, YIELD_ANY};
 use exo_user::{arg_u64, expect_eq};
@@ -97,6 +98,9 @@ static mut READ_BUF: Scratch = Scratch([b'.'; 2 * 4096]);
 static mut WRITE_BUF: Scratch = Scratch([0; 2 * 4096]);
 /// Binding lists: `BIND_MAX` entries, so any count the kernel accepts
 /// reads only this array.
+static mut CODE: [Insn; MAX_INSNS] =
+    [Insn { op: 0, dst: 0, src: 0, _pad: 0, off: 0, _pad2: 0, imm: 0 }; MAX_INSNS];
+static mut WINDOWS: [Window; MAX_WINDOWS] = [Window { cap: 0, offset: 0, len: 0 }; MAX_WINDOWS];
 static mut BINDINGS: [Binding; BIND_MAX as usize] = [Binding { va: 0, cap: 0, prot: 0 }; BIND_MAX as usize];
 
 struct Fuzzer {
@@ -233,6 +237,66 @@ impl Fuzzer {
         core::ptr::addr_of!(BINDINGS) as u64
     }
 
+    /// PredSet with random code (built from the format's operations, so a
+    /// fair share verifies) and windows over our caps or forged ones; any
+    /// predicate that verifies is removed again, so PredWait finds only
+    /// the one it installs.
+    fn pred_set(&mut self) {
+        const OPS: [u8; 16] = [
+            op::MOV_K,
+            op::MOV,
+            op::ADD,
+            op::DIV,
+            op::MOD | op::K,
+            op::SHL | op::K,
+            op::LD8,
+            op::LD32,
+            op::LD64,
+            op::JA,
+            op::JEQ,
+            op::JNE | op::K,
+            op::CALL,
+            op::RET,
+            op::RET,
+            0x7f,
+        ];
+        let len = self.rng.pick(&[0, 1, 3, 8, 40, MAX_INSNS as u64, MAX_INSNS as u64 + 1, u64::MAX]);
+        let n = (len as usize).min(MAX_INSNS);
+        for slot in 0..n {
+            let o = self.rng.pick(&OPS);
+            let r = self.rng.next();
+            let insn = Insn {
+                op: o,
+                dst: (r % 9) as u8,
+                src: (r >> 8) as u8 % 5,
+                off: ((r >> 16) % 40) as i16 - 2,
+                imm: if self.rng.chance(80) { (r >> 32) as i32 % 8 } else { (r >> 32) as i32 },
+                ..Insn::default()
+            };
+            // SAFETY: CODE is only touched by this single-threaded program,
+            // here and by the kernel reading it during the call.
+            unsafe { (*core::ptr::addr_of_mut!(CODE))[slot] = insn };
+        }
+        let nwin = self.rng.pick(&[0, 1, 2, 4, 5, u64::MAX]);
+        for slot in 0..(nwin as usize).min(MAX_WINDOWS) {
+            let w = Window {
+                cap: self.cap(),
+                offset: self.rng.pick(&[0, 8, 4088, 4095, 4096, u32::MAX as u64]) as u32,
+                len: self.rng.pick(&[0, 1, 8, 64, 4096, u32::MAX as u64]) as u32,
+            };
+            // SAFETY: as for CODE.
+            unsafe { (*core::ptr::addr_of_mut!(WINDOWS))[slot] = w };
+        }
+        let code = if self.rng.chance(90) { core::ptr::addr_of!(CODE) as u64 } else { self.pointer(0) };
+        let wins = if self.rng.chance(90) { core::ptr::addr_of!(WINDOWS) as u64 } else { self.pointer(0) };
+        let (r, why, _) = self.call(Call::PredSet as u64, [code, len, wins, nwin, 0, 0]);
+        if r == Err(Error::BadCode) && Reject::from_code(why).is_none() {
+            self.untyped += 1;
+            exos::println!("[fuzz] FAIL PredSet refused with an unknown reason {why}");
+        }
+        let _ = sys::pred_set(&[], &[]);
+    }
+
     /// One random call.
     fn one(&mut self) {
         let read_buf = core::ptr::addr_of!(READ_BUF) as u64;
@@ -240,7 +304,7 @@ impl Fuzzer {
         if self.rng.chance(3) {
             // A number the ABI does not define.
             let r = self.rng.next();
-            let n = self.rng.pick(&[19, 20, 31, 37, 63, 64, 1000, u64::MAX, r]);
+            let n = self.rng.pick(&[19, 20, 31, 38, 63, 64, 1000, u64::MAX, r]);
             let a = [self.word(), self.word(), self.word(), self.word(), self.word(), self.word()];
             let (r, _, _) = self.call(n, a);
             if Call::from_number(n).is_none() && r != Err(Error::UnknownCall) {
@@ -373,6 +437,27 @@ impl Fuzzer {
             Call::Lookup => {
                 let va = if self.rng.chance(50) { self.arena_va() } else { self.word() };
                 self.go(n, [va, 0, 0, 0, 0, 0]);
+            }
+            Call::PredSet => self.pred_set(),
+            Call::PredWait => {
+                // Only ever sleep on a predicate that comes true by itself
+                // (two ticks from now), so the fuzzer cannot park itself.
+                let until = exos::info_field!(now) + 2;
+                let code = [
+                    asm::call(Helper::Now),
+                    asm::jmp_k(op::JGT, 0, until as i32, 2),
+                    asm::mov_k(0, 0),
+                    asm::ret(),
+                    asm::mov_k(0, 5),
+                    asm::ret(),
+                ];
+                if sys::pred_set(&code, &[]).is_ok() {
+                    let r = self.call(n, [0; 6]);
+                    if r.0.is_err() || r.1 != 5 {
+                        self.untyped += 1;
+                        exos::println!("[fuzz] FAIL clock predicate answered {r:?}");
+                    }
+                }
             }
             Call::PctSync | Call::PctAsync => {
                 let env = self.env();

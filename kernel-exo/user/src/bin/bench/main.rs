@@ -9,10 +9,13 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod exceptions;
 mod pct;
 mod threads;
 mod vm;
+mod wakeup;
 
 use benchmarks::Settings;
 use benchmarks::suite::{self, Outcome};
@@ -22,6 +25,9 @@ fn main(args: &str) -> u64 {
     let cmd = Cmdline::new(args);
     if cmd.get("role") == Some("pct-echo") {
         return pct::echo_server();
+    }
+    if cmd.get("role") == Some("pred-sleeper") {
+        return wakeup::sleeper(&cmd);
     }
     let settings = Settings { quick: cmd.has("quick"), only: cmd.get("only") };
     let tsc_hz = exos::info::get().tsc_hz;
@@ -56,11 +62,9 @@ fn glue(op: &'static benchmarks::Op, settings: &Settings) -> Outcome {
         "dirty" | "fault" | "trap" | "prot1" | "prot100" | "unprot100" | "appel1" | "appel2" => {
             vm::run(op.name, iters, runs)
         }
-        "handler download, 10 instructions" | "handler download, 100 instructions" | "predicate wakeup" => {
-            Outcome::NotApplicable(
-                "not built yet: kernel-exo has no verified downloaded code (ASH and wakeup-predicate issue)",
-            )
-        }
+        "handler download, 10 instructions" => wakeup::download(10, iters, runs),
+        "handler download, 100 instructions" => wakeup::download(100, iters, runs),
+        "predicate wakeup" => wakeup::round(iters, runs),
         "udp round trip"
         | "udp round trip, kernel echo"
         | "packet demux, 1 endpoint"

@@ -15,6 +15,7 @@ mod pct;
 mod revoke;
 mod sched;
 mod tree;
+mod wakeup;
 
 use exo_user::{Checks, arg};
 
@@ -43,6 +44,8 @@ fn main(args: &str) -> u64 {
         "tree" => tree::root(),
         "tree-child" => tree::child(args),
         "bystander" => sched::bystander(args),
+        "predicates" => wakeup::run(),
+        "pred-sleeper" => wakeup::sleeper(args),
         other => {
             exos::println!("exo-utest: unknown role {other:?}");
             255
