@@ -50,11 +50,14 @@ pub enum Error {
     BadArgument = 18,
     /// No program with this name is in the boot archive.
     NotFound = 19,
+    /// A packet filter would capture frames another installed filter may
+    /// already capture (see [`crate::net`] for the rule).
+    Conflict = 20,
 }
 
 impl Error {
     /// Every error, for tables and tests.
-    pub const ALL: [Error; 19] = [
+    pub const ALL: [Error; 20] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::Unaligned,
@@ -74,6 +77,7 @@ impl Error {
         Error::Limit,
         Error::BadArgument,
         Error::NotFound,
+        Error::Conflict,
     ];
 
     /// The code returned in RAX.
@@ -121,6 +125,7 @@ impl Error {
             Error::Limit => "limit reached",
             Error::BadArgument => "bad argument",
             Error::NotFound => "not found",
+            Error::Conflict => "packet filter overlaps an installed one",
         }
     }
 }

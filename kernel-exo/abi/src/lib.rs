@@ -56,6 +56,7 @@
 pub mod call;
 pub mod error;
 pub mod layout;
+pub mod net;
 pub mod types;
 
 pub use call::Call;
