@@ -165,4 +165,8 @@ pub struct NicStats {
     /// Bytes copied into rings, and the instructions the copies took.
     pub copied_bytes: u64,
     pub copy_instructions: u64,
+    /// Instructions spent waiting for the device to finish transmissions
+    /// (QEMU's device model runs beside the guest: how long it takes, in
+    /// guest instructions, depends on the host's timing).
+    pub tx_wait_instructions: u64,
 }

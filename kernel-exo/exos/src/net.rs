@@ -455,3 +455,25 @@ fn parse_udp(f: &[u8], ip: Ipv4Address, port: u16, buf: &mut [u8]) -> Option<(us
     buf[..n].copy_from_slice(&data[..n]);
     Some((n, (ip_repr.src_addr.octets(), udp.src_port)))
 }
+
+/// A UDP echo server on NIC `nic` at `ip`:`port`, until a datagram "quit"
+/// (returns 0) or an error (returns its number for the exit code).
+pub fn serve_echo(nic: u64, ip: [u8; 4], port: u16) -> u64 {
+    let Ok(mut net) = Interface::open(nic, ip) else { return 1 };
+    let Ok(mut sock) = net.bind(port) else { return 2 };
+    let mut buf = [0u8; UDP_PAYLOAD_MAX];
+    loop {
+        match net.recv_from(&mut sock, &mut buf, u32::MAX - 1) {
+            Ok((n, from)) => {
+                if &buf[..n] == b"quit" {
+                    crate::println!("[udp-echo] quit; {} frames rejected", sock.rejected);
+                    return 0;
+                }
+                if net.send_to(&sock, from, &buf[..n]).is_err() {
+                    return 3;
+                }
+            }
+            Err(_) => return 4,
+        }
+    }
+}

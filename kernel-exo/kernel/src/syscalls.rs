@@ -339,6 +339,7 @@ extern "sysv64" fn sys_net_info(nic: u64, stats: u64, _: u64, _: u64, _: u64, _:
                 st.transmitted,
                 st.copied_bytes,
                 st.copy_instructions,
+                st.tx_wait_instructions,
             ];
             let mut bytes = [0u8; core::mem::size_of::<exo_abi::net::NicStats>()];
             for (chunk, v) in bytes.chunks_exact_mut(8).zip(fields) {

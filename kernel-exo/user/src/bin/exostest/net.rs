@@ -20,26 +20,7 @@ fn payload(seq: u8) -> [u8; 64] {
 
 /// role=udp-echo: serve UDP echo on NIC 1 until a datagram "quit".
 pub fn echo_server() -> u64 {
-    let Ok(mut net) = Interface::open(1, SERVER_IP) else { return 1 };
-    let Ok(mut sock) = net.bind(ECHO_PORT) else { return 2 };
-    let mut buf = [0u8; 1472];
-    loop {
-        match net.recv_from(&mut sock, &mut buf, 1_000_000) {
-            Ok((n, from)) => {
-                if &buf[..n] == b"quit" {
-                    exos::println!("[udp-echo] quit; {} frames rejected", sock.rejected);
-                    return 0;
-                }
-                if net.send_to(&sock, from, &buf[..n]).is_err() {
-                    return 3;
-                }
-            }
-            Err(e) => {
-                exos::println!("[udp-echo] recv: {e:?}");
-                return 4;
-            }
-        }
-    }
+    exos::net::serve_echo(1, SERVER_IP, ECHO_PORT)
 }
 
 /// Send `data` and wait for its echo, resending a few times (the server
