@@ -383,7 +383,7 @@ fn deliver(k: &Kernel, n: &mut Net, nic: usize, frame: &[u8]) {
         );
         let data = (at as usize + core::mem::size_of::<SlotHeader>()) as *mut u8;
         debug_assert!(core::mem::size_of::<SlotHeader>() + frame.len() <= SLOT_BYTES);
-        core::ptr::copy_nonoverlapping(frame.as_ptr(), data, frame.len());
+        copy_frame(data, frame);
     }
     let t1 = benchmarks::measure::rdtsc();
     f.tail = f.tail.wrapping_add(1);
@@ -393,6 +393,30 @@ fn deliver(k: &Kernel, n: &mut Net, nic: usize, frame: &[u8]) {
     st.delivered += 1;
     st.copied_bytes += frame.len() as u64;
     st.copy_instructions += t1 - t0;
+}
+
+/// Copy `src` to `dst` with `rep movsq` and `rep movsb` (one counted
+/// instruction per 8 bytes under `-icount`; the generic `memcpy` this
+/// target links took about 15 more per 106-byte frame).
+///
+/// # Safety
+/// `dst` must be valid for `src.len()` bytes and not overlap `src`.
+unsafe fn copy_frame(dst: *mut u8, src: &[u8]) {
+    // SAFETY: the caller guarantees `dst`; `src` is a valid slice; the
+    // string instructions move exactly `src.len()` bytes forward (DF is
+    // clear in the kernel, as the ABI requires).
+    unsafe {
+        core::arch::asm!(
+            "rep movsq",
+            "mov rcx, {tail}",
+            "rep movsb",
+            tail = in(reg) src.len() & 7,
+            inout("rcx") src.len() / 8 => _,
+            inout("rdi") dst => _,
+            inout("rsi") src.as_ptr() => _,
+            options(nostack, preserves_flags),
+        )
+    };
 }
 
 /// Largest filter, for buffers.

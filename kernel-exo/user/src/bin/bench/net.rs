@@ -54,6 +54,15 @@ pub fn udp_round_trip(iters: u32, runs: u32) -> Outcome {
         let t1 = benchmarks::measure::rdtsc();
         (t1 - t0) - (waited() - w0)
     });
+    if let Ok(st) = sys::net_stats(1) {
+        // The receive copy (kernel buffer -> the server's ring), for the README.
+        exos::println!(
+            "[exo-bench] NIC 1 receive copies: {} frames, {} bytes, {} instructions",
+            st.delivered,
+            st.copied_bytes,
+            st.copy_instructions
+        );
+    }
     // Every round trip carried the 64 bytes there and back.
     assert_eq!(wrong, 0, "{wrong} round trips came back wrong");
     net.send_to(&sock, (SERVER_IP, ECHO_PORT), b"quit").expect("send quit");

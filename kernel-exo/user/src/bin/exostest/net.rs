@@ -93,6 +93,9 @@ pub fn udp() -> u64 {
     );
     quit(&mut net, &sock);
     expect_eq!(c, "the echo server exits cleanly", wait_child(server), Ok((EnvStatus::Exited, 0)));
+    if let Ok(s) = sys::net_stats(1) {
+        exos::println!("[udp] NIC 1: {s:?}");
+    }
     c.finish()
 }
 
