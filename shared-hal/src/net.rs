@@ -6,12 +6,18 @@
 //! uncached MMIO mappings for the device's BARs, and bounce buffers for the
 //! driver's own heap buffers (the kernel heap is not physically contiguous).
 //! Interrupts are not used: the devices are polled.
+//!
+//! A buffer that already lies in the physical window (a frame the caller
+//! reached through [`memory::phys_to_virt`], e.g. a page an environment
+//! owns) is handed to the device as it is: `share` gives its own physical
+//! address, no bounce buffer and no copy. kernel-exo transmits from
+//! environments' pages that way, through [`RawNic`].
 
 use crate::{memory, paging, pci::PortCam};
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicU64, Ordering};
-use virtio_drivers::device::net::VirtIONet;
+use virtio_drivers::device::net::{VirtIONet, VirtIONetRaw};
 use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::bus::{Command, PciRoot};
 use virtio_drivers::transport::pci::{PciTransport, virtio_device_type};
@@ -24,6 +30,22 @@ pub const BUF_LEN: usize = 2048;
 
 /// One NIC.
 pub type Nic = VirtIONet<VirtioHal, PciTransport, QUEUE_SIZE>;
+
+/// One NIC driven through the raw interface (the caller owns every
+/// buffer; nothing is allocated per frame).
+pub type RawNic = VirtIONetRaw<VirtioHal, PciTransport, QUEUE_SIZE>;
+
+/// Bytes of the virtio-net header in front of every frame on the wire
+/// queues (VERSION_1 header, negotiated by `virtio-drivers`).
+pub const HEADER_LEN: usize = 12;
+
+/// The physical address of `len` bytes at kernel address `va`, if they lie
+/// in the physical window on RAM frames (physically contiguous there).
+pub fn window_phys(va: u64, len: usize) -> Option<u64> {
+    let pa = va.checked_sub(memory::phys_offset())?;
+    let last = pa.checked_add(len.max(1) as u64 - 1)?;
+    (memory::is_managed(pa & !0xfff) && memory::is_managed(last & !0xfff)).then_some(pa)
+}
 
 /// Where BARs are mapped: the kernel scratch region from 2 GiB on, bump
 /// allocated (devices are set up once and never go away).
@@ -73,6 +95,9 @@ unsafe impl Hal for VirtioHal {
 
     unsafe fn share(buffer: NonNull<[u8]>, direction: BufferDirection) -> PhysAddr {
         let len = buffer.len();
+        if let Some(pa) = window_phys(buffer.as_ptr() as *const u8 as u64, len) {
+            return pa as PhysAddr; // already device-visible: lend it as it is
+        }
         let pa = memory::alloc_contiguous_zeroed(pages_for(len)).expect("frames for a bounce buffer");
         if direction != BufferDirection::DeviceToDriver {
             // SAFETY: the caller lends us `buffer` (valid for `len` bytes) for
@@ -90,6 +115,9 @@ unsafe impl Hal for VirtioHal {
 
     unsafe fn unshare(paddr: PhysAddr, buffer: NonNull<[u8]>, direction: BufferDirection) {
         let len = buffer.len();
+        if window_phys(buffer.as_ptr() as *const u8 as u64, len) == Some(paddr) {
+            return; // lent as it was (see `share`)
+        }
         let pa = paddr;
         if direction != BufferDirection::DriverToDevice {
             // SAFETY: `paddr` is the bounce buffer `share` made for `buffer`,
@@ -111,6 +139,26 @@ unsafe impl Hal for VirtioHal {
 /// Every virtio-net device on PCI bus 0, set up and ready (in slot order,
 /// so the same QEMU command line always gives the same order).
 pub fn nics() -> Vec<Nic> {
+    transports()
+        .into_iter()
+        .filter_map(|(df, t)| {
+            Nic::new(t, BUF_LEN).map_err(|e| log::warn!("net: {df:?}: virtio-net set-up failed: {e:?}")).ok()
+        })
+        .collect()
+}
+
+/// Every virtio-net device, as [`nics`], through the raw interface: no
+/// receive buffers are posted (the caller posts its own).
+pub fn raw_nics() -> Vec<RawNic> {
+    transports()
+        .into_iter()
+        .filter_map(|(df, t)| {
+            RawNic::new(t).map_err(|e| log::warn!("net: {df:?}: virtio-net set-up failed: {e:?}")).ok()
+        })
+        .collect()
+}
+
+fn transports() -> Vec<(virtio_drivers::transport::pci::bus::DeviceFunction, PciTransport)> {
     let mut root = PciRoot::new(PortCam);
     let found: Vec<_> = root
         .enumerate_bus(0)
@@ -127,10 +175,7 @@ pub fn nics() -> Vec<Nic> {
                 continue;
             }
         };
-        match Nic::new(transport, BUF_LEN) {
-            Ok(nic) => out.push(nic),
-            Err(e) => log::warn!("net: {df:?}: virtio-net set-up failed: {e:?}"),
-        }
+        out.push((df, transport));
     }
     out
 }

@@ -57,7 +57,8 @@ impl BenchOptions {
     }
 
     fn cmdline(&self) -> String {
-        let mut c = String::from("mode=bench");
+        // Two NICs on one hub for the networking table (client and server).
+        let mut c = String::from("mode=bench nics=2");
         if self.quick {
             c.push_str(" quick");
         }

@@ -146,8 +146,9 @@ fn cell(all: &BTreeMap<&'static str, KernelResults>, kernel: &str, op: &Op, meta
             } else {
                 String::new()
             };
-            let plain = median(all, kernel, "plain procedure call");
-            let verdict = match budget(op.name, kernel).and_then(|b| b.limit(plain)) {
+            let verdict = match budget(op.name, kernel)
+                .and_then(|b| b.resolve(kernel, op.name, |system, name| median(all, system, name)))
+            {
                 Some(limit) if meta.accel == Accel::Icount => {
                     if m <= limit {
                         format!(" ✓ ≤{}", fmt_num(limit))

@@ -123,6 +123,44 @@ pub enum Call {
     /// Errors: BadCode, BadAddress, BadLength, BadArgument (a window), cap
     /// errors, NoRights, OutOfMemory.
     PredSet = 30,
+    /// About NIC `a0` (numbered in PCI slot order from 0): r0 = its MAC
+    /// address (the 6 bytes big-endian in the low 48 bits), r1 = how many
+    /// NICs there are. If `a1` is not 0, the NIC's
+    /// [`crate::net::NicStats`] are copied to user address `a1`.
+    /// Errors: NotFound (no such NIC), BadAddress.
+    NetInfo = 19,
+    /// Transmit the `a3`-byte frame at byte `a2` of the page named by
+    /// capability `a1` (held by the caller, with WRITE) on NIC `a0`, and
+    /// wait until the device has sent it. The frame must fit in the page
+    /// with [`crate::net::TX_HEADROOM`] bytes before it (overwritten with
+    /// the device's header: the NIC reads the page itself, no copy) and be
+    /// [`crate::net::FRAME_MIN`]..=[`crate::net::FRAME_MAX`] bytes; the
+    /// kernel does not look inside it.
+    /// Errors: NotFound, cap errors, NoRights, BadLength, BadArgument
+    /// (no headroom, or past the page).
+    NetTransmit = 20,
+    /// Install a packet filter on NIC `a0`: `a2` [`crate::net::Atom`]s at
+    /// user address `a1`, delivering into the receive ring made of the
+    /// `a4` pages whose capabilities (u64 each, held by the caller with
+    /// WRITE) are at user address `a3`. The kernel initialises the ring
+    /// header. r0 = the filter's id.
+    /// Errors: NotFound, BadAddress, BadLength (no atoms, too many, ring
+    /// size), BadArgument (a malformed atom, a field tested twice, the same
+    /// page twice), cap errors, NoRights, Conflict, Limit (filters per
+    /// environment or in total), OutOfMemory.
+    NetFilterInstall = 21,
+    /// Remove filter `a0` (installed by the caller).
+    /// Errors: NotFound (no such filter, or another environment's).
+    NetFilterRemove = 22,
+    /// Receive: take every frame NIC `a0` has received (at most one
+    /// virtqueue's worth) and demultiplex it into the rings of the matching
+    /// filters (or drop and count it). r0 = frames taken. Errors: NotFound.
+    NetPoll = 23,
+    /// Benchmark probe: run the demultiplexer of NIC `a0` on the `a2`-byte
+    /// frame at user address `a1` without delivering it. r0 = the id of
+    /// the matching filter (0: none), r1 = the instructions the decision
+    /// took (TSC under `-icount`). Errors: NotFound, BadLength, BadAddress.
+    NetDemuxProbe = 24,
 
     /// Synchronous protected control transfer to environment `a0` (see
     /// the crate docs for the register convention): the caller stops (it
@@ -158,7 +196,7 @@ pub enum Call {
 
 impl Call {
     /// Every call, for tables and tests.
-    pub const ALL: [Call; 26] = [
+    pub const ALL: [Call; 32] = [
         Call::Null,
         Call::ConsoleWrite,
         Call::EnvSelf,
@@ -179,6 +217,12 @@ impl Call {
         Call::Protect,
         Call::Lookup,
         Call::PredSet,
+        Call::NetInfo,
+        Call::NetTransmit,
+        Call::NetFilterInstall,
+        Call::NetFilterRemove,
+        Call::NetPoll,
+        Call::NetDemuxProbe,
         Call::PctSync,
         Call::PctAsync,
         Call::Yield,
@@ -215,7 +259,7 @@ mod tests {
             }
             assert!(c as u64 <= LAST_CALL);
         }
-        assert_eq!(Call::from_number(19), None);
+        assert_eq!(Call::from_number(25), None);
         assert_eq!(Call::from_number(LAST_CALL + 1), None);
         assert_eq!(Call::from_number(u64::MAX), None);
     }

@@ -54,11 +54,14 @@ pub enum Error {
     BadCode = 30,
     /// Downloaded code trapped at run time (it is disabled).
     CodeTrapped = 31,
+    /// A packet filter would capture frames another installed filter may
+    /// already capture (see [`crate::net`] for the rule).
+    Conflict = 20,
 }
 
 impl Error {
     /// Every error, for tables and tests.
-    pub const ALL: [Error; 21] = [
+    pub const ALL: [Error; 22] = [
         Error::UnknownCall,
         Error::BadAddress,
         Error::Unaligned,
@@ -80,6 +83,7 @@ impl Error {
         Error::NotFound,
         Error::BadCode,
         Error::CodeTrapped,
+        Error::Conflict,
     ];
 
     /// The code returned in RAX.
@@ -129,6 +133,7 @@ impl Error {
             Error::NotFound => "not found",
             Error::BadCode => "downloaded code refused by the verifier",
             Error::CodeTrapped => "downloaded code trapped",
+            Error::Conflict => "packet filter overlaps an installed one",
         }
     }
 }

@@ -57,6 +57,7 @@ pub mod call;
 pub mod code;
 pub mod error;
 pub mod layout;
+pub mod net;
 pub mod types;
 
 pub use call::Call;

@@ -9,6 +9,7 @@
 //! | [`fork`] | fork with copy-on-write, entirely at user level |
 //! | [`ipc`] | shared memory, pipes (shared pages + PCT wake-ups), LRPC over PCT |
 //! | [`thread`] | user-level threads with their own scheduler, preempted by the end-of-slice upcall |
+//! | [`net`] | ARP, IPv4 and UDP over the kernel's NIC binding (transmit from our pages, receive by packet filters into our rings) |
 //! | [`pager`] | which pages to give back when the kernel asks, and surviving when it takes them |
 //! | [`exception`], [`upcall`], [`pct`], [`sys`] | the kernel's entry points into the environment, and the system calls |
 //!
@@ -48,6 +49,7 @@ mod heap;
 pub mod info;
 pub mod ipc;
 pub mod mem;
+pub mod net;
 pub mod pager;
 pub mod pct;
 pub mod private;

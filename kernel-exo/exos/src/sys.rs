@@ -285,3 +285,54 @@ pub fn exit(code: u64) -> ! {
     // SAFETY: Exit never returns.
     unsafe { asm!("syscall", in("rax") Call::Exit as u64, in("rdi") code, options(noreturn, nostack)) }
 }
+
+/// NIC `nic`'s MAC address (6 bytes) and how many NICs there are.
+pub fn net_info(nic: u64) -> Result<([u8; 6], u64), Error> {
+    call(Call::NetInfo, nic, 0, 0, 0, 0).map(|(mac, n)| {
+        let b = mac.to_be_bytes();
+        ([b[2], b[3], b[4], b[5], b[6], b[7]], n)
+    })
+}
+
+/// NIC `nic`'s counters.
+pub fn net_stats(nic: u64) -> Result<exo_abi::net::NicStats, Error> {
+    let mut s = exo_abi::net::NicStats::default();
+    call(Call::NetInfo, nic, &raw mut s as u64, 0, 0, 0).map(|_| s)
+}
+
+/// Transmit the `len`-byte frame at byte `offset` of the page of `cap`
+/// (with `exo_abi::net::TX_HEADROOM` bytes free before it).
+pub fn net_transmit(nic: u64, cap: Cap, offset: u64, len: u64) -> Result<(), Error> {
+    call(Call::NetTransmit, nic, cap.0, offset, len, 0).map(|_| ())
+}
+
+/// Install a packet filter delivering into the ring of `ring` pages.
+/// Returns the filter's id.
+pub fn net_filter_install(nic: u64, atoms: &[exo_abi::net::Atom], ring: &[Cap]) -> Result<u64, Error> {
+    call(
+        Call::NetFilterInstall,
+        nic,
+        atoms.as_ptr() as u64,
+        atoms.len() as u64,
+        ring.as_ptr() as u64,
+        ring.len() as u64,
+    )
+    .map(|(id, _)| id)
+}
+
+/// Remove a filter this environment installed.
+pub fn net_filter_remove(id: u64) -> Result<(), Error> {
+    call(Call::NetFilterRemove, id, 0, 0, 0, 0).map(|_| ())
+}
+
+/// Have the kernel demultiplex what NIC `nic` received; returns how many
+/// frames it took.
+pub fn net_poll(nic: u64) -> Result<u64, Error> {
+    call(Call::NetPoll, nic, 0, 0, 0, 0).map(|(n, _)| n)
+}
+
+/// Benchmark probe: which filter `frame` would go to (0: none), and the
+/// instructions the kernel's decision took.
+pub fn net_demux_probe(nic: u64, frame: &[u8]) -> Result<(u64, u64), Error> {
+    call(Call::NetDemuxProbe, nic, frame.as_ptr() as u64, frame.len() as u64, 0, 0)
+}

@@ -314,6 +314,7 @@ pub fn destroy(k: &mut Kernel, i: usize, ending: Ending) {
         unsafe { shared_hal::cpu::set_cr3(paging::kernel_root()) };
     }
     envtab::clear(i);
+    crate::net::release_env(id);
     crate::pages::release_all(k, i);
     let e = k.env_mut(i);
     e.life = Life::Ended(ending.status, ending.detail);

@@ -13,7 +13,7 @@
 //! Layout: `fast/` holds the assembly fast paths (SYSCALL entry and PCT,
 //! exception dispatch); `syscalls` the table calls; `env`, `pages`,
 //! `caps`, `bind`, `pt` the resources; `sched`, `monitor`, `revoke`,
-//! `faults` the control flow; `loader` starts programs from the boot
+//! `faults` the control flow; `net` the NICs and the packet filters; `loader` starts programs from the boot
 //! archive.
 #![no_std]
 #![no_main]
@@ -30,6 +30,7 @@ mod faults;
 mod kernel;
 mod loader;
 mod monitor;
+mod net;
 mod pages;
 mod pt;
 mod revoke;
@@ -86,6 +87,7 @@ fn init(platform: &shared_hal::Platform) {
     shared_hal::cpu::disable_interrupts();
     kernel::init(platform.tsc_hz, platform.ramdisk);
     monitor::init();
+    net::init();
     fast::init();
     faults::init();
     shared_hal::cpu::disable_vector_units();

@@ -338,6 +338,88 @@ extern "sysv64" fn sys_pred_set(code: u64, count: u64, windows: u64, nwin: u64, 
     }
 }
 
+extern "sysv64" fn sys_net_info(nic: u64, stats: u64, _: u64, _: u64, _: u64, _: u64) -> Ret {
+    ret2(with_caller(|_, _| {
+        let (mac, count, st) = crate::net::info(nic)?;
+        if stats != 0 {
+            let fields = [
+                st.received,
+                st.delivered,
+                st.dropped_unmatched,
+                st.dropped_ring,
+                st.dropped_malformed,
+                st.transmitted,
+                st.copied_bytes,
+                st.copy_instructions,
+                st.tx_wait_instructions,
+            ];
+            let mut bytes = [0u8; core::mem::size_of::<exo_abi::net::NicStats>()];
+            for (chunk, v) in bytes.chunks_exact_mut(8).zip(fields) {
+                chunk.copy_from_slice(&v.to_le_bytes());
+            }
+            uaccess::copy_to_user(stats, &bytes)?;
+        }
+        Ok((mac, count))
+    }))
+}
+
+extern "sysv64" fn sys_net_transmit(nic: u64, cap: u64, offset: u64, len: u64, _: u64, _: u64) -> Ret {
+    ret(with_caller(|k, me| crate::net::transmit(k, k.env(me).id, nic, cap, offset, len).map(|()| 0)))
+}
+
+extern "sysv64" fn sys_net_filter_install(
+    nic: u64,
+    atoms: u64,
+    count: u64,
+    ring: u64,
+    pages: u64,
+    _: u64,
+) -> Ret {
+    use exo_abi::net::{Atom, FILTER_ATOMS_MAX, RING_PAGES_MAX};
+    ret(with_caller(|k, me| {
+        if count == 0 || count > FILTER_ATOMS_MAX {
+            return Err(Error::BadLength);
+        }
+        if pages == 0 || pages > RING_PAGES_MAX {
+            return Err(Error::BadLength);
+        }
+        let mut raw = [0u8; crate::net::ATOMS_MAX * core::mem::size_of::<Atom>()];
+        let raw = &mut raw[..count as usize * core::mem::size_of::<Atom>()];
+        uaccess::copy_from_user(raw, atoms)?;
+        let mut parsed = [Atom::default(); crate::net::ATOMS_MAX];
+        crate::net::atoms_from_bytes(raw, &mut parsed);
+        let mut caps_raw = [0u8; RING_PAGES_MAX as usize * 8];
+        let caps_raw = &mut caps_raw[..pages as usize * 8];
+        uaccess::copy_from_user(caps_raw, ring)?;
+        let mut caps = [0u64; RING_PAGES_MAX as usize];
+        for (c, b) in caps.iter_mut().zip(caps_raw.chunks_exact(8)) {
+            *c = u64::from_le_bytes(b.try_into().expect("8 bytes"));
+        }
+        crate::net::install(k, me, nic, &parsed[..count as usize], &caps[..pages as usize])
+    }))
+}
+
+extern "sysv64" fn sys_net_filter_remove(id: u64, _: u64, _: u64, _: u64, _: u64, _: u64) -> Ret {
+    ret(with_caller(|k, me| crate::net::remove(k.env(me).id, id).map(|()| 0)))
+}
+
+extern "sysv64" fn sys_net_poll(nic: u64, _: u64, _: u64, _: u64, _: u64, _: u64) -> Ret {
+    ret(with_caller(|k, _| crate::net::poll(k, nic)))
+}
+
+extern "sysv64" fn sys_net_demux_probe(nic: u64, frame: u64, len: u64, _: u64, _: u64, _: u64) -> Ret {
+    use exo_abi::net::FRAME_MAX;
+    ret2(with_caller(|_, _| {
+        if len > FRAME_MAX {
+            return Err(Error::BadLength);
+        }
+        let mut buf = [0u8; FRAME_MAX as usize];
+        let buf = &mut buf[..len as usize];
+        uaccess::copy_from_user(buf, frame)?;
+        crate::net::probe(nic, buf)
+    }))
+}
+
 /// The fast call table, indexed by call number.
 pub static TABLE: [Handler; FAST_CALLS as usize] = {
     let mut t: [Handler; FAST_CALLS as usize] = [sys_unknown; FAST_CALLS as usize];
@@ -361,5 +443,11 @@ pub static TABLE: [Handler; FAST_CALLS as usize] = {
     t[exo_abi::Call::Protect as usize] = crate::fast::protect::entry;
     t[exo_abi::Call::Lookup as usize] = sys_lookup;
     t[exo_abi::Call::PredSet as usize] = sys_pred_set;
+    t[exo_abi::Call::NetInfo as usize] = sys_net_info;
+    t[exo_abi::Call::NetTransmit as usize] = sys_net_transmit;
+    t[exo_abi::Call::NetFilterInstall as usize] = sys_net_filter_install;
+    t[exo_abi::Call::NetFilterRemove as usize] = sys_net_filter_remove;
+    t[exo_abi::Call::NetPoll as usize] = sys_net_poll;
+    t[exo_abi::Call::NetDemuxProbe as usize] = sys_net_demux_probe;
     t
 };

@@ -3,6 +3,8 @@
 //!
 //! - [`handles`]: generational slot tables, which name capabilities and
 //!   environments with handles that go stale when their object dies.
+//! - [`dpf`]: the merged packet filters (a trie with hashing on shared
+//!   fields) that demultiplex received frames.
 //! - [`slices`]: the time-slice vector, round-robin selection, and the
 //!   resolution of donated slices (synchronous PCT).
 //! - [`code`]: the verifier and interpreter of downloaded code (wakeup
@@ -14,6 +16,7 @@
 extern crate alloc;
 
 pub mod code;
+pub mod dpf;
 pub mod handles;
 pub mod revoke;
 pub mod slices;

@@ -9,6 +9,7 @@
 
 mod exhaustion;
 mod exos;
+mod net;
 mod scenarios;
 
 use crate::env::{self, Ending, Life};
@@ -76,6 +77,10 @@ fn nothing_left(frames_before: u64) -> Result<(), String> {
         "left over: {envs} environments, {caps} capabilities, {pages} page records"
     );
     shared_hal::ensure_eq!(free_slices, SLICE_SLOTS);
+    let (filters, nodes, nics) = crate::net::with(|n| (n.filters.len(), n.trie_nodes(), n.nic_count()));
+    shared_hal::ensure!(filters == 0, "left over: {filters} packet filters");
+    // Each NIC's trie keeps its root once it was used, nothing more.
+    shared_hal::ensure!(nodes <= nics, "left over: {} trie nodes", nodes - nics);
     shared_hal::ensure_eq!(envtab::current(), None);
     let live =
         envtab::FAST_ENVS.iter().filter(|e| e.id.load(core::sync::atomic::Ordering::Relaxed) != 0).count();

@@ -65,6 +65,10 @@ pub const TESTS: &[Test] = &[
     Test { name: "exo::exos_lrpc_over_pct", run: || exostest("lrpc", 4, 1024) },
     Test { name: "exo::exos_pager_every_policy", run: || exostest("pager", 4, 2048) },
     Test { name: "exo::exos_revocation_abort_survived", run: || exostest("pager-abort", 4, 1024) },
+    // Networking (needs `nics=2`, which xtask passes to the test boot).
+    Test { name: "exo::net_udp_echo_between_two_envs", run: || exostest("udp", 4, 512) },
+    Test { name: "exo::net_hostile_filters_and_buffers", run: super::net::hostile_filters },
+    Test { name: "exo::net_hostile_sender_receiver_survives", run: super::net::hostile_sender },
 ];
 
 fn utest_args(args: &str, quota: u64) -> Result<(), String> {

@@ -101,6 +101,12 @@ static mut WRITE_BUF: Scratch = Scratch([0; 2 * 4096]);
 static mut CODE: [Insn; MAX_INSNS] =
     [Insn { op: 0, dst: 0, src: 0, _pad: 0, off: 0, _pad2: 0, imm: 0 }; MAX_INSNS];
 static mut WINDOWS: [Window; MAX_WINDOWS] = [Window { cap: 0, offset: 0, len: 0 }; MAX_WINDOWS];
+/// Packet-filter atoms and ring capabilities for the network calls.
+static mut ATOMS: [exo_abi::net::Atom; 17] =
+    [exo_abi::net::Atom { offset: 0, width: 0, flags: 0, mask: 0, value: 0 }; 17];
+static mut RING: [u64; 9] = [0; 9];
+/// The last filter installed (for removal), 0 if none.
+static mut LAST_FILTER: u64 = 0;
 static mut BINDINGS: [Binding; BIND_MAX as usize] = [Binding { va: 0, cap: 0, prot: 0 }; BIND_MAX as usize];
 
 struct Fuzzer {
@@ -304,7 +310,7 @@ impl Fuzzer {
         if self.rng.chance(3) {
             // A number the ABI does not define.
             let r = self.rng.next();
-            let n = self.rng.pick(&[19, 20, 31, 38, 63, 64, 1000, u64::MAX, r]);
+            let n = self.rng.pick(&[25, 26, 31, 38, 63, 64, 1000, u64::MAX, r]);
             let a = [self.word(), self.word(), self.word(), self.word(), self.word(), self.word()];
             let (r, _, _) = self.call(n, a);
             if Call::from_number(n).is_none() && r != Err(Error::UnknownCall) {
@@ -467,6 +473,66 @@ impl Fuzzer {
             Call::Yield => {
                 let env = if self.rng.chance(50) { YIELD_ANY } else { self.env() };
                 self.go(n, [env, 0, 0, 0, 0, 0]);
+            }
+            Call::NetTransmit => {
+                let nic = self.rng.pick(&[0, 1, 2, u64::MAX]);
+                let cap = self.cap();
+                let offset = self.rng.pick(&[0, 11, 12, 64, 2000, 4000, 4096, u64::MAX]);
+                let len = self.rng.pick(&[0, 13, 14, 60, 1514, 1515, u64::MAX]);
+                self.go(n, [nic, cap, offset, len, 0, 0]);
+            }
+            Call::NetFilterInstall => {
+                let count = self.rng.pick(&[0, 1, 2, 5, 16, 17, u64::MAX]);
+                for i in 0..17 {
+                    let r = self.rng.next() & 0xffff_ffff;
+                    let mask = self.rng.pick(&[0, 0xff, 0xffff, u64::from(u32::MAX), r]);
+                    let a = exo_abi::net::Atom {
+                        offset: self.rng.pick(&[0, 12, 14, 23, 30, 1510, 1513, 65535]) as u16,
+                        width: self.rng.pick(&[0, 1, 2, 3, 4, 8]) as u8,
+                        flags: self.rng.pick(&[0, 0, 1, 2]) as u8,
+                        mask: mask as u32,
+                        value: self.rng.below(4) as u32,
+                    };
+                    // SAFETY: ATOMS is only touched by this single-threaded
+                    // program, here and by the kernel reading it during a call.
+                    unsafe { (*core::ptr::addr_of_mut!(ATOMS))[i] = a };
+                }
+                let pages = self.rng.pick(&[0, 1, 2, 8, 9, u64::MAX]);
+                for i in 0..9 {
+                    let cap = self.cap();
+                    // SAFETY: as for ATOMS.
+                    unsafe { (*core::ptr::addr_of_mut!(RING))[i] = cap };
+                }
+                let atoms = if self.rng.chance(85) {
+                    core::ptr::addr_of!(ATOMS) as u64
+                } else {
+                    self.pointer(read_buf)
+                };
+                let ring = if self.rng.chance(85) {
+                    core::ptr::addr_of!(RING) as u64
+                } else {
+                    self.pointer(read_buf)
+                };
+                let nic = self.rng.pick(&[0, 0, 1, 2, u64::MAX]);
+                if let (Ok(()), id, _) = self.call(n, [nic, atoms, count, ring, pages, 0]) {
+                    // SAFETY: as for ATOMS.
+                    unsafe { *core::ptr::addr_of_mut!(LAST_FILTER) = id };
+                }
+            }
+            Call::NetFilterRemove => {
+                // SAFETY: as for ATOMS.
+                let last = unsafe { *core::ptr::addr_of!(LAST_FILTER) };
+                let id = if self.rng.chance(50) { last } else { self.word() };
+                self.go(n, [id, 0, 0, 0, 0, 0]);
+            }
+            Call::NetInfo | Call::NetPoll | Call::NetDemuxProbe => {
+                let nic = self.rng.pick(&[0, 1, 2, u64::MAX]);
+                let p = self.pointer(write_buf);
+                let len = self.rng.pick(&[0, 14, 60, 1514, 1515, u64::MAX]);
+                // NetInfo writes its statistics only into WRITE_BUF (or a
+                // refused address); the probe only reads.
+                let p = if c == Call::NetInfo && self.rng.chance(30) { 0 } else { p };
+                self.go(n, [nic, p, len, 0, 0, 0]);
             }
             _ => {
                 let a = [self.word(), self.cap(), self.env(), self.word(), self.word(), self.word()];

@@ -62,7 +62,7 @@ fn calls(args: &str) -> u64 {
     let other = arg_u64(args, "other").unwrap_or(0);
 
     // Unknown call numbers.
-    for n in [19, 20, FAST_CALLS - 1, exo_abi::call::LAST_CALL + 1, 1000, u64::MAX] {
+    for n in [25, 26, FAST_CALLS - 1, exo_abi::call::LAST_CALL + 1, 1000, u64::MAX] {
         expect_eq!(c, "unknown call number", raw(n, [0; 6]), Err(Error::UnknownCall));
     }
 

@@ -4,7 +4,8 @@
 //! the null system call, PCT through exos, exceptions delivered to its
 //! own handler, and virtual memory built from raw secure-binding calls,
 //! the read-only self-map and the user-level exception path — exactly
-//! what a library OS does. The kernel passes the settings in the argument
+//! what a library OS does; and the network through ExOS's UDP and the
+//! kernel's packet filters. The kernel passes the settings in the argument
 //! string (`quick`, `only=...`); results go to the console.
 #![no_std]
 #![no_main]
@@ -12,6 +13,7 @@
 extern crate alloc;
 
 mod exceptions;
+mod net;
 mod pct;
 mod threads;
 mod vm;
@@ -28,6 +30,9 @@ fn main(args: &str) -> u64 {
     }
     if cmd.get("role") == Some("pred-sleeper") {
         return wakeup::sleeper(&cmd);
+    }
+    if cmd.get("role") == Some("udp-echo") {
+        return net::echo_server();
     }
     let settings = Settings { quick: cmd.has("quick"), only: cmd.get("only") };
     let tsc_hz = exos::info::get().tsc_hz;
@@ -65,13 +70,13 @@ fn glue(op: &'static benchmarks::Op, settings: &Settings) -> Outcome {
         "handler download, 10 instructions" => wakeup::download(10, iters, runs),
         "handler download, 100 instructions" => wakeup::download(100, iters, runs),
         "predicate wakeup" => wakeup::round(iters, runs),
-        "udp round trip"
-        | "udp round trip, kernel echo"
-        | "packet demux, 1 endpoint"
-        | "packet demux, 10 endpoints"
-        | "packet demux, 100 endpoints" => Outcome::NotApplicable(
-            "not built yet: kernel-exo has no NIC binding or packet filter (networking issue)",
-        ),
+        "udp round trip" => net::udp_round_trip(iters, runs),
+        "udp round trip, kernel echo" => {
+            Outcome::NotApplicable("kernel echo needs ASH, the downloaded message handlers of the next issue")
+        }
+        "packet demux, 1 endpoint" => net::demux(1, iters, runs),
+        "packet demux, 10 endpoints" => net::demux(10, iters, runs),
+        "packet demux, 100 endpoints" => net::demux(100, iters, runs),
         "load extension"
         | "unload extension"
         | "raise 1 handler, loaded"

@@ -21,7 +21,7 @@ pub fn echo_server() -> u64 {
 pub fn null_call(iters: u32, runs: u32) -> Outcome {
     pct::install(None).expect("install the PCT entry");
     // The server owns no slices: it runs only in the ones we donate.
-    let server = exos::spawn::spawn("exo-bench", "role=pct-echo", 0, 64).expect("start the PCT server");
+    let server = exos::spawn::spawn("exo-bench", "role=pct-echo", 0, 128).expect("start the PCT server");
     // Hand it the processor until it waits for calls.
     while pct::call(server, [0; 5]) == Err(Error::BadState) {
         let _ = sys::yield_to(server.0);

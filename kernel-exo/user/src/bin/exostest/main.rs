@@ -11,6 +11,7 @@ extern crate alloc;
 mod fork;
 mod ipc;
 mod lrpc;
+mod net;
 mod pager;
 mod threads;
 mod vm;
@@ -37,6 +38,10 @@ fn main(args: &str) -> u64 {
         "pager-child" => pager::child(args),
         "pager-abort" => pager::abort(),
         "pager-ignore" => pager::ignore(args),
+        "udp" => net::udp(),
+        "udp-echo" => net::echo_server(),
+        "net-errors" => net::errors(args),
+        "net-hostile" => net::hostile_sender(),
         other => {
             exos::println!("exo-exostest: unknown role {other:?}");
             255
