@@ -11,7 +11,8 @@
 //!
 //! Modules: [`services`] (PhysAddr, machine), [`spaces`] (Translation), [`strands`] (stacks and
 //! the context switch), [`contain`] (fault containment), [`loader`] and
-//! [`kdomain`] (extensions and the kernel's exports), [`imports`] (what the
+//! [`kdomain`] (extensions and the kernel's exports), [`dynload`] (certified
+//! extension objects loaded into the running kernel), [`imports`] (what the
 //! core itself imports from extensions), [`ktests`] (in-kernel tests).
 #![no_std]
 #![no_main]
@@ -21,6 +22,7 @@ extern crate alloc;
 
 mod bench;
 mod contain;
+mod dynload;
 mod imports;
 mod kdomain;
 mod ktests;
@@ -106,8 +108,17 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     contain::install(key);
     quota::install();
     kdomain::init(key);
-    for &(name, ext) in loader::BOOT_EXTENSIONS {
-        if let Err(e) = loader::load(key, name, ext) {
+    for (name, from) in loader::BOOT_EXTENSIONS {
+        let loaded = match from {
+            loader::Boot::Linked(ext) => {
+                loader::load(key, name, ext).map(|_| ()).map_err(dynload::ObjError::Load)
+            }
+            loader::Boot::Object(file) => match dynload::from_archive(file) {
+                None => panic!("boot extension {name:?}: no {file}.ext/.cert in the boot archive"),
+                Some((object, cert)) => dynload::load(key, name, object, cert).map(|_| ()),
+            },
+        };
+        if let Err(e) = loaded {
             panic!("boot extension {name:?} failed to load: {e:?}");
         }
     }
