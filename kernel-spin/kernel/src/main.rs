@@ -27,6 +27,7 @@ mod imports;
 mod kdomain;
 mod ktests;
 mod ktests_contain;
+mod ktests_dynload;
 mod ktests_hostile;
 mod ktests_quota;
 mod loader;
@@ -83,7 +84,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             let (p3, f3) = testing::run(ktests_hostile::TESTS, filter);
             let (p4, f4) = testing::run(ktests_quota::TESTS, filter);
             let (p5, f5) = testing::run(ktests_contain::TESTS, filter);
-            testing::finish(p1 + p2 + p3 + p4 + p5, f1 + f2 + f3 + f4 + f5)
+            let (p6, f6) = testing::run(ktests_dynload::TESTS, filter);
+            testing::finish(p1 + p2 + p3 + p4 + p5 + p6, f1 + f2 + f3 + f4 + f5 + f6)
         }
         Some("bench") => bench::run(&cmdline, platform.tsc_hz),
         _ => {
