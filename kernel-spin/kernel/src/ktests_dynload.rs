@@ -28,6 +28,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::dynload_kernel_and_hal_symbols_are_unreachable", run: unreachable_symbols },
     Test { name: "spin::dynload_absurd_section_is_refused", run: absurd_section },
     Test { name: "spin::dynload_twice_or_taken_name_is_refused", run: twice_or_taken_name },
+    Test { name: "spin::dynload_init_that_panics_or_loops_is_contained", run: init_fails_contained },
 ];
 
 static GREET: Import<u64, u64> = Import::new("Hello", "greet");
@@ -214,5 +215,31 @@ fn twice_or_taken_name() -> Result<(), String> {
         refused(taken, &bad, &cert, ObjError::Load(LoadError::Link(LinkError::Duplicate)))?;
     }
     ensure!(Domain::named("syscalls").is_ok(), "syscalls kept its name");
+    Ok(())
+}
+
+/// An object whose `init` panics, or loops past its budget, is contained:
+/// a typed error, its domain unloaded, its name free, the kernel and the
+/// other loaded extensions unharmed. (Its memory is retired, not freed:
+/// its `init` ran; see `dynload`.)
+fn init_fails_contained() -> Result<(), String> {
+    let (obj, cert) = dynload::from_archive("initfail").ok_or("no initfail object in the boot archive")?;
+    for (name, fault) in [("init-panic", "Panicked"), ("init-loop", "TimedOut"), ("init-error", "")] {
+        let got = dynload::load(crate::key(), name, obj, cert).map(|_| ());
+        match got {
+            Err(ObjError::Load(LoadError::Fault(f))) if !fault.is_empty() => {
+                ensure!(format!("{f:?}").starts_with(fault), "{name}: {f:?}")
+            }
+            Err(ObjError::Load(LoadError::Init(_))) if fault.is_empty() => {}
+            other => return Err(format!("{name}: {other:?}")),
+        }
+        ensure_eq!(Domain::named(name).err(), Some(LinkError::NoSuchDomain));
+        ensure!(!dynload::loaded().contains(&name), "{name} is not listed as loaded");
+    }
+    // The name is free again: the object fails the same way a second time.
+    let again = dynload::load(crate::key(), "init-error", obj, cert).map(|_| ());
+    ensure!(matches!(again, Err(ObjError::Load(LoadError::Init(_)))), "{again:?}");
+    bind_greet()?;
+    ensure_eq!(GREET.call(1), Ok(2));
     Ok(())
 }
