@@ -31,7 +31,7 @@ const TARGET: &str = "x86_64-unknown-none";
 
 /// The extensions kernel-spin loads from its boot archive instead of
 /// linking them: (directory under `extensions/`, file stem in the archive).
-pub const LOADABLE: &[&str] = &["hello", "dynbench", "initfail"];
+pub const LOADABLE: &[&str] = &["hello", "evens", "dynbench", "initfail"];
 
 /// What the MAC covers before the object's bytes (domain separation: a
 /// certificate for anything else never verifies as an object's).
