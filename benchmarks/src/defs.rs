@@ -277,13 +277,13 @@ pub const OPS: &[Op] = &[
     op(
         DynamicExtensions,
         "load extension",
-        20,
+        3,
         "start: the hello extension's certified object in memory, not loaded; verify its certificate, link it against the interface, run its init: loaded (checked by calling it); unloaded untimed",
     ),
     op(
         DynamicExtensions,
         "unload extension",
-        20,
+        3,
         "start: the hello extension loaded at run time; unload it (checked: its import answers unbound); loaded again untimed",
     ),
     op(

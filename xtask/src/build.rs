@@ -54,10 +54,20 @@ fn cargo_build(what: &str, mut cmd: std::process::Command) -> Result<()> {
 /// kernel-spin is built only if every extension passes the build checks
 /// (`checks::gate`): no command builds it with an extension that fails them.
 pub fn build_kernel(kernel: Kernel) -> Result<PathBuf> {
+    let mut cmd = clean_cargo(&root());
     if kernel == Kernel::Spin {
         crate::checks::gate()?;
+        // The certified objects first: the kernel embeds their export
+        // table and the certificate key.
+        for c in crate::extobj::build()? {
+            eprintln!(
+                "xtask: certified extension object {}: {} bytes, {} imports",
+                c.name, c.bytes, c.imports
+            );
+        }
+        cmd.env("SPIN_EXPORTS", crate::extobj::exports_file())
+            .env("SPIN_CERT_KEY", crate::extobj::key_file());
     }
-    let mut cmd = clean_cargo(&root());
     cmd.args(["build", "--quiet", "--release", "--target", TARGET, "--package"])
         .arg(format!("kernel-{}", kernel.name()))
         .env("CARGO_PROFILE_RELEASE_LTO", "fat")
@@ -90,6 +100,16 @@ pub fn build_ramdisk(kernel: Kernel) -> Result<Option<PathBuf>> {
         let path = target_dir.join(TARGET).join("release").join(bin);
         let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         files.push((bin.to_string(), data));
+    }
+    if kernel == Kernel::Spin {
+        // The certified extension objects (built with the kernel).
+        for name in crate::extobj::LOADABLE {
+            for ext in ["ext", "cert"] {
+                let path = crate::extobj::out_dir().join(format!("{name}.{ext}"));
+                let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                files.push((format!("{name}.{ext}"), data));
+            }
+        }
     }
     let refs: Vec<(&str, &[u8])> = files.iter().map(|(n, d)| (n.as_str(), d.as_slice())).collect();
     let archive =

@@ -6,6 +6,7 @@ mod build;
 mod checks;
 mod cpio;
 mod env;
+mod extobj;
 mod linux;
 mod paper;
 mod profile;

@@ -11,15 +11,16 @@
 
 use crate::imports::{self, BENCH_DIRTY, BENCH_NULL};
 use crate::kdomain::BENCH_EVENTS;
-use crate::process;
+use crate::{dynload, process};
 use benchmarks::line::ExtraLine;
-use benchmarks::measure::Sample;
+use benchmarks::measure::{Sample, measure_runs};
 use benchmarks::suite::{self, Outcome};
 use benchmarks::{Op, Settings, measure};
 use hal_logic::cmdline::Cmdline;
-use shared_hal::{println, qemu};
+use shared_hal::{println, qemu, tsc};
 use spin_interface::phys;
 use spin_interface::translation::{Context, Prot};
+use spin_interface::{Domain, Event, Identity, Import, LinkError};
 
 /// Run the selected benchmarks (`quick`, `only=<table or operation>`) and exit.
 pub fn run(cmdline: &Cmdline, tsc_hz: u64) -> ! {
@@ -77,12 +78,11 @@ fn in_kernel(op: &Op, settings: &Settings) -> Outcome {
         | "packet demux, 100 endpoints" => {
             Outcome::NotApplicable("not built yet: kernel-spin has no protocol graph (networking issue)")
         }
-        "load extension"
-        | "unload extension"
-        | "raise 1 handler, loaded"
-        | "protected in-kernel call, loaded" => Outcome::NotApplicable(
-            "not built yet: every extension is linked into the kernel image (dynamic-extensions issue)",
-        ),
+        "load extension" => load_extension(op, iters, runs),
+        "unload extension" => unload_extension(iters, runs),
+        "raise 1 handler, loaded" | "protected in-kernel call, loaded" => {
+            loaded_at_run_time(op.name, iters, runs)
+        }
         _ => in_user(op, iters, runs),
     }
 }
@@ -144,3 +144,136 @@ fn in_user(op: &Op, iters: u32, runs: u32) -> Outcome {
 }
 
 fn null_thread(_: usize) {}
+
+/// hello's procedure, bound after each load (the check that a load worked).
+static GREET: Import<u64, u64> = Import::new("Hello", "greet");
+/// dynbench's null procedure.
+static DYN_NULL: Import<(), ()> = Import::new("DynBench", "null");
+
+/// Whether `GREET` answers (bound to a freshly loaded hello).
+fn hello_answers() -> bool {
+    let me = Identity::kernel(crate::key());
+    Domain::named("hello").and_then(|d| d.resolve(me, &[&GREET])) == Ok(1) && GREET.call(1).is_ok()
+}
+
+/// "load extension": verify, link and init hello's certified object
+/// (each load checked by calling it, then unloaded, untimed). Extra lines:
+/// the certificate check alone, and verify + link without init.
+fn load_extension(op: &Op, iters: u32, runs: u32) -> Outcome {
+    let Some((obj, cert)) = dynload::from_archive("hello") else {
+        return Outcome::NotApplicable("no hello object in the boot archive");
+    };
+    let key = crate::key();
+    // The boot's copy goes first: the row loads the object afresh.
+    let _ = dynload::unload(key, "hello");
+    let mut bad = None;
+    let sample = measure_runs(iters, runs, || {
+        let mut ticks = 0;
+        for _ in 0..iters {
+            let start = tsc::read();
+            let loaded = dynload::load(key, "hello", obj, cert);
+            ticks += tsc::read() - start;
+            if let Err(e) = loaded {
+                bad = Some(alloc::format!("{e:?}"));
+            } else if !hello_answers() {
+                bad = Some("loaded, but its procedure does not answer".into());
+            }
+            let _ = dynload::unload(key, "hello");
+        }
+        ticks
+    });
+    if let Some(why) = bad {
+        panic!("load extension: {why}");
+    }
+    let verify = measure(iters, runs, || {
+        let _ = dynload::verify(obj, cert);
+    });
+    let label = alloc::format!("certificate check alone (HMAC-SHA256 over the {}-byte object)", obj.len());
+    println!("{}", ExtraLine { kernel: "spin", op, label: &label, sample: verify });
+    match dynload::link_only(obj, cert) {
+        Ok(stats) => {
+            let link = measure(iters, runs, || {
+                let _ = dynload::link_only(obj, cert);
+            });
+            let label = alloc::format!(
+                "verify + relocate and resolve, no init ({} pages, {} relocations, {} imports)",
+                stats.pages,
+                stats.relocations,
+                stats.imports
+            );
+            println!("{}", ExtraLine { kernel: "spin", op, label: &label, sample: link });
+        }
+        Err(e) => panic!("load extension: linking alone failed: {e:?}"),
+    }
+    let _ = dynload::load(key, "hello", obj, cert);
+    Outcome::Measured(sample)
+}
+
+/// "unload extension": unload hello (checked: its import answers
+/// unbound), loaded again untimed before each iteration.
+fn unload_extension(iters: u32, runs: u32) -> Outcome {
+    let Some((obj, cert)) = dynload::from_archive("hello") else {
+        return Outcome::NotApplicable("no hello object in the boot archive");
+    };
+    let key = crate::key();
+    let mut bad = None;
+    let sample = measure_runs(iters, runs, || {
+        let mut ticks = 0;
+        for _ in 0..iters {
+            if !dynload::loaded().contains(&"hello") && dynload::load(key, "hello", obj, cert).is_err() {
+                bad = Some("could not load hello");
+            }
+            if !hello_answers() {
+                bad = Some("hello does not answer before its unload");
+            }
+            let start = tsc::read();
+            let unloaded = dynload::unload(key, "hello");
+            ticks += tsc::read() - start;
+            if unloaded.is_err() || GREET.call(1) != Err(LinkError::Unbound) {
+                bad = Some("unloaded, but its import still answers");
+            }
+        }
+        ticks
+    });
+    if let Some(why) = bad {
+        panic!("unload extension: {why}");
+    }
+    let _ = dynload::load(key, "hello", obj, cert);
+    Outcome::Measured(sample)
+}
+
+/// The two static rows again, the far side in `dynbench`, loaded now from
+/// its certified object (and unloaded after, checked unbound).
+fn loaded_at_run_time(name: &str, iters: u32, runs: u32) -> Outcome {
+    let Some((obj, cert)) = dynload::from_archive("dynbench") else {
+        return Outcome::NotApplicable("no dynbench object in the boot archive");
+    };
+    let key = crate::key();
+    let me = Identity::kernel(key);
+    if let Err(e) = dynload::load(key, "dynbench", obj, cert) {
+        panic!("{name}: loading dynbench failed: {e:?}");
+    }
+    let domain = match Domain::named("dynbench") {
+        Ok(d) => d,
+        Err(e) => panic!("{name}: dynbench has no domain: {e:?}"),
+    };
+    let sample = if name.starts_with("raise") {
+        let event: &'static Event<(), ()> = match domain.lookup(me, "DynBench", "raise1") {
+            Ok(e) => e,
+            Err(e) => panic!("{name}: {e:?}"),
+        };
+        assert!(event.is_direct(), "{name}: one unguarded handler is the entry itself");
+        measure(iters, runs, || event.raise(()))
+    } else {
+        assert_eq!(domain.resolve(me, &[&DYN_NULL]), Ok(1), "{name}: resolving DynBench.null");
+        assert_eq!(DYN_NULL.call(()), Ok(()), "{name}: the loaded procedure answers");
+        measure(iters, runs, || {
+            let _ = DYN_NULL.call(());
+        })
+    };
+    let _ = dynload::unload(key, "dynbench");
+    if !name.starts_with("raise") {
+        assert_eq!(DYN_NULL.call(()), Err(LinkError::Unbound), "{name}: unloaded, the import is unbound");
+    }
+    Outcome::Measured(sample)
+}

@@ -17,22 +17,31 @@ pub enum LoadError {
     Link(LinkError),
 }
 
+/// Where a boot extension comes from.
+pub enum Boot {
+    /// Linked into the kernel image.
+    Linked(&'static Extension),
+    /// A certified object of the boot archive (`dynload`), by file stem.
+    Object(&'static str),
+}
+
 /// The extensions kernel-spin runs, in load order (each may import from
 /// the ones before it), with the name the kernel's owner gives each: its
 /// domain's name, reserved before its `init` runs, on which every grant of
 /// the kernel's policy (`kdomain`) is keyed. The name an extension writes
 /// in its own `Extension` is only its suggestion and confers nothing.
-pub const BOOT_EXTENSIONS: &[(&str, &Extension)] = &[
-    ("scheduler", &spin_ext_scheduler::EXTENSION),
-    ("threads", &spin_ext_threads::EXTENSION),
-    ("syscalls", &spin_ext_syscalls::EXTENSION),
-    ("xas", &spin_ext_xas::EXTENSION),
-    ("vm", &spin_ext_vm::EXTENSION),
-    ("uthreads", &spin_ext_uthreads::EXTENSION),
-    ("bench", &spin_ext_bench::EXTENSION),
-    ("hello", &spin_ext_hello::EXTENSION),
+pub const BOOT_EXTENSIONS: &[(&str, Boot)] = &[
+    ("scheduler", Boot::Linked(&spin_ext_scheduler::EXTENSION)),
+    ("threads", Boot::Linked(&spin_ext_threads::EXTENSION)),
+    ("syscalls", Boot::Linked(&spin_ext_syscalls::EXTENSION)),
+    ("xas", Boot::Linked(&spin_ext_xas::EXTENSION)),
+    ("vm", Boot::Linked(&spin_ext_vm::EXTENSION)),
+    ("uthreads", Boot::Linked(&spin_ext_uthreads::EXTENSION)),
+    ("bench", Boot::Linked(&spin_ext_bench::EXTENSION)),
+    // Loaded into the running kernel from the boot archive (not linked).
+    ("hello", Boot::Object("hello")),
     // The course exercise "an extension with a guard" (reference solution).
-    ("evens", &spin_ext_evens::EXTENSION),
+    ("evens", Boot::Object("evens")),
 ];
 
 /// Load extension `ext` as the domain `name` (the kernel's choice): the

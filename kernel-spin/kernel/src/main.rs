@@ -11,7 +11,8 @@
 //!
 //! Modules: [`services`] (PhysAddr, machine), [`spaces`] (Translation), [`strands`] (stacks and
 //! the context switch), [`contain`] (fault containment), [`loader`] and
-//! [`kdomain`] (extensions and the kernel's exports), [`imports`] (what the
+//! [`kdomain`] (extensions and the kernel's exports), [`dynload`] (certified
+//! extension objects loaded into the running kernel), [`imports`] (what the
 //! core itself imports from extensions), [`ktests`] (in-kernel tests).
 #![no_std]
 #![no_main]
@@ -21,10 +22,12 @@ extern crate alloc;
 
 mod bench;
 mod contain;
+mod dynload;
 mod imports;
 mod kdomain;
 mod ktests;
 mod ktests_contain;
+mod ktests_dynload;
 mod ktests_hostile;
 mod ktests_quota;
 mod loader;
@@ -81,7 +84,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             let (p3, f3) = testing::run(ktests_hostile::TESTS, filter);
             let (p4, f4) = testing::run(ktests_quota::TESTS, filter);
             let (p5, f5) = testing::run(ktests_contain::TESTS, filter);
-            testing::finish(p1 + p2 + p3 + p4 + p5, f1 + f2 + f3 + f4 + f5)
+            let (p6, f6) = testing::run(ktests_dynload::TESTS, filter);
+            testing::finish(p1 + p2 + p3 + p4 + p5 + p6, f1 + f2 + f3 + f4 + f5 + f6)
         }
         Some("bench") => bench::run(&cmdline, platform.tsc_hz),
         _ => {
@@ -106,8 +110,17 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     contain::install(key);
     quota::install();
     kdomain::init(key);
-    for &(name, ext) in loader::BOOT_EXTENSIONS {
-        if let Err(e) = loader::load(key, name, ext) {
+    for (name, from) in loader::BOOT_EXTENSIONS {
+        let loaded = match from {
+            loader::Boot::Linked(ext) => {
+                loader::load(key, name, ext).map(|_| ()).map_err(dynload::ObjError::Load)
+            }
+            loader::Boot::Object(file) => match dynload::from_archive(file) {
+                None => panic!("boot extension {name:?}: no {file}.ext/.cert in the boot archive"),
+                Some((object, cert)) => dynload::load(key, name, object, cert).map(|_| ()),
+            },
+        };
+        if let Err(e) = loaded {
             panic!("boot extension {name:?} failed to load: {e:?}");
         }
     }

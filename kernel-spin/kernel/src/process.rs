@@ -162,6 +162,11 @@ pub fn set_ramdisk(r: Option<&'static [u8]>) {
     }
 }
 
+/// The boot archive, if the loader gave one.
+pub fn ramdisk() -> Option<&'static [u8]> {
+    RAMDISK.get().copied()
+}
+
 /// Load `name` from the ramdisk into a new process and start its main
 /// thread with RDI, RSI = `args`.
 pub fn spawn(name: &str, args: [u64; 2]) -> Result<Pid, SpawnError> {
