@@ -234,7 +234,8 @@ pub fn install(k: &Kernel, i: usize, nic: u64, atoms: &[Atom], ring: &[u64]) -> 
             dropped: 0,
         };
         let slots = filter.slots();
-        let id = n.filters.insert(filter).map_err(|_| Error::Limit)?;
+        // The count was checked above: a refusal here is the heap's.
+        let id = n.filters.insert(filter).map_err(|_| Error::OutOfMemory)?;
         if let Err(e) = n.nics[nic_index].trie.insert(&canonical, id) {
             let _ = n.filters.remove(id);
             return Err(match e {
