@@ -114,6 +114,14 @@ impl Net {
         self.nics.get(nic).map(|n| n.stats)
     }
 
+    /// Heap bytes the filter table and the tries keep when emptied (leak
+    /// checks account for their growth, as `Kernel::table_bytes`).
+    pub fn table_bytes(&self) -> usize {
+        let [a, b] = self.filters.heap_blocks();
+        let tries = self.nics.iter().flat_map(|n| n.trie.heap_blocks());
+        [a, b].into_iter().chain(tries).map(shared_hal::heap::footprint).sum()
+    }
+
     /// Trie nodes in use on every NIC (leak checks).
     pub fn trie_nodes(&self) -> usize {
         self.nics.iter().map(|n| n.trie.nodes()).sum()
@@ -234,7 +242,8 @@ pub fn install(k: &Kernel, i: usize, nic: u64, atoms: &[Atom], ring: &[u64]) -> 
             dropped: 0,
         };
         let slots = filter.slots();
-        let id = n.filters.insert(filter).map_err(|_| Error::Limit)?;
+        // The count was checked above: a refusal here is the heap's.
+        let id = n.filters.insert(filter).map_err(|_| Error::OutOfMemory)?;
         if let Err(e) = n.nics[nic_index].trie.insert(&canonical, id) {
             let _ = n.filters.remove(id);
             return Err(match e {

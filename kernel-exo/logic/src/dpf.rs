@@ -166,6 +166,17 @@ impl Trie {
         self.nodes.len() - self.free.len()
     }
 
+    /// Bytes of the allocations the trie keeps when emptied (its node and
+    /// free lists, the root's edge list), for leak checks.
+    pub fn heap_blocks(&self) -> [usize; 3] {
+        let root = self.nodes.first().and_then(|n| n.as_ref()).map_or(0, |r| r.edges.capacity());
+        [
+            self.nodes.capacity() * core::mem::size_of::<Option<Node>>(),
+            self.free.capacity() * core::mem::size_of::<u32>(),
+            root * core::mem::size_of::<Edge>(),
+        ]
+    }
+
     fn node(&self, i: u32) -> &Node {
         self.nodes[i as usize].as_ref().expect("a live node")
     }

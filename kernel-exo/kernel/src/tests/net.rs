@@ -21,8 +21,15 @@ fn bystander_filter() -> [Atom; 5] {
     ]
 }
 
+/// Heap in use, less what the kernel's and the network's tables keep.
+fn heap_in_use() -> i64 {
+    let tables = kernel::with(|k| k.table_bytes()) + net::with(|n| n.table_bytes());
+    shared_hal::heap::used() as i64 - tables as i64
+}
+
 pub fn hostile_filters() -> Result<(), String> {
-    isolated(|| {
+    let heap_before = heap_in_use();
+    let r = isolated(|| {
         let bystander = spawn("exo-utest", "role=bystander ticks=20", 2, 96)?;
         let (cap, filter) = kernel::with(|k| {
             let i = k.env_index(bystander).map_err(|e| format!("{e:?}"))?;
@@ -41,7 +48,12 @@ pub fn hostile_filters() -> Result<(), String> {
         let (left, nodes) = net::with(|n| (n.filters.len(), n.trie_nodes()));
         ensure!(left == 0 && nodes <= 2, "after both ended: {left} filters, {nodes} trie nodes");
         Ok(())
-    })
+    });
+    r?;
+    // Hundreds of filters came and went: not a byte of heap stayed.
+    let leaked = heap_in_use() - heap_before;
+    ensure!(leaked <= 0, "{leaked} bytes of heap leaked");
+    Ok(())
 }
 
 pub fn hostile_sender() -> Result<(), String> {
