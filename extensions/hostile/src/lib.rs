@@ -37,7 +37,10 @@ pub static RERAISER: Extension = Extension::new("reraiser", reraiser_init);
 pub static LOCKER: Extension = Extension::new("locker", locker_init);
 /// Exports `Forker.spawn(mode)`: forks a kernel thread charged to itself
 /// whose body panics (1), loops without giving up the CPU (2), or
-/// overflows its stack (3); any other mode returns at once.
+/// overflows its stack (3); lives on after its domain is unloaded if it
+/// can: yields for ever, counting its rounds and trying to install a
+/// handler under its identity in each (4), or blocks for ever, parked in
+/// no queue (5); any other mode returns at once.
 pub static FORKER: Extension = Extension::new("forker", forker_init);
 /// Handles `PhysAddr.Reclaim` by allocating a page (which, with memory
 /// exhausted, would ask to reclaim again, and again).
@@ -60,9 +63,7 @@ pub static CALLER: Extension = Extension::new("caller", caller_init);
 /// keeping them all (forgotten), and answers how many it got.
 pub static FRAME_HOG: Extension = Extension::new("frame-hog", frame_hog_init);
 /// Attacks a reviewer found, kept as regressions (raised with n): 102 logs
-/// through a `Display` that panics; 105 forks a thread that unblocks
-/// itself and ends (not contained yet: anyone may raise the strand events,
-/// and this starves the scheduler; not in the tests); 112 opens a thread
+/// through a `Display` that panics; 112 opens a thread
 /// span inside its handler and yields for ever in it, escaping the
 /// handler's time budget (not contained yet; not in the tests); 118
 /// installs as many Reclaim handlers as it can (to fill the event's table);
@@ -148,8 +149,38 @@ static FORK: Import<ForkArgs, Result<ThreadId, ThreadError>> = Import::new("Thre
 static CHARGE: SpinLock<Option<spin_interface::contain::Charge>> = SpinLock::new(None);
 static HOG: AtomicU64 = AtomicU64::new(0);
 
+static FORKER_ID: SpinLock<Option<&'static spin_interface::Identity>> = SpinLock::new(None);
+static FORKER_YIELD: Import<(), ()> = Import::new("Threads", "yield");
+static ROUNDS: AtomicU64 = AtomicU64::new(0);
+static INSTALLED: AtomicU64 = AtomicU64::new(0);
+static WAKES: AtomicU64 = AtomicU64::new(0);
+
+/// Rounds the mode-4 threads ran, handlers they got installed, and
+/// wake-ups the mode-5 threads saw.
+pub fn forker_counts() -> (u64, u64, u64) {
+    (ROUNDS.load(Ordering::SeqCst), INSTALLED.load(Ordering::SeqCst), WAKES.load(Ordering::SeqCst))
+}
+
+fn answer(x: u64) -> u64 {
+    x
+}
+
 fn bad_body(mode: usize) {
     match mode {
+        4 => loop {
+            let _ = FORKER_YIELD.call(());
+            ROUNDS.fetch_add(1, Ordering::SeqCst);
+            let me = *FORKER_ID.lock();
+            if let (Some(me), Some(e)) = (me, EVENT.get())
+                && e.install(me, answer, Some(|x| *x == 4444)).is_ok()
+            {
+                INSTALLED.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+        5 => loop {
+            spin_interface::strand::block_current();
+            WAKES.fetch_add(1, Ordering::SeqCst);
+        },
         1 => panic!("forker: a forked thread panics"),
         2 => loop {
             HOG.fetch_add(1, Ordering::Relaxed);
@@ -167,8 +198,11 @@ fn spawn(mode: u64) -> Result<ThreadId, ThreadError> {
 }
 
 fn forker_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
-    ctx.resolve("threads", &[&FORK])?;
+    ctx.resolve("threads", &[&FORK, &FORKER_YIELD])?;
     *CHARGE.lock() = Some(ctx.charge());
+    *FORKER_ID.lock() = Some(ctx.identity());
+    let e = test_event(ctx)?;
+    EVENT.call_once(|| e);
     Ok(ExportTable::new().procedure("Forker", "spawn", spawn))
 }
 
@@ -312,10 +346,6 @@ static PROBE_YIELD: Import<(), ()> = Import::new("Threads", "yield");
 static PROBE_CHARGE: SpinLock<Option<spin_interface::contain::Charge>> = SpinLock::new(None);
 static PROBE_ID: SpinLock<Option<&'static spin_interface::Identity>> = SpinLock::new(None);
 
-fn unblock_self(_: usize) {
-    spin_interface::strand::UNBLOCK.raise(spin_interface::strand::current());
-}
-
 fn no_pages(_: u64) -> u64 {
     0
 }
@@ -328,10 +358,6 @@ fn probe_handler(x: u64) -> u64 {
             spin_interface::log::error!("probe: {}", explodes);
             102
         }
-        105 => match *PROBE_CHARGE.lock() {
-            Some(c) => PROBE_FORK.call((c, unblock_self, 0)).map_or(0, |r| r.map_or(0, |t| t.0)),
-            None => 0,
-        },
         112 => {
             if let Some(c) = *PROBE_CHARGE.lock() {
                 let _ = spin_interface::contain::run_thread(c, || {

@@ -8,7 +8,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use spin_interface::strand::{self, Strand, StrandQueue};
+use spin_interface::strand::{self, Scheduling, Strand, StrandQueue};
+use spin_interface::sync::Once;
 use spin_interface::{ExportTable, Extension, InitContext, InitError, machine};
 
 /// The extension's descriptor.
@@ -17,15 +18,26 @@ pub static EXTENSION: Extension = Extension::new("scheduler", init);
 /// Runnable strands, oldest first.
 static QUEUE: StrandQueue = StrandQueue::new();
 
+/// Raising `Checkpoint`/`Resume` and queueing other strands (the kernel
+/// grants it to the scheduler).
+static SCHEDULING: Once<&'static Scheduling> = Once::new();
+
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    let sched: &'static Scheduling = ctx.lookup("kernel", "Trusted.Scheduler", "core")?;
+    SCHEDULING.call_once(|| sched);
     strand::BLOCK.install(ctx.identity(), on_block, None)?;
     strand::UNBLOCK.install(ctx.identity(), on_unblock, None)?;
     Ok(ExportTable::new().procedure("Scheduler", "runnable", runnable))
 }
 
+#[inline(always)]
+fn sched() -> &'static Scheduling {
+    SCHEDULING.get().expect("set in init, before the handlers")
+}
+
 fn on_unblock(s: Strand) {
     // A strand already queued stays where it is.
-    QUEUE.push(s);
+    sched().enqueue(&QUEUE, s);
 }
 
 fn on_block(s: Strand) {
@@ -39,8 +51,9 @@ fn on_block(s: Strand) {
 
 #[inline(always)]
 fn switch(from: Strand, to: Strand) {
-    strand::CHECKPOINT.raise_entry_first(from);
-    strand::RESUME.raise_entry_first(to);
+    let sched = sched();
+    sched.checkpoint(from);
+    sched.resume(to);
 }
 
 /// Nothing is runnable: wait for an interrupt to make something so.

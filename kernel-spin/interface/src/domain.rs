@@ -25,7 +25,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use spin_trusted::FnSlot;
 
@@ -275,7 +275,7 @@ impl Domain {
             .collect();
         let d = Domain(Arc::new(DomainInner { name: String::from(owner.name), exports }));
         with_registry(|r| {
-            if r.domains.iter().any(|(_, x)| x.0.name == owner.name) || r.unloaded.contains(&owner.id) {
+            if r.domains.iter().any(|(_, x)| x.0.name == owner.name) || unloaded_in(r, owner.id) {
                 return Err(LinkError::Duplicate);
             }
             r.domains.try_reserve(1).map_err(|_| LinkError::NoMemory)?;
@@ -402,9 +402,32 @@ fn same_slot(a: &dyn ImportSlot, b: &dyn ImportSlot) -> bool {
     core::ptr::addr_eq(a as *const dyn ImportSlot, b as *const dyn ImportSlot)
 }
 
+/// Domains numbered below this have their unloaded bit in [`UNLOADED`].
+const UNLOADED_BITS: usize = 4096;
+
+/// One bit per domain number below [`UNLOADED_BITS`]: set (for good) when
+/// the domain is unloaded. Lets [`is_unloaded`] answer without the
+/// registry's lock (the kernel asks on every resume of a strand that runs
+/// extension code, and from its panic and timer paths).
+static UNLOADED: [AtomicU64; UNLOADED_BITS / 64] = [const { AtomicU64::new(0) }; UNLOADED_BITS / 64];
+
 /// Whether `id` has been unloaded.
 pub fn is_unloaded(id: DomainId) -> bool {
-    with_registry(|r| r.unloaded.contains(&id))
+    match unloaded_bit(id) {
+        Some(set) => set,
+        None => with_registry(|r| r.unloaded.contains(&id)),
+    }
+}
+
+/// The unloaded bit of `id`, if its number has one.
+fn unloaded_bit(id: DomainId) -> Option<bool> {
+    let n = id.0 as usize;
+    UNLOADED.get(n / 64).map(|word| word.load(Ordering::Acquire) & (1 << (n % 64)) != 0)
+}
+
+/// [`is_unloaded`] with the registry already locked.
+fn unloaded_in(r: &Registry, id: DomainId) -> bool {
+    unloaded_bit(id).unwrap_or_else(|| r.unloaded.contains(&id))
 }
 
 /// Record that `owner` installed handlers on `event` (called by the dispatcher).
@@ -431,8 +454,13 @@ pub fn unload(_key: &KernelKey, id: DomainId) -> (usize, usize) {
     if id == DomainId::KERNEL {
         return (0, 0);
     }
+    if let Some(word) = UNLOADED.get(id.0 as usize / 64) {
+        word.fetch_or(1 << (id.0 % 64), Ordering::AcqRel);
+    }
     let (slots, events) = with_registry(|r| {
-        if !r.unloaded.contains(&id) {
+        // Numbers without a bit are listed (if the heap has room: the
+        // registry forgets the domain's exports and handlers either way).
+        if unloaded_bit(id).is_none() && !r.unloaded.contains(&id) && r.unloaded.try_reserve(1).is_ok() {
             r.unloaded.push(id);
         }
         r.domains.retain(|(o, _)| *o != id);

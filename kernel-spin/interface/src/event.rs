@@ -39,6 +39,7 @@
 
 use crate::contain::{self, Fault, critical};
 use crate::domain::{self, DomainId, Identity, Uninstall};
+use crate::key::KernelKey;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -544,4 +545,86 @@ pub fn anyone(_: &Identity, _: &EventInfo) -> bool {
 /// An authorizer that admits only the kernel core.
 pub fn kernel_only(who: &Identity, _: &EventInfo) -> bool {
     who.id() == DomainId::KERNEL
+}
+
+/// An event the kernel owns the raising of: anyone the event's authorizer
+/// admits may handle it, but only the kernel (with its key) and the
+/// holders of the capabilities that wrap a raise (the scheduler's
+/// [`crate::strand::Scheduling`], the thread packages'
+/// [`crate::strand::StrandCore`], this crate's locks) can raise it. A raise
+/// of a core event drives kernel state machines (the scheduler's, a
+/// process's system calls, the fault path), and its arguments would be
+/// forged if anyone could raise it; an extension that tries does not build
+/// (the method does not exist for it).
+///
+/// The same layout as [`Event`] (the kernel's assembly fast paths read the
+/// entry word at [`KernelEvent::ENTRY_OFFSET`]).
+#[repr(transparent)]
+pub struct KernelEvent<A: Copy + 'static, R: 'static>(Event<A, R>);
+
+impl<A: Copy + 'static, R: 'static> KernelEvent<A, R> {
+    /// A one-to-many event (any number of handlers).
+    pub const fn new(name: &'static str, default: fn(A) -> R, combine: Combine<R>) -> Self {
+        Self(Event::new(name, default, combine))
+    }
+
+    /// A one-to-one event (at most one handler), member `index` of a family.
+    pub const fn new_one(name: &'static str, index: u32, default: fn(A) -> R) -> Self {
+        Self(Event::new_one(name, index, default))
+    }
+
+    /// See [`Event::ENTRY_OFFSET`] (the wrapper adds nothing in front).
+    pub const ENTRY_OFFSET: usize = Event::<A, R>::ENTRY_OFFSET;
+
+    /// The event with every right, raising included (the kernel core).
+    #[inline(always)]
+    pub fn event(&self, _key: &KernelKey) -> &Event<A, R> {
+        &self.0
+    }
+
+    /// The event with every right (this crate's capabilities and locks).
+    #[inline(always)]
+    pub(crate) fn inner(&self) -> &Event<A, R> {
+        &self.0
+    }
+
+    pub fn info(&self) -> EventInfo {
+        self.0.info()
+    }
+
+    /// See [`Event::define`] (the kernel defines its events at boot, first).
+    pub fn define(&self, definer: &Identity, authorizer: Authorizer) -> Result<(), EventError> {
+        self.0.define(definer, authorizer)
+    }
+
+    /// See [`Event::install`].
+    pub fn install(
+        &'static self,
+        installer: &Identity,
+        handler: fn(A) -> R,
+        guard: Option<fn(&A) -> bool>,
+    ) -> Result<HandlerId, EventError> {
+        self.0.install(installer, handler, guard)
+    }
+
+    /// See [`Event::uninstall`].
+    pub fn uninstall(&self, installer: &Identity, handler: HandlerId) -> Result<(), EventError> {
+        self.0.uninstall(installer, handler)
+    }
+
+    pub fn handler_count(&self) -> usize {
+        self.0.handler_count()
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.0.is_direct()
+    }
+
+    pub fn entry_is(&self, handler: fn(A) -> R) -> bool {
+        self.0.entry_is(handler)
+    }
+
+    pub fn lone_owner(&self) -> DomainId {
+        self.0.lone_owner()
+    }
 }

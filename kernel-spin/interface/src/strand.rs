@@ -7,9 +7,19 @@
 //! the CPU) and [`RESUME`] (put this strand on the CPU), using the raw
 //! context operations of [`StrandCore`], a capability the kernel grants
 //! only to thread packages.
+//!
+//! Only the kernel and these capabilities raise the strand events (they
+//! are [`KernelEvent`]s): the scheduler raises `Checkpoint` and `Resume`
+//! through [`Scheduling`], thread packages raise `Unblock` through
+//! [`StrandCore::unblock`], this crate's locks wake the strands that
+//! queued themselves, and anyone may block the *current* strand
+//! ([`block_current`]). A strand queue takes only the strand that runs
+//! ([`StrandQueue::push_current`]), except through [`Scheduling`]: no
+//! extension can forge a wakeup, park another strand in a queue of its
+//! own, or switch the CPU to a strand of its choosing.
 
 use crate::contain::critical;
-use crate::event::{Combine, Event};
+use crate::event::{Combine, KernelEvent};
 use crate::key::KernelKey;
 use crate::phys::MemError;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -27,18 +37,24 @@ impl Strand {
     pub fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The strand numbered `n` (the kernel, which keeps strands in tables).
+    pub const fn from_index(_key: &KernelKey, n: u32) -> Strand {
+        Strand(n)
+    }
 }
 
 fn nothing(_: Strand) {}
 
 /// The current strand cannot continue (it waits on something): schedule another.
-pub static BLOCK: Event<Strand, ()> = Event::new("Strand.Block", nothing, Combine::Last);
+pub static BLOCK: KernelEvent<Strand, ()> = KernelEvent::new("Strand.Block", nothing, Combine::Last);
 /// The strand may run again.
-pub static UNBLOCK: Event<Strand, ()> = Event::new("Strand.Unblock", nothing, Combine::Last);
+pub static UNBLOCK: KernelEvent<Strand, ()> = KernelEvent::new("Strand.Unblock", nothing, Combine::Last);
 /// The strand is about to lose the CPU: save what the package needs.
-pub static CHECKPOINT: Event<Strand, ()> = Event::new("Strand.Checkpoint", nothing, Combine::Last);
+pub static CHECKPOINT: KernelEvent<Strand, ()> =
+    KernelEvent::new("Strand.Checkpoint", nothing, Combine::Last);
 /// Give the CPU to this strand (returns when the checkpointed one resumes).
-pub static RESUME: Event<Strand, ()> = Event::new("Strand.Resume", nothing, Combine::Last);
+pub static RESUME: KernelEvent<Strand, ()> = KernelEvent::new("Strand.Resume", nothing, Combine::Last);
 
 static CURRENT: AtomicU32 = AtomicU32::new(0);
 
@@ -50,7 +66,13 @@ pub fn current() -> Strand {
 
 /// Block the current strand until someone raises [`UNBLOCK`] for it.
 pub fn block_current() {
-    BLOCK.raise_entry_first(current());
+    BLOCK.inner().raise_entry_first(current());
+}
+
+/// Let `s` run again (this crate's locks: a strand that queued itself).
+#[inline(always)]
+pub(crate) fn wake(s: Strand) {
+    UNBLOCK.inner().raise_entry_first(s);
 }
 
 /// Whether strand `s` waits in a queue (a run queue, a lock's waiters):
@@ -94,10 +116,18 @@ impl StrandQueue {
         Self { head: AtomicU32::new(END), tail: AtomicU32::new(END) }
     }
 
-    /// Append `s`. Returns false (and does nothing) if `s` is already in
-    /// a queue: a strand is never queued twice.
+    /// Append the running strand (before it blocks). Returns false (and
+    /// does nothing) if it is already in a queue.
     #[inline]
-    pub fn push(&self, s: Strand) -> bool {
+    pub fn push_current(&self) -> bool {
+        self.push(current())
+    }
+
+    /// Append `s`. Returns false (and does nothing) if `s` is already in
+    /// a queue: a strand is never queued twice. (Extensions queue only
+    /// the running strand, or any with [`Scheduling::enqueue`].)
+    #[inline]
+    pub(crate) fn push(&self, s: Strand) -> bool {
         let Some(link) = LINKS.get(s.index()) else { return false };
         critical(|| {
             if link.load(Ordering::Relaxed) != UNQUEUED {
@@ -233,6 +263,46 @@ impl StrandCore {
     /// Free a finished strand's resources.
     pub fn destroy(&self, s: Strand) {
         (self.core().destroy)(s.0)
+    }
+
+    /// Raise [`UNBLOCK`] for `s` (a new thread, a yield, a joiner).
+    #[inline(always)]
+    pub fn unblock(&self, s: Strand) {
+        UNBLOCK.inner().raise_entry_first(s);
+    }
+}
+
+/// What a scheduler needs beyond handling `Block` and `Unblock`: raising
+/// `Checkpoint` and `Resume` (a switch), and queueing a strand other than
+/// the running one (the strand `Unblock` names). The kernel grants it to
+/// the scheduler only (`kdomain`).
+pub struct Scheduling {
+    _private: (),
+}
+
+impl Scheduling {
+    /// The one instance (the kernel exports it to the scheduler).
+    pub fn new(_key: &KernelKey) -> &'static Scheduling {
+        static SCHEDULING: Scheduling = Scheduling { _private: () };
+        &SCHEDULING
+    }
+
+    /// Raise [`CHECKPOINT`] for `s` (about to lose the CPU).
+    #[inline(always)]
+    pub fn checkpoint(&self, s: Strand) {
+        CHECKPOINT.inner().raise_entry_first(s);
+    }
+
+    /// Raise [`RESUME`] for `s` (give it the CPU).
+    #[inline(always)]
+    pub fn resume(&self, s: Strand) {
+        RESUME.inner().raise_entry_first(s);
+    }
+
+    /// Append `s` to `queue` (see [`StrandQueue::push_current`]).
+    #[inline(always)]
+    pub fn enqueue(&self, queue: &StrandQueue, s: Strand) -> bool {
+        queue.push(s)
     }
 }
 
