@@ -395,3 +395,54 @@ fn probe_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     test_event(ctx)?.install(ctx.identity(), probe_handler, None)?;
     Ok(ExportTable::new())
 }
+
+/// Defines the event `Definer.own` (`u64 -> u64`, anyone may handle it;
+/// its default answers `x + 60` and counts itself) and exports it, and the
+/// procedure `Definer.twice`: what the domain handed out must run none of
+/// its code once it is unloaded.
+pub static DEFINER: Extension = Extension::new("definer", definer_init);
+/// Tries to export a plain object (a reference to one of its statics),
+/// which no unload could revoke: refused.
+pub static OBJECT_EXPORTER: Extension = Extension::new("object-exporter", object_exporter_init);
+/// Exports `Raiser.raise(x)`: raises `Definer.own` on the plain path.
+pub static RAISER: Extension = Extension::new("raiser", raiser_init);
+
+static OWN: Event<u64, u64> = Event::new("Definer.own", own_default, spin_interface::Combine::Last);
+static OWN_DEFAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times `Definer.own`'s default ran.
+pub fn definer_defaults() -> u64 {
+    OWN_DEFAULTS.load(Ordering::SeqCst)
+}
+
+fn own_default(x: u64) -> u64 {
+    OWN_DEFAULTS.fetch_add(1, Ordering::SeqCst);
+    x + 60
+}
+
+fn twice(x: u64) -> u64 {
+    x * 2
+}
+
+fn definer_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    OWN.define(ctx.identity(), spin_interface::event::anyone)?;
+    Ok(ExportTable::new().event("Definer", "own", &OWN).procedure("Definer", "twice", twice))
+}
+
+static EXPORTED_COUNT: AtomicU64 = AtomicU64::new(0);
+
+fn object_exporter_init(_: &InitContext) -> Result<ExportTable, InitError> {
+    Ok(ExportTable::new().object("Obj", "counter", &EXPORTED_COUNT))
+}
+
+static OWN_IMPORTED: SpinLock<Option<&'static Event<u64, u64>>> = SpinLock::new(None);
+
+fn raise_own(x: u64) -> u64 {
+    let own = *OWN_IMPORTED.lock();
+    own.map_or(0, |e| e.raise(x))
+}
+
+fn raiser_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    *OWN_IMPORTED.lock() = Some(ctx.lookup("definer", "Definer", "own")?);
+    Ok(ExportTable::new().procedure("Raiser", "raise", raise_own))
+}

@@ -42,7 +42,7 @@ use crate::domain::{self, DomainId, Identity, Uninstall};
 use crate::key::KernelKey;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::{Mutex, Once};
 use spin_trusted::{FnSlot, FnTable, MethodSlot};
 
@@ -151,6 +151,9 @@ pub struct Event<A: Copy + 'static, R: 'static> {
     runner: MethodSlot<Self, A, R>,
     /// The owner of the handler in `entry` (fault attribution).
     lone_owner: AtomicU32,
+    /// The definer (an extension) has been unloaded: its default never
+    /// runs again (raises take the revoked runner).
+    revoked: AtomicBool,
     state: Mutex<State<A, R>>,
 }
 
@@ -182,6 +185,7 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
             one_to_one: one,
             definition: Once::new(),
             lone_owner: AtomicU32::new(0),
+            revoked: AtomicBool::new(false),
             state: Mutex::new(State { bindings: Vec::new(), next_id: 1, snapshot: None }),
         }
     }
@@ -197,13 +201,36 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
 
     /// Claim the event as its defining module, with the authorizer that
     /// decides every install. Only the first definition counts.
-    pub fn define(&self, definer: &Identity, authorizer: Authorizer) -> Result<(), EventError> {
+    ///
+    /// An extension's event is revoked when it is unloaded: installs are
+    /// refused (the authorizer is its code), and raises run the handlers
+    /// of live domains but never its default (see [`Event::raise`]).
+    pub fn define(&'static self, definer: &Identity, authorizer: Authorizer) -> Result<(), EventError> {
+        if domain::is_unloaded(definer.id()) {
+            return Err(EventError::Denied);
+        }
         let mut fresh = false;
         self.definition.call_once(|| {
             fresh = true;
             (definer.id(), authorizer)
         });
-        if fresh { Ok(()) } else { Err(EventError::AlreadyDefined) }
+        if !fresh {
+            return Err(EventError::AlreadyDefined);
+        }
+        if definer.id() != DomainId::KERNEL && !domain::note_define(definer.id(), self) {
+            // Not recorded, so it could not be revoked: never usable.
+            self.revoke_now();
+            return Err(EventError::TooMany);
+        }
+        Ok(())
+    }
+
+    fn revoke_now(&self) {
+        critical(|| {
+            let mut s = self.state.lock();
+            self.revoked.store(true, Ordering::SeqCst);
+            self.refresh(&mut s);
+        })
     }
 
     /// Install `handler` (with an optional `guard`) for `installer`, if the
@@ -287,6 +314,17 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
 
     /// Recompute the entry and the snapshot after a change (lock held).
     fn refresh(&self, s: &mut State<A, R>) {
+        if self.revoked.load(Ordering::SeqCst) {
+            // Every raise takes the checked path: the entry word empty
+            // (so the direct path falls back to the runner), the runner
+            // the revoked one; the snapshot still lists the live handlers.
+            self.entry.set(None);
+            self.runner.set(run_revoked::<A, R>);
+            self.table.clear();
+            s.snapshot = (!s.bindings.is_empty())
+                .then(|| Arc::new(Snapshot { bindings: s.bindings.clone(), unguarded: None }));
+            return;
+        }
         let n = s.bindings.len();
         let lone = if n == 1 && s.bindings[0].guard.is_none() { Some(&s.bindings[0]) } else { None };
         s.snapshot = if n == 0 {
@@ -340,6 +378,12 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
     /// Raise the event: run its handlers and return the combined result.
     /// A load and a call of the event's runner, which calls each handler
     /// (one handler: a load and a tail jump).
+    ///
+    /// An event whose defining extension has been unloaded runs the
+    /// handlers of live domains; if none applies there is no result to
+    /// return without the definer's default, which never runs again: the
+    /// raise panics (a fault of the raising domain, contained like any
+    /// panic). [`Event::raise_contained`] answers `Fault::Unloaded` instead.
     #[inline(always)]
     pub fn raise(&self, a: A) -> R {
         self.runner.get()(self, a)
@@ -501,6 +545,25 @@ fn run_default<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
     (e.default)(a)
 }
 
+/// The runner of an event whose definer has been unloaded.
+#[cold]
+#[inline(never)]
+fn run_revoked<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
+    let mut acc: Option<R> = None;
+    if let Some(s) = e.snapshot() {
+        for b in s.bindings.iter() {
+            if b.guard.is_none_or(|g| g(&a)) {
+                let r = (b.handler)(a);
+                acc = Some(e.fold(acc, r));
+            }
+        }
+    }
+    match acc {
+        Some(r) => r,
+        None => panic!("event {} raised after its defining domain was unloaded", e.info.name),
+    }
+}
+
 /// The runner of an event that is neither direct nor a plain table.
 fn run_general<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
     e.raise_general(a)
@@ -534,6 +597,10 @@ impl<A: Copy + 'static, R: 'static> Uninstall for Event<A, R> {
             s.bindings.retain(|b| b.owner != owner);
             self.refresh(&mut s);
         })
+    }
+
+    fn revoke(&self) {
+        self.revoke_now();
     }
 }
 
@@ -593,7 +660,7 @@ impl<A: Copy + 'static, R: 'static> KernelEvent<A, R> {
     }
 
     /// See [`Event::define`] (the kernel defines its events at boot, first).
-    pub fn define(&self, definer: &Identity, authorizer: Authorizer) -> Result<(), EventError> {
+    pub fn define(&'static self, definer: &Identity, authorizer: Authorizer) -> Result<(), EventError> {
         self.0.define(definer, authorizer)
     }
 

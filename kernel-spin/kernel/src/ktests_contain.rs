@@ -39,6 +39,7 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::forked_threads_that_block_live_on", run: threads_that_block_live_on },
     Test { name: "spin::unloaded_identity_installs_nothing", run: unloaded_identity_installs_nothing },
     Test { name: "spin::threads_of_an_unloaded_domain_end", run: threads_of_an_unloaded_domain_end },
+    Test { name: "spin::what_an_unloaded_domain_exported_runs_none_of_its_code", run: revoked_exports },
     Test { name: "spin::reclaim_handler_that_allocates_does_not_recurse", run: reclaim_that_allocates },
     Test { name: "spin::heap_hog_handler_takes_only_its_quota", run: heap_hog_handler },
     Test { name: "spin::heap_hog_init_takes_only_its_quota", run: heap_hog_init },
@@ -253,6 +254,55 @@ fn unloaded_identity_installs_nothing() -> Result<(), String> {
     ensure_eq!(TEST_EVENT.install(id, nothing, None).err(), Some(spin_interface::event::EventError::Denied));
     ensure_eq!(TEST_EVENT.handler_count(), 0);
     ensure_eq!(FORKER_SPAWN.call(0).err(), Some(spin_interface::LinkError::Unbound));
+    Ok(())
+}
+
+static TWICE: spin_interface::Import<u64, u64> = spin_interface::Import::new("Definer", "twice");
+static RAISE: spin_interface::Import<u64, u64> = spin_interface::Import::new("Raiser", "raise");
+
+/// Unload is final for what a domain handed out: its procedure is only
+/// ever reached through an `Import` (no bare function pointer), which
+/// answers `Unbound`; its event runs the live domains' handlers but never
+/// its default again (`raise_contained` answers `Fault::Unloaded`, a plain
+/// raise that only the default would answer is a contained fault of the
+/// raiser), and installs on it are refused; an extension cannot export
+/// an object unload could not revoke.
+fn revoked_exports() -> Result<(), String> {
+    use spin_interface::{Domain, Event, LinkError};
+    let err = |e: &dyn core::fmt::Debug| format!("{e:?}");
+    let definer = loader::load(crate::key(), "definer", &hostile::DEFINER).map_err(|e| err(&e))?;
+    let raiser = loader::load(crate::key(), "raiser", &hostile::RAISER).map_err(|e| err(&e))?;
+    let me = spin_interface::Identity::kernel(crate::key());
+    let d = Domain::named("definer").map_err(|e| err(&e))?;
+    let own: &'static Event<u64, u64> = d.lookup(me, "Definer", "own").map_err(|e| err(&e))?;
+    ensure_eq!(
+        d.lookup::<fn(u64) -> u64>(me, "Definer", "twice").err(),
+        Some(LinkError::ImportOnly { interface: "Definer", symbol: "twice" })
+    );
+    d.resolve(me, &[&TWICE]).map_err(|e| err(&e))?;
+    Domain::named("raiser").and_then(|r| r.resolve(me, &[&RAISE])).map_err(|e| err(&e))?;
+    ensure_eq!(TWICE.call(4), Ok(8));
+    ensure_eq!(RAISE.call(5), Ok(65));
+    let h = own.install(me, nothing, Some(|x| *x == 9)).map_err(|e| err(&e))?;
+    let defaults = hostile::definer_defaults();
+    crate::contain::unload_domain(definer.id());
+    ensure_eq!(TWICE.call(4), Err(LinkError::Unbound));
+    ensure_eq!(own.raise_contained(5), Err(Fault::Unloaded(definer.id())));
+    ensure_eq!(own.raise(9), 9);
+    ensure_eq!(own.raise_contained(9), Ok(9));
+    ensure_eq!(own.install(me, nothing, None).err(), Some(spin_interface::event::EventError::Denied));
+    ensure_eq!(
+        spin_interface::contain::run_for(crate::key(), raiser.id(), || RAISE.call(5)),
+        Err(Fault::Panicked(raiser.id()))
+    );
+    ensure!(Domain::named("raiser").is_err(), "the raiser is still loaded");
+    ensure_eq!(hostile::definer_defaults(), defaults);
+    own.uninstall(me, h).map_err(|e| err(&e))?;
+    ensure_eq!(
+        loader::load(crate::key(), "object-exporter", &hostile::OBJECT_EXPORTER).err(),
+        Some(loader::LoadError::Link(LinkError::NotRevocable { interface: "Obj", symbol: "counter" }))
+    );
+    ensure!(Domain::named("object-exporter").is_err(), "a refused domain was registered");
     Ok(())
 }
 
