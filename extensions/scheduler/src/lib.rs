@@ -8,52 +8,38 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use spin_interface::strand::{self, Scheduling, Strand, StrandQueue};
-use spin_interface::sync::Once;
+use spin_interface::strand::{self, RunQueue, Runnable, Strand};
 use spin_interface::{ExportTable, Extension, InitContext, InitError, machine};
 
 /// The extension's descriptor.
 pub static EXTENSION: Extension = Extension::new("scheduler", init);
 
 /// Runnable strands, oldest first.
-static QUEUE: StrandQueue = StrandQueue::new();
-
-/// Raising `Checkpoint`/`Resume` and queueing other strands (the kernel
-/// grants it to the scheduler).
-static SCHEDULING: Once<&'static Scheduling> = Once::new();
+static QUEUE: RunQueue = RunQueue::new();
 
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
-    let sched: &'static Scheduling = ctx.lookup("kernel", "Trusted.Scheduler", "core")?;
-    SCHEDULING.call_once(|| sched);
     strand::BLOCK.install(ctx.identity(), on_block, None)?;
     strand::UNBLOCK.install(ctx.identity(), on_unblock, None)?;
     Ok(ExportTable::new().procedure("Scheduler", "runnable", runnable))
 }
 
-#[inline(always)]
-fn sched() -> &'static Scheduling {
-    SCHEDULING.get().expect("set in init, before the handlers")
-}
-
-fn on_unblock(s: Strand) {
+fn on_unblock(r: Runnable) {
     // A strand already queued stays where it is.
-    sched().enqueue(&QUEUE, s);
+    QUEUE.push(r);
 }
 
 fn on_block(s: Strand) {
     match QUEUE.pop() {
         // Woken before it could switch (a yield with nobody else runnable).
-        Some(n) if n == s => {}
+        Some(n) if n.strand() == s => {}
         Some(n) => switch(s, n),
         None => idle(s),
     }
 }
 
 #[inline(always)]
-fn switch(from: Strand, to: Strand) {
-    let sched = sched();
-    sched.checkpoint(from);
-    sched.resume(to);
+fn switch(from: Strand, to: Runnable) {
+    to.switch_from(from);
 }
 
 /// Nothing is runnable: wait for an interrupt to make something so.
@@ -63,7 +49,7 @@ fn idle(s: Strand) {
     loop {
         machine::idle();
         match QUEUE.pop() {
-            Some(n) if n == s => return,
+            Some(n) if n.strand() == s => return,
             Some(n) => return switch(s, n),
             None => {}
         }

@@ -25,7 +25,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use spin_trusted::FnSlot;
 
@@ -468,6 +468,16 @@ const UNLOADED_BITS: usize = 4096;
 /// extension code, and from its panic and timer paths).
 static UNLOADED: [AtomicU64; UNLOADED_BITS / 64] = [const { AtomicU64::new(0) }; UNLOADED_BITS / 64];
 
+/// Set (for good) once any domain has been unloaded.
+static ANY_UNLOADED: AtomicBool = AtomicBool::new(false);
+
+/// Whether any domain has ever been unloaded (one load: the kernel's
+/// context switch asks before looking further).
+#[inline(always)]
+pub fn any_unloaded() -> bool {
+    ANY_UNLOADED.load(Ordering::Relaxed)
+}
+
 /// Whether `id` has been unloaded.
 pub fn is_unloaded(id: DomainId) -> bool {
     match unloaded_bit(id) {
@@ -526,6 +536,7 @@ pub fn unload(_key: &KernelKey, id: DomainId) -> (usize, usize) {
     if let Some(word) = UNLOADED.get(id.0 as usize / 64) {
         word.fetch_or(1 << (id.0 % 64), Ordering::AcqRel);
     }
+    ANY_UNLOADED.store(true, Ordering::SeqCst);
     let (slots, events, defined) = with_registry(|r| {
         // Numbers without a bit are listed (if the heap has room: the
         // registry forgets the domain's exports and handlers either way).

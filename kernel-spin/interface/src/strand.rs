@@ -9,14 +9,16 @@
 //! only to thread packages.
 //!
 //! Only the kernel and these capabilities raise the strand events (they
-//! are [`KernelEvent`]s): the scheduler raises `Checkpoint` and `Resume`
-//! through [`Scheduling`], thread packages raise `Unblock` through
+//! are [`KernelEvent`]s): thread packages raise `Unblock` through
 //! [`StrandCore::unblock`], this crate's locks wake the strands that
 //! queued themselves, and anyone may block the *current* strand
-//! ([`block_current`]). A strand queue takes only the strand that runs
-//! ([`StrandQueue::push_current`]), except through [`Scheduling`]: no
-//! extension can forge a wakeup, park another strand in a queue of its
-//! own, or switch the CPU to a strand of its choosing.
+//! ([`block_current`]). `Unblock` hands its handler (the scheduler) a
+//! [`Runnable`], which no one else can make: a [`RunQueue`] holds them,
+//! and [`Runnable::switch_from`] raises `Checkpoint` and `Resume`. A
+//! strand queue takes only the strand that runs
+//! ([`StrandQueue::push_current`]): no extension can forge a wakeup, park
+//! another strand in a queue of its own, or switch the CPU to a strand of
+//! its choosing (the checks are types: they cost nothing at run time).
 
 use crate::contain::critical;
 use crate::event::{Combine, KernelEvent};
@@ -45,11 +47,13 @@ impl Strand {
 }
 
 fn nothing(_: Strand) {}
+fn nothing_runnable(_: Runnable) {}
 
 /// The current strand cannot continue (it waits on something): schedule another.
 pub static BLOCK: KernelEvent<Strand, ()> = KernelEvent::new("Strand.Block", nothing, Combine::Last);
 /// The strand may run again.
-pub static UNBLOCK: KernelEvent<Strand, ()> = KernelEvent::new("Strand.Unblock", nothing, Combine::Last);
+pub static UNBLOCK: KernelEvent<Runnable, ()> =
+    KernelEvent::new("Strand.Unblock", nothing_runnable, Combine::Last);
 /// The strand is about to lose the CPU: save what the package needs.
 pub static CHECKPOINT: KernelEvent<Strand, ()> =
     KernelEvent::new("Strand.Checkpoint", nothing, Combine::Last);
@@ -72,7 +76,7 @@ pub fn block_current() {
 /// Let `s` run again (this crate's locks: a strand that queued itself).
 #[inline(always)]
 pub(crate) fn wake(s: Strand) {
-    UNBLOCK.inner().raise_entry_first(s);
+    UNBLOCK.inner().raise_entry_first(Runnable(s));
 }
 
 /// Whether strand `s` waits in a queue (a run queue, a lock's waiters):
@@ -125,7 +129,7 @@ impl StrandQueue {
 
     /// Append `s`. Returns false (and does nothing) if `s` is already in
     /// a queue: a strand is never queued twice. (Extensions queue only
-    /// the running strand, or any with [`Scheduling::enqueue`].)
+    /// the running strand, or a [`Runnable`] in a [`RunQueue`].)
     #[inline]
     pub(crate) fn push(&self, s: Strand) -> bool {
         let Some(link) = LINKS.get(s.index()) else { return false };
@@ -268,41 +272,74 @@ impl StrandCore {
     /// Raise [`UNBLOCK`] for `s` (a new thread, a yield, a joiner).
     #[inline(always)]
     pub fn unblock(&self, s: Strand) {
-        UNBLOCK.inner().raise_entry_first(s);
+        wake(s);
     }
 }
 
-/// What a scheduler needs beyond handling `Block` and `Unblock`: raising
-/// `Checkpoint` and `Resume` (a switch), and queueing a strand other than
-/// the running one (the strand `Unblock` names). The kernel grants it to
-/// the scheduler only (`kdomain`).
-pub struct Scheduling {
-    _private: (),
+/// A strand the scheduler may run: what [`UNBLOCK`] hands its handler
+/// (the scheduler), and the only thing a [`RunQueue`] takes. No extension
+/// can make one: only the kernel, thread packages ([`StrandCore::unblock`])
+/// and this crate's locks raise `Unblock`. Holding one is the right to
+/// give the CPU to its strand ([`Runnable::switch_from`]); a raise of
+/// `Checkpoint` or `Resume` needs nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runnable(Strand);
+
+impl Runnable {
+    /// The strand.
+    #[inline(always)]
+    pub fn strand(self) -> Strand {
+        self.0
+    }
+
+    /// Take the CPU from `from` (the strand `Block` named: the running
+    /// one) and give it to this strand: raise [`CHECKPOINT`] for `from`,
+    /// then [`RESUME`] for this one (returns when `from` runs again).
+    #[inline(always)]
+    pub fn switch_from(self, from: Strand) {
+        CHECKPOINT.inner().raise_entry_first(from);
+        RESUME.inner().raise_entry_first(self.0);
+    }
 }
 
-impl Scheduling {
-    /// The one instance (the kernel exports it to the scheduler).
-    pub fn new(_key: &KernelKey) -> &'static Scheduling {
-        static SCHEDULING: Scheduling = Scheduling { _private: () };
-        &SCHEDULING
+/// Make `s` runnable (the kernel: strands it wakes).
+pub fn unblock(_key: &KernelKey, s: Strand) {
+    wake(s);
+}
+
+/// A FIFO queue of [`Runnable`] strands: a scheduler's run queue.
+pub struct RunQueue(StrandQueue);
+
+impl Default for RunQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunQueue {
+    pub const fn new() -> Self {
+        Self(StrandQueue::new())
     }
 
-    /// Raise [`CHECKPOINT`] for `s` (about to lose the CPU).
-    #[inline(always)]
-    pub fn checkpoint(&self, s: Strand) {
-        CHECKPOINT.inner().raise_entry_first(s);
+    /// Append `r`; false (nothing done) if its strand is already queued.
+    #[inline]
+    pub fn push(&self, r: Runnable) -> bool {
+        self.0.push(r.0)
     }
 
-    /// Raise [`RESUME`] for `s` (give it the CPU).
-    #[inline(always)]
-    pub fn resume(&self, s: Strand) {
-        RESUME.inner().raise_entry_first(s);
+    /// Remove and return the first.
+    #[inline]
+    pub fn pop(&self) -> Option<Runnable> {
+        self.0.pop().map(Runnable)
     }
 
-    /// Append `s` to `queue` (see [`StrandQueue::push_current`]).
-    #[inline(always)]
-    pub fn enqueue(&self, queue: &StrandQueue, s: Strand) -> bool {
-        queue.push(s)
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 }
 

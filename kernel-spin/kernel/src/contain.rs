@@ -204,8 +204,17 @@ fn abort_if_unloaded(p: *mut Recovery) {
 /// thread of that domain that blocked or yielded, a handler that waited)
 /// does not go back into that code; its contained call ends with
 /// `Fault::Unloaded` (a thread's body then ends, its strand is freed).
+/// Until some domain is unloaded this is one load and a test.
 #[inline(always)]
 pub fn after_resume() {
+    if domain::any_unloaded() {
+        resumed_after_an_unload();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn resumed_after_an_unload() {
     let p = TOP[strand::current().index() & (MAX_STRANDS - 1)].load(Ordering::Relaxed);
     if !p.is_null() {
         abort_if_unloaded(p);
@@ -230,7 +239,7 @@ pub fn wake_parked() {
         let culprit = unsafe { (*p).culprit };
         let strand = strand::Strand::from_index(crate::key(), s as u32);
         if culprit != DomainId::KERNEL && domain::is_unloaded(culprit) && !strand::is_queued(strand) {
-            strand::UNBLOCK.event(crate::key()).raise_entry_first(strand);
+            strand::unblock(crate::key(), strand);
         }
     }
 }

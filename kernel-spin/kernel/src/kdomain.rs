@@ -4,7 +4,7 @@
 
 use spin_interface::abi::nr;
 use spin_interface::event::{Combine, Event, EventInfo, anyone, kernel_only};
-use spin_interface::strand::{self, Scheduling, StrandCore};
+use spin_interface::strand::{self, StrandCore};
 use spin_interface::translation;
 use spin_interface::user::{self, SYSTEM_CALLS, UserServices};
 use spin_interface::{Domain, ExportTable, Identity, KernelKey};
@@ -125,8 +125,6 @@ pub fn init(key: &'static KernelKey) {
     let table = ExportTable::new()
         .object("Trusted.Strand", "core", StrandCore::new(key))
         .restrict("Trusted.Strand", &["threads"])
-        .object("Trusted.Scheduler", "core", Scheduling::new(key))
-        .restrict("Trusted.Scheduler", &["scheduler"])
         .object("Trusted.User", "services", UserServices::new(key))
         .restrict("Trusted.User", USER_SERVICE_HOLDERS)
         .object("Bench", "raise1", &BENCH_EVENTS[0])

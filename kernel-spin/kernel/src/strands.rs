@@ -276,7 +276,7 @@ fn strand_switch(from: u32, to: u32) {
     unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
     // Back on `from`: if the domain whose contained call it was in has
     // been unloaded meanwhile, that call ends here (none of its code runs
-    // again). One load and a test when the strand runs no extension code.
+    // again). One load and a test (of "was any domain ever unloaded").
     crate::contain::after_resume();
 }
 
