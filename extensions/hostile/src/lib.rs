@@ -15,7 +15,11 @@
 //!   which panics (the fault is the callee's, not this innocent caller's);
 //! - threads: one forks kernel threads (through the public thread
 //!   interface) whose bodies panic, loop without ever giving up the CPU, or
-//!   overflow their stack.
+//!   overflow their stack, or try to outlive their unloaded domain
+//!   (yielding for ever, or parked in no queue);
+//! - lifetime: one defines and exports an event and a procedure that must
+//!   run none of its code once it is unloaded, one raises that event on
+//!   the plain path, one tries to export an object no unload could revoke.
 #![no_std]
 #![forbid(unsafe_code)]
 
