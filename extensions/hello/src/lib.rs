@@ -46,5 +46,5 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     GREETED.define(ctx.identity(), event::anyone)?;
     GREETED.install(ctx.identity(), on_greeted, None)?;
     log::info!("hello: ready");
-    Ok(ExportTable::new().procedure("Hello", "greet", greet).object("Hello", "greeted", &GREETED))
+    Ok(ExportTable::new().procedure("Hello", "greet", greet).event("Hello", "greeted", &GREETED))
 }

@@ -15,7 +15,11 @@
 //!   which panics (the fault is the callee's, not this innocent caller's);
 //! - threads: one forks kernel threads (through the public thread
 //!   interface) whose bodies panic, loop without ever giving up the CPU, or
-//!   overflow their stack.
+//!   overflow their stack, or try to outlive their unloaded domain
+//!   (yielding for ever, or parked in no queue);
+//! - lifetime: one defines and exports an event and a procedure that must
+//!   run none of its code once it is unloaded, one raises that event on
+//!   the plain path, one tries to export an object no unload could revoke.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -37,7 +41,10 @@ pub static RERAISER: Extension = Extension::new("reraiser", reraiser_init);
 pub static LOCKER: Extension = Extension::new("locker", locker_init);
 /// Exports `Forker.spawn(mode)`: forks a kernel thread charged to itself
 /// whose body panics (1), loops without giving up the CPU (2), or
-/// overflows its stack (3); any other mode returns at once.
+/// overflows its stack (3); lives on after its domain is unloaded if it
+/// can: yields for ever, counting its rounds and trying to install a
+/// handler under its identity in each (4), or blocks for ever, parked in
+/// no queue (5); any other mode returns at once.
 pub static FORKER: Extension = Extension::new("forker", forker_init);
 /// Handles `PhysAddr.Reclaim` by allocating a page (which, with memory
 /// exhausted, would ask to reclaim again, and again).
@@ -60,9 +67,7 @@ pub static CALLER: Extension = Extension::new("caller", caller_init);
 /// keeping them all (forgotten), and answers how many it got.
 pub static FRAME_HOG: Extension = Extension::new("frame-hog", frame_hog_init);
 /// Attacks a reviewer found, kept as regressions (raised with n): 102 logs
-/// through a `Display` that panics; 105 forks a thread that unblocks
-/// itself and ends (not contained yet: anyone may raise the strand events,
-/// and this starves the scheduler; not in the tests); 112 opens a thread
+/// through a `Display` that panics; 112 opens a thread
 /// span inside its handler and yields for ever in it, escaping the
 /// handler's time budget (not contained yet; not in the tests); 118
 /// installs as many Reclaim handlers as it can (to fill the event's table);
@@ -148,8 +153,38 @@ static FORK: Import<ForkArgs, Result<ThreadId, ThreadError>> = Import::new("Thre
 static CHARGE: SpinLock<Option<spin_interface::contain::Charge>> = SpinLock::new(None);
 static HOG: AtomicU64 = AtomicU64::new(0);
 
+static FORKER_ID: SpinLock<Option<&'static spin_interface::Identity>> = SpinLock::new(None);
+static FORKER_YIELD: Import<(), ()> = Import::new("Threads", "yield");
+static ROUNDS: AtomicU64 = AtomicU64::new(0);
+static INSTALLED: AtomicU64 = AtomicU64::new(0);
+static WAKES: AtomicU64 = AtomicU64::new(0);
+
+/// Rounds the mode-4 threads ran, handlers they got installed, and
+/// wake-ups the mode-5 threads saw.
+pub fn forker_counts() -> (u64, u64, u64) {
+    (ROUNDS.load(Ordering::SeqCst), INSTALLED.load(Ordering::SeqCst), WAKES.load(Ordering::SeqCst))
+}
+
+fn answer(x: u64) -> u64 {
+    x
+}
+
 fn bad_body(mode: usize) {
     match mode {
+        4 => loop {
+            let _ = FORKER_YIELD.call(());
+            ROUNDS.fetch_add(1, Ordering::SeqCst);
+            let me = *FORKER_ID.lock();
+            if let (Some(me), Some(e)) = (me, EVENT.get())
+                && e.install(me, answer, Some(|x| *x == 4444)).is_ok()
+            {
+                INSTALLED.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+        5 => loop {
+            spin_interface::strand::block_current();
+            WAKES.fetch_add(1, Ordering::SeqCst);
+        },
         1 => panic!("forker: a forked thread panics"),
         2 => loop {
             HOG.fetch_add(1, Ordering::Relaxed);
@@ -167,8 +202,11 @@ fn spawn(mode: u64) -> Result<ThreadId, ThreadError> {
 }
 
 fn forker_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
-    ctx.resolve("threads", &[&FORK])?;
+    ctx.resolve("threads", &[&FORK, &FORKER_YIELD])?;
     *CHARGE.lock() = Some(ctx.charge());
+    *FORKER_ID.lock() = Some(ctx.identity());
+    let e = test_event(ctx)?;
+    EVENT.call_once(|| e);
     Ok(ExportTable::new().procedure("Forker", "spawn", spawn))
 }
 
@@ -312,10 +350,6 @@ static PROBE_YIELD: Import<(), ()> = Import::new("Threads", "yield");
 static PROBE_CHARGE: SpinLock<Option<spin_interface::contain::Charge>> = SpinLock::new(None);
 static PROBE_ID: SpinLock<Option<&'static spin_interface::Identity>> = SpinLock::new(None);
 
-fn unblock_self(_: usize) {
-    spin_interface::strand::UNBLOCK.raise(spin_interface::strand::current());
-}
-
 fn no_pages(_: u64) -> u64 {
     0
 }
@@ -328,10 +362,6 @@ fn probe_handler(x: u64) -> u64 {
             spin_interface::log::error!("probe: {}", explodes);
             102
         }
-        105 => match *PROBE_CHARGE.lock() {
-            Some(c) => PROBE_FORK.call((c, unblock_self, 0)).map_or(0, |r| r.map_or(0, |t| t.0)),
-            None => 0,
-        },
         112 => {
             if let Some(c) = *PROBE_CHARGE.lock() {
                 let _ = spin_interface::contain::run_thread(c, || {
@@ -368,4 +398,55 @@ fn probe_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     *PROBE_ID.lock() = Some(ctx.identity());
     test_event(ctx)?.install(ctx.identity(), probe_handler, None)?;
     Ok(ExportTable::new())
+}
+
+/// Defines the event `Definer.own` (`u64 -> u64`, anyone may handle it;
+/// its default answers `x + 60` and counts itself) and exports it, and the
+/// procedure `Definer.twice`: what the domain handed out must run none of
+/// its code once it is unloaded.
+pub static DEFINER: Extension = Extension::new("definer", definer_init);
+/// Tries to export a plain object (a reference to one of its statics),
+/// which no unload could revoke: refused.
+pub static OBJECT_EXPORTER: Extension = Extension::new("object-exporter", object_exporter_init);
+/// Exports `Raiser.raise(x)`: raises `Definer.own` on the plain path.
+pub static RAISER: Extension = Extension::new("raiser", raiser_init);
+
+static OWN: Event<u64, u64> = Event::new("Definer.own", own_default, spin_interface::Combine::Last);
+static OWN_DEFAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times `Definer.own`'s default ran.
+pub fn definer_defaults() -> u64 {
+    OWN_DEFAULTS.load(Ordering::SeqCst)
+}
+
+fn own_default(x: u64) -> u64 {
+    OWN_DEFAULTS.fetch_add(1, Ordering::SeqCst);
+    x + 60
+}
+
+fn twice(x: u64) -> u64 {
+    x * 2
+}
+
+fn definer_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    OWN.define(ctx.identity(), spin_interface::event::anyone)?;
+    Ok(ExportTable::new().event("Definer", "own", &OWN).procedure("Definer", "twice", twice))
+}
+
+static EXPORTED_COUNT: AtomicU64 = AtomicU64::new(0);
+
+fn object_exporter_init(_: &InitContext) -> Result<ExportTable, InitError> {
+    Ok(ExportTable::new().object("Obj", "counter", &EXPORTED_COUNT))
+}
+
+static OWN_IMPORTED: SpinLock<Option<&'static Event<u64, u64>>> = SpinLock::new(None);
+
+fn raise_own(x: u64) -> u64 {
+    let own = *OWN_IMPORTED.lock();
+    own.map_or(0, |e| e.raise(x))
+}
+
+fn raiser_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    *OWN_IMPORTED.lock() = Some(ctx.lookup("definer", "Definer", "own")?);
+    Ok(ExportTable::new().procedure("Raiser", "raise", raise_own))
 }

@@ -8,14 +8,14 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
-use spin_interface::strand::{self, Strand, StrandQueue};
+use spin_interface::strand::{self, RunQueue, Runnable, Strand};
 use spin_interface::{ExportTable, Extension, InitContext, InitError, machine};
 
 /// The extension's descriptor.
 pub static EXTENSION: Extension = Extension::new("scheduler", init);
 
 /// Runnable strands, oldest first.
-static QUEUE: StrandQueue = StrandQueue::new();
+static QUEUE: RunQueue = RunQueue::new();
 
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     strand::BLOCK.install(ctx.identity(), on_block, None)?;
@@ -23,24 +23,23 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     Ok(ExportTable::new().procedure("Scheduler", "runnable", runnable))
 }
 
-fn on_unblock(s: Strand) {
+fn on_unblock(r: Runnable) {
     // A strand already queued stays where it is.
-    QUEUE.push(s);
+    QUEUE.push(r);
 }
 
 fn on_block(s: Strand) {
     match QUEUE.pop() {
         // Woken before it could switch (a yield with nobody else runnable).
-        Some(n) if n == s => {}
+        Some(n) if n.strand() == s => {}
         Some(n) => switch(s, n),
         None => idle(s),
     }
 }
 
 #[inline(always)]
-fn switch(from: Strand, to: Strand) {
-    strand::CHECKPOINT.raise_entry_first(from);
-    strand::RESUME.raise_entry_first(to);
+fn switch(from: Strand, to: Runnable) {
+    to.switch_from(from);
 }
 
 /// Nothing is runnable: wait for an interrupt to make something so.
@@ -50,7 +49,7 @@ fn idle(s: Strand) {
     loop {
         machine::idle();
         match QUEUE.pop() {
-            Some(n) if n == s => return,
+            Some(n) if n.strand() == s => return,
             Some(n) => return switch(s, n),
             None => {}
         }

@@ -111,7 +111,7 @@ fn fork((charge, entry, arg): ForkArgs) -> Result<ThreadId, ThreadError> {
             return Err(ThreadError::NoResources);
         }
     }
-    strand::UNBLOCK.raise_entry_first(s);
+    core().unblock(s);
     Ok(ThreadId(((generation as u64) << 32) | s.index() as u64))
 }
 
@@ -157,9 +157,9 @@ fn exit(_: ()) {
             None => None,
         }
     };
-    ZOMBIES.push(me);
+    ZOMBIES.push_current();
     if let Some(j) = joiner {
-        strand::UNBLOCK.raise_entry_first(j);
+        core().unblock(j);
     }
     // Leave the CPU for good. Nobody should unblock a finished strand, but
     // the strand events can be raised by anyone: if it is resumed, it
@@ -171,6 +171,6 @@ fn exit(_: ()) {
 
 fn yield_now(_: ()) {
     let me = strand::current();
-    strand::UNBLOCK.raise_entry_first(me);
+    core().unblock(me);
     strand::block_current();
 }

@@ -25,7 +25,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use spin_trusted::FnSlot;
 
@@ -99,6 +99,13 @@ pub enum LinkError {
     NoSuchDomain,
     /// No kernel memory to record the domain.
     NoMemory,
+    /// An extension's procedure is reached through an [`Import`] (which
+    /// unload revokes), never looked up as a bare function pointer.
+    ImportOnly { interface: &'static str, symbol: &'static str },
+    /// An extension may export procedures and events, not other objects:
+    /// a reference to an object runs its code with no way to revoke it
+    /// once the domain is unloaded.
+    NotRevocable { interface: &'static str, symbol: &'static str },
 }
 
 /// Who may import an interface.
@@ -119,11 +126,23 @@ impl Access {
     }
 }
 
+/// What an export is (who may export it, how it is reached).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A procedure: imported (revoked on unload).
+    Procedure,
+    /// An event: the dispatcher runs none of an unloaded definer's code.
+    Event,
+    /// Anything else (the kernel's own capabilities).
+    Object,
+}
+
 struct ExportEntry {
     interface: &'static str,
     symbol: &'static str,
     owner: DomainId,
     access: Access,
+    kind: Kind,
     value: Box<dyn Any + Send + Sync>,
 }
 
@@ -150,26 +169,48 @@ impl ExportTable {
         symbol: &'static str,
         f: fn(A) -> R,
     ) -> Self {
-        self.item(interface, symbol, f)
+        self.item(interface, symbol, Kind::Procedure, f)
     }
 
-    /// Export a copyable item: an event (`&'static Event<A, R>`), a service
-    /// object (`&'static dyn Trait`, `&'static Struct`), a value.
+    /// Export an event (looked up as `&'static Event<A, R>`). Once the
+    /// exporter is unloaded the event runs none of its code: handlers of
+    /// live domains still run, the default does not (see
+    /// [`crate::Event::raise`]).
+    pub fn event<A: Copy + Send + Sync + 'static, R: Send + Sync + 'static>(
+        self,
+        interface: &'static str,
+        symbol: &'static str,
+        e: &'static crate::Event<A, R>,
+    ) -> Self {
+        self.item(interface, symbol, Kind::Event, e)
+    }
+
+    /// Export a copyable item: a service object (`&'static dyn Trait`,
+    /// `&'static Struct`), a value. The kernel's domain only: an
+    /// extension's [`Domain::create`] refuses it (`NotRevocable`).
+    /// Extensions export procedures and events.
     pub fn object<T: Copy + Send + Sync + 'static>(
         self,
         interface: &'static str,
         symbol: &'static str,
         item: T,
     ) -> Self {
-        self.item(interface, symbol, item)
+        self.item(interface, symbol, Kind::Object, item)
     }
 
-    fn item<T: Send + Sync + 'static>(mut self, interface: &'static str, symbol: &'static str, v: T) -> Self {
+    fn item<T: Send + Sync + 'static>(
+        mut self,
+        interface: &'static str,
+        symbol: &'static str,
+        kind: Kind,
+        v: T,
+    ) -> Self {
         self.entries.push(ExportEntry {
             interface,
             symbol,
             owner: DomainId::KERNEL,
             access: Access::Public,
+            kind,
             value: Box::new(v),
         });
         self
@@ -235,6 +276,8 @@ pub trait ImportSlot: Sync + sealed::Sealed {
 /// extension that could call it would remove anyone's handlers.
 pub(crate) trait Uninstall: Sync {
     fn remove_all_of(&self, owner: DomainId);
+    /// Its definer is unloaded: run none of its code (the default) again.
+    fn revoke(&self);
 }
 
 /// The global linking state: the name service and what to revoke on unload.
@@ -245,6 +288,8 @@ struct Registry {
     bound: Vec<(DomainId, &'static dyn ImportSlot)>,
     /// Events on which a domain installed handlers.
     installed: Vec<(DomainId, &'static dyn Uninstall)>,
+    /// Events an extension defined (revoked when it is unloaded).
+    defined: Vec<(DomainId, &'static dyn Uninstall)>,
     /// Names the loader reserved for extensions whose `init` is running.
     reserved: Vec<&'static str>,
 }
@@ -254,6 +299,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     unloaded: Vec::new(),
     bound: Vec::new(),
     installed: Vec::new(),
+    defined: Vec::new(),
     reserved: Vec::new(),
 });
 
@@ -265,6 +311,11 @@ impl Domain {
     /// Create the domain of `owner` from its export table and register it
     /// under the owner's name (SPIN's Create). A name can be registered once.
     pub fn create(owner: &Identity, table: ExportTable) -> Result<Domain, LinkError> {
+        if owner.id != DomainId::KERNEL
+            && let Some(e) = table.entries.iter().find(|e| e.kind == Kind::Object)
+        {
+            return Err(LinkError::NotRevocable { interface: e.interface, symbol: e.symbol });
+        }
         let exports = table
             .entries
             .into_iter()
@@ -275,7 +326,7 @@ impl Domain {
             .collect();
         let d = Domain(Arc::new(DomainInner { name: String::from(owner.name), exports }));
         with_registry(|r| {
-            if r.domains.iter().any(|(_, x)| x.0.name == owner.name) || r.unloaded.contains(&owner.id) {
+            if r.domains.iter().any(|(_, x)| x.0.name == owner.name) || unloaded_in(r, owner.id) {
                 return Err(LinkError::Duplicate);
             }
             r.domains.try_reserve(1).map_err(|_| LinkError::NoMemory)?;
@@ -384,9 +435,12 @@ impl Domain {
         Ok(plan.len())
     }
 
-    /// Resolve one copyable item (an event or service object) and return a
-    /// copy of it. Such imports are capabilities the importer keeps; unlike
-    /// procedure imports they are not revoked on unload.
+    /// Resolve one copyable item (an event, or a service object of the
+    /// kernel's) and return a copy of it. Such imports are capabilities
+    /// the importer keeps: an extension's event runs none of its code once
+    /// it is unloaded, and the kernel's objects are never unloaded. An
+    /// extension's procedure is `ImportOnly` (an [`Import`] is revoked on
+    /// unload, a bare function pointer could not be).
     pub fn lookup<T: Copy + 'static>(
         &self,
         importer: &Identity,
@@ -394,6 +448,9 @@ impl Domain {
         symbol: &'static str,
     ) -> Result<T, LinkError> {
         let e = self.find(importer, interface, symbol)?;
+        if e.kind == Kind::Procedure && e.owner != DomainId::KERNEL {
+            return Err(LinkError::ImportOnly { interface, symbol });
+        }
         e.value.downcast_ref::<T>().copied().ok_or(LinkError::TypeMismatch { interface, symbol })
     }
 }
@@ -402,15 +459,60 @@ fn same_slot(a: &dyn ImportSlot, b: &dyn ImportSlot) -> bool {
     core::ptr::addr_eq(a as *const dyn ImportSlot, b as *const dyn ImportSlot)
 }
 
+/// Domains numbered below this have their unloaded bit in [`UNLOADED`].
+const UNLOADED_BITS: usize = 4096;
+
+/// One bit per domain number below [`UNLOADED_BITS`]: set (for good) when
+/// the domain is unloaded. Lets [`is_unloaded`] answer without the
+/// registry's lock (the kernel asks on every resume of a strand that runs
+/// extension code, and from its panic and timer paths).
+static UNLOADED: [AtomicU64; UNLOADED_BITS / 64] = [const { AtomicU64::new(0) }; UNLOADED_BITS / 64];
+
+/// Set (for good) once any domain has been unloaded.
+static ANY_UNLOADED: AtomicBool = AtomicBool::new(false);
+
+/// Whether any domain has ever been unloaded (one load: the kernel's
+/// context switch asks before looking further).
+#[inline(always)]
+pub fn any_unloaded() -> bool {
+    ANY_UNLOADED.load(Ordering::Relaxed)
+}
+
 /// Whether `id` has been unloaded.
 pub fn is_unloaded(id: DomainId) -> bool {
-    with_registry(|r| r.unloaded.contains(&id))
+    match unloaded_bit(id) {
+        Some(set) => set,
+        None => with_registry(|r| r.unloaded.contains(&id)),
+    }
+}
+
+/// The unloaded bit of `id`, if its number has one.
+fn unloaded_bit(id: DomainId) -> Option<bool> {
+    let n = id.0 as usize;
+    UNLOADED.get(n / 64).map(|word| word.load(Ordering::Acquire) & (1 << (n % 64)) != 0)
+}
+
+/// [`is_unloaded`] with the registry already locked.
+fn unloaded_in(r: &Registry, id: DomainId) -> bool {
+    unloaded_bit(id).unwrap_or_else(|| r.unloaded.contains(&id))
 }
 
 /// Record that `owner` installed handlers on `event` (called by the dispatcher).
 /// How many events domain `id` has installed handlers on.
 pub(crate) fn events_installed_by(id: DomainId) -> usize {
     with_registry(|r| r.installed.iter().filter(|(o, _)| *o == id).count())
+}
+
+/// Record that extension `definer` defined `event`. `false` (nothing
+/// recorded) without heap for the record: the definition is then refused.
+pub(crate) fn note_define(definer: DomainId, event: &'static dyn Uninstall) -> bool {
+    with_registry(|r| {
+        if r.defined.try_reserve(1).is_err() {
+            return false;
+        }
+        r.defined.push((definer, event));
+        true
+    })
 }
 
 pub(crate) fn note_install(owner: DomainId, event: &'static dyn Uninstall) {
@@ -431,8 +533,14 @@ pub fn unload(_key: &KernelKey, id: DomainId) -> (usize, usize) {
     if id == DomainId::KERNEL {
         return (0, 0);
     }
-    let (slots, events) = with_registry(|r| {
-        if !r.unloaded.contains(&id) {
+    if let Some(word) = UNLOADED.get(id.0 as usize / 64) {
+        word.fetch_or(1 << (id.0 % 64), Ordering::AcqRel);
+    }
+    ANY_UNLOADED.store(true, Ordering::SeqCst);
+    let (slots, events, defined) = with_registry(|r| {
+        // Numbers without a bit are listed (if the heap has room: the
+        // registry forgets the domain's exports and handlers either way).
+        if unloaded_bit(id).is_none() && !r.unloaded.contains(&id) && r.unloaded.try_reserve(1).is_ok() {
             r.unloaded.push(id);
         }
         r.domains.retain(|(o, _)| *o != id);
@@ -440,8 +548,13 @@ pub fn unload(_key: &KernelKey, id: DomainId) -> (usize, usize) {
         r.bound.retain(|(o, _)| *o != id);
         let events: Vec<_> = r.installed.iter().filter(|(o, _)| *o == id).map(|(_, e)| *e).collect();
         r.installed.retain(|(o, _)| *o != id);
-        (slots, events)
+        let defined: Vec<_> = r.defined.iter().filter(|(o, _)| *o == id).map(|(_, e)| *e).collect();
+        r.defined.retain(|(o, _)| *o != id);
+        (slots, events, defined)
     });
+    for e in &defined {
+        e.revoke();
+    }
     for s in &slots {
         s.unbind();
     }

@@ -39,9 +39,10 @@
 
 use crate::contain::{self, Fault, critical};
 use crate::domain::{self, DomainId, Identity, Uninstall};
+use crate::key::KernelKey;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use spin::{Mutex, Once};
 use spin_trusted::{FnSlot, FnTable, MethodSlot};
 
@@ -150,6 +151,9 @@ pub struct Event<A: Copy + 'static, R: 'static> {
     runner: MethodSlot<Self, A, R>,
     /// The owner of the handler in `entry` (fault attribution).
     lone_owner: AtomicU32,
+    /// The definer (an extension) has been unloaded: its default never
+    /// runs again (raises take the revoked runner).
+    revoked: AtomicBool,
     state: Mutex<State<A, R>>,
 }
 
@@ -181,6 +185,7 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
             one_to_one: one,
             definition: Once::new(),
             lone_owner: AtomicU32::new(0),
+            revoked: AtomicBool::new(false),
             state: Mutex::new(State { bindings: Vec::new(), next_id: 1, snapshot: None }),
         }
     }
@@ -196,13 +201,36 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
 
     /// Claim the event as its defining module, with the authorizer that
     /// decides every install. Only the first definition counts.
-    pub fn define(&self, definer: &Identity, authorizer: Authorizer) -> Result<(), EventError> {
+    ///
+    /// An extension's event is revoked when it is unloaded: installs are
+    /// refused (the authorizer is its code), and raises run the handlers
+    /// of live domains but never its default (see [`Event::raise`]).
+    pub fn define(&'static self, definer: &Identity, authorizer: Authorizer) -> Result<(), EventError> {
+        if domain::is_unloaded(definer.id()) {
+            return Err(EventError::Denied);
+        }
         let mut fresh = false;
         self.definition.call_once(|| {
             fresh = true;
             (definer.id(), authorizer)
         });
-        if fresh { Ok(()) } else { Err(EventError::AlreadyDefined) }
+        if !fresh {
+            return Err(EventError::AlreadyDefined);
+        }
+        if definer.id() != DomainId::KERNEL && !domain::note_define(definer.id(), self) {
+            // Not recorded, so it could not be revoked: never usable.
+            self.revoke_now();
+            return Err(EventError::TooMany);
+        }
+        Ok(())
+    }
+
+    fn revoke_now(&self) {
+        critical(|| {
+            let mut s = self.state.lock();
+            self.revoked.store(true, Ordering::SeqCst);
+            self.refresh(&mut s);
+        })
     }
 
     /// Install `handler` (with an optional `guard`) for `installer`, if the
@@ -286,6 +314,17 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
 
     /// Recompute the entry and the snapshot after a change (lock held).
     fn refresh(&self, s: &mut State<A, R>) {
+        if self.revoked.load(Ordering::SeqCst) {
+            // Every raise takes the checked path: the entry word empty
+            // (so the direct path falls back to the runner), the runner
+            // the revoked one; the snapshot still lists the live handlers.
+            self.entry.set(None);
+            self.runner.set(run_revoked::<A, R>);
+            self.table.clear();
+            s.snapshot = (!s.bindings.is_empty())
+                .then(|| Arc::new(Snapshot { bindings: s.bindings.clone(), unguarded: None }));
+            return;
+        }
         let n = s.bindings.len();
         let lone = if n == 1 && s.bindings[0].guard.is_none() { Some(&s.bindings[0]) } else { None };
         s.snapshot = if n == 0 {
@@ -339,6 +378,12 @@ impl<A: Copy + 'static, R: 'static> Event<A, R> {
     /// Raise the event: run its handlers and return the combined result.
     /// A load and a call of the event's runner, which calls each handler
     /// (one handler: a load and a tail jump).
+    ///
+    /// An event whose defining extension has been unloaded runs the
+    /// handlers of live domains; if none applies there is no result to
+    /// return without the definer's default, which never runs again: the
+    /// raise panics (a fault of the raising domain, contained like any
+    /// panic). [`Event::raise_contained`] answers `Fault::Unloaded` instead.
     #[inline(always)]
     pub fn raise(&self, a: A) -> R {
         self.runner.get()(self, a)
@@ -500,6 +545,25 @@ fn run_default<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
     (e.default)(a)
 }
 
+/// The runner of an event whose definer has been unloaded.
+#[cold]
+#[inline(never)]
+fn run_revoked<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
+    let mut acc: Option<R> = None;
+    if let Some(s) = e.snapshot() {
+        for b in s.bindings.iter() {
+            if b.guard.is_none_or(|g| g(&a)) {
+                let r = (b.handler)(a);
+                acc = Some(e.fold(acc, r));
+            }
+        }
+    }
+    match acc {
+        Some(r) => r,
+        None => panic!("event {} raised after its defining domain was unloaded", e.info.name),
+    }
+}
+
 /// The runner of an event that is neither direct nor a plain table.
 fn run_general<A: Copy + 'static, R: 'static>(e: &Event<A, R>, a: A) -> R {
     e.raise_general(a)
@@ -534,6 +598,10 @@ impl<A: Copy + 'static, R: 'static> Uninstall for Event<A, R> {
             self.refresh(&mut s);
         })
     }
+
+    fn revoke(&self) {
+        self.revoke_now();
+    }
 }
 
 /// An authorizer that admits anyone.
@@ -544,4 +612,86 @@ pub fn anyone(_: &Identity, _: &EventInfo) -> bool {
 /// An authorizer that admits only the kernel core.
 pub fn kernel_only(who: &Identity, _: &EventInfo) -> bool {
     who.id() == DomainId::KERNEL
+}
+
+/// An event the kernel owns the raising of: anyone the event's authorizer
+/// admits may handle it, but only the kernel (with its key) and the
+/// holders of the capabilities that wrap a raise (the scheduler's
+/// [`crate::strand::Scheduling`], the thread packages'
+/// [`crate::strand::StrandCore`], this crate's locks) can raise it. A raise
+/// of a core event drives kernel state machines (the scheduler's, a
+/// process's system calls, the fault path), and its arguments would be
+/// forged if anyone could raise it; an extension that tries does not build
+/// (the method does not exist for it).
+///
+/// The same layout as [`Event`] (the kernel's assembly fast paths read the
+/// entry word at [`KernelEvent::ENTRY_OFFSET`]).
+#[repr(transparent)]
+pub struct KernelEvent<A: Copy + 'static, R: 'static>(Event<A, R>);
+
+impl<A: Copy + 'static, R: 'static> KernelEvent<A, R> {
+    /// A one-to-many event (any number of handlers).
+    pub const fn new(name: &'static str, default: fn(A) -> R, combine: Combine<R>) -> Self {
+        Self(Event::new(name, default, combine))
+    }
+
+    /// A one-to-one event (at most one handler), member `index` of a family.
+    pub const fn new_one(name: &'static str, index: u32, default: fn(A) -> R) -> Self {
+        Self(Event::new_one(name, index, default))
+    }
+
+    /// See [`Event::ENTRY_OFFSET`] (the wrapper adds nothing in front).
+    pub const ENTRY_OFFSET: usize = Event::<A, R>::ENTRY_OFFSET;
+
+    /// The event with every right, raising included (the kernel core).
+    #[inline(always)]
+    pub fn event(&self, _key: &KernelKey) -> &Event<A, R> {
+        &self.0
+    }
+
+    /// The event with every right (this crate's capabilities and locks).
+    #[inline(always)]
+    pub(crate) fn inner(&self) -> &Event<A, R> {
+        &self.0
+    }
+
+    pub fn info(&self) -> EventInfo {
+        self.0.info()
+    }
+
+    /// See [`Event::define`] (the kernel defines its events at boot, first).
+    pub fn define(&'static self, definer: &Identity, authorizer: Authorizer) -> Result<(), EventError> {
+        self.0.define(definer, authorizer)
+    }
+
+    /// See [`Event::install`].
+    pub fn install(
+        &'static self,
+        installer: &Identity,
+        handler: fn(A) -> R,
+        guard: Option<fn(&A) -> bool>,
+    ) -> Result<HandlerId, EventError> {
+        self.0.install(installer, handler, guard)
+    }
+
+    /// See [`Event::uninstall`].
+    pub fn uninstall(&self, installer: &Identity, handler: HandlerId) -> Result<(), EventError> {
+        self.0.uninstall(installer, handler)
+    }
+
+    pub fn handler_count(&self) -> usize {
+        self.0.handler_count()
+    }
+
+    pub fn is_direct(&self) -> bool {
+        self.0.is_direct()
+    }
+
+    pub fn entry_is(&self, handler: fn(A) -> R) -> bool {
+        self.0.entry_is(handler)
+    }
+
+    pub fn lone_owner(&self) -> DomainId {
+        self.0.lone_owner()
+    }
 }

@@ -60,7 +60,7 @@ pub mod user;
 mod tests;
 
 pub use domain::{Domain, DomainId, ExportTable, Identity, Import, LinkError};
-pub use event::{Combine, Event, EventError, EventInfo, HandlerId};
+pub use event::{Combine, Event, EventError, EventInfo, HandlerId, KernelEvent};
 pub use extension::{Extension, InitContext, InitError};
 pub use key::KernelKey;
 /// The user-process ABI (call numbers, errors, trap layout).

@@ -7,7 +7,7 @@
 //! return how many they freed (results are summed), then allocation is tried
 //! once more.
 
-use crate::event::{Combine, Event};
+use crate::event::{Combine, KernelEvent};
 use crate::key::KernelKey;
 use core::sync::atomic::{AtomicBool, Ordering};
 use spin_trusted::RefSlot;
@@ -92,7 +92,8 @@ fn add(a: u64, b: u64) -> u64 {
 
 /// Raised with the number of pages wanted when memory runs out; each
 /// handler returns how many pages it freed (summed).
-pub static RECLAIM: Event<u64, u64> = Event::new("PhysAddr.Reclaim", no_reclaim, Combine::Fold(add));
+pub static RECLAIM: KernelEvent<u64, u64> =
+    KernelEvent::new("PhysAddr.Reclaim", no_reclaim, Combine::Fold(add));
 
 /// Whether a [`RECLAIM`] raise is in progress: a handler that allocates
 /// while reclaiming gets `OutOfMemory` instead of reclaiming again (which
@@ -110,7 +111,7 @@ pub fn allocate() -> Result<PhysPage, MemError> {
             }
             // Ask the extensions that hold pages to give some back; a faulty
             // handler is unloaded and does not count.
-            let _ = RECLAIM.raise_contained(1);
+            let _ = RECLAIM.inner().raise_contained(1);
             RECLAIMING.store(false, Ordering::SeqCst);
             (c.allocate)().ok_or(MemError::OutOfMemory)?
         }

@@ -7,9 +7,21 @@
 //! the CPU) and [`RESUME`] (put this strand on the CPU), using the raw
 //! context operations of [`StrandCore`], a capability the kernel grants
 //! only to thread packages.
+//!
+//! Only the kernel and these capabilities raise the strand events (they
+//! are [`KernelEvent`]s): thread packages raise `Unblock` through
+//! [`StrandCore::unblock`], this crate's locks wake the strands that
+//! queued themselves, and anyone may block the *current* strand
+//! ([`block_current`]). `Unblock` hands its handler (the scheduler) a
+//! [`Runnable`], which no one else can make: a [`RunQueue`] holds them,
+//! and [`Runnable::switch_from`] raises `Checkpoint` and `Resume`. A
+//! strand queue takes only the strand that runs
+//! ([`StrandQueue::push_current`]): no extension can forge a wakeup, park
+//! another strand in a queue of its own, or switch the CPU to a strand of
+//! its choosing (the checks are types: they cost nothing at run time).
 
 use crate::contain::critical;
-use crate::event::{Combine, Event};
+use crate::event::{Combine, KernelEvent};
 use crate::key::KernelKey;
 use crate::phys::MemError;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -27,18 +39,26 @@ impl Strand {
     pub fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The strand numbered `n` (the kernel, which keeps strands in tables).
+    pub const fn from_index(_key: &KernelKey, n: u32) -> Strand {
+        Strand(n)
+    }
 }
 
 fn nothing(_: Strand) {}
+fn nothing_runnable(_: Runnable) {}
 
 /// The current strand cannot continue (it waits on something): schedule another.
-pub static BLOCK: Event<Strand, ()> = Event::new("Strand.Block", nothing, Combine::Last);
+pub static BLOCK: KernelEvent<Strand, ()> = KernelEvent::new("Strand.Block", nothing, Combine::Last);
 /// The strand may run again.
-pub static UNBLOCK: Event<Strand, ()> = Event::new("Strand.Unblock", nothing, Combine::Last);
+pub static UNBLOCK: KernelEvent<Runnable, ()> =
+    KernelEvent::new("Strand.Unblock", nothing_runnable, Combine::Last);
 /// The strand is about to lose the CPU: save what the package needs.
-pub static CHECKPOINT: Event<Strand, ()> = Event::new("Strand.Checkpoint", nothing, Combine::Last);
+pub static CHECKPOINT: KernelEvent<Strand, ()> =
+    KernelEvent::new("Strand.Checkpoint", nothing, Combine::Last);
 /// Give the CPU to this strand (returns when the checkpointed one resumes).
-pub static RESUME: Event<Strand, ()> = Event::new("Strand.Resume", nothing, Combine::Last);
+pub static RESUME: KernelEvent<Strand, ()> = KernelEvent::new("Strand.Resume", nothing, Combine::Last);
 
 static CURRENT: AtomicU32 = AtomicU32::new(0);
 
@@ -50,7 +70,13 @@ pub fn current() -> Strand {
 
 /// Block the current strand until someone raises [`UNBLOCK`] for it.
 pub fn block_current() {
-    BLOCK.raise_entry_first(current());
+    BLOCK.inner().raise_entry_first(current());
+}
+
+/// Let `s` run again (this crate's locks: a strand that queued itself).
+#[inline(always)]
+pub(crate) fn wake(s: Strand) {
+    UNBLOCK.inner().raise_entry_first(Runnable(s));
 }
 
 /// Whether strand `s` waits in a queue (a run queue, a lock's waiters):
@@ -94,10 +120,18 @@ impl StrandQueue {
         Self { head: AtomicU32::new(END), tail: AtomicU32::new(END) }
     }
 
-    /// Append `s`. Returns false (and does nothing) if `s` is already in
-    /// a queue: a strand is never queued twice.
+    /// Append the running strand (before it blocks). Returns false (and
+    /// does nothing) if it is already in a queue.
     #[inline]
-    pub fn push(&self, s: Strand) -> bool {
+    pub fn push_current(&self) -> bool {
+        self.push(current())
+    }
+
+    /// Append `s`. Returns false (and does nothing) if `s` is already in
+    /// a queue: a strand is never queued twice. (Extensions queue only
+    /// the running strand, or a [`Runnable`] in a [`RunQueue`].)
+    #[inline]
+    pub(crate) fn push(&self, s: Strand) -> bool {
         let Some(link) = LINKS.get(s.index()) else { return false };
         critical(|| {
             if link.load(Ordering::Relaxed) != UNQUEUED {
@@ -233,6 +267,79 @@ impl StrandCore {
     /// Free a finished strand's resources.
     pub fn destroy(&self, s: Strand) {
         (self.core().destroy)(s.0)
+    }
+
+    /// Raise [`UNBLOCK`] for `s` (a new thread, a yield, a joiner).
+    #[inline(always)]
+    pub fn unblock(&self, s: Strand) {
+        wake(s);
+    }
+}
+
+/// A strand the scheduler may run: what [`UNBLOCK`] hands its handler
+/// (the scheduler), and the only thing a [`RunQueue`] takes. No extension
+/// can make one: only the kernel, thread packages ([`StrandCore::unblock`])
+/// and this crate's locks raise `Unblock`. Holding one is the right to
+/// give the CPU to its strand ([`Runnable::switch_from`]); a raise of
+/// `Checkpoint` or `Resume` needs nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Runnable(Strand);
+
+impl Runnable {
+    /// The strand.
+    #[inline(always)]
+    pub fn strand(self) -> Strand {
+        self.0
+    }
+
+    /// Take the CPU from `from` (the strand `Block` named: the running
+    /// one) and give it to this strand: raise [`CHECKPOINT`] for `from`,
+    /// then [`RESUME`] for this one (returns when `from` runs again).
+    #[inline(always)]
+    pub fn switch_from(self, from: Strand) {
+        CHECKPOINT.inner().raise_entry_first(from);
+        RESUME.inner().raise_entry_first(self.0);
+    }
+}
+
+/// Make `s` runnable (the kernel: strands it wakes).
+pub fn unblock(_key: &KernelKey, s: Strand) {
+    wake(s);
+}
+
+/// A FIFO queue of [`Runnable`] strands: a scheduler's run queue.
+pub struct RunQueue(StrandQueue);
+
+impl Default for RunQueue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RunQueue {
+    pub const fn new() -> Self {
+        Self(StrandQueue::new())
+    }
+
+    /// Append `r`; false (nothing done) if its strand is already queued.
+    #[inline]
+    pub fn push(&self, r: Runnable) -> bool {
+        self.0.push(r.0)
+    }
+
+    /// Remove and return the first.
+    #[inline]
+    pub fn pop(&self) -> Option<Runnable> {
+        self.0.pop().map(Runnable)
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
     }
 }
 

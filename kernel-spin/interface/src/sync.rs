@@ -97,7 +97,7 @@ impl<T> Mutex<T> {
             if let Some(inner) = self.data.try_lock() {
                 return MutexGuard { inner, release: Release(self) };
             }
-            self.waiters.push(strand::current());
+            self.waiters.push_current();
             strand::block_current();
         }
     }
@@ -117,7 +117,7 @@ impl<T> Drop for Release<'_, T> {
             return;
         }
         if let Some(s) = waiters.pop() {
-            strand::UNBLOCK.raise_entry_first(s);
+            strand::wake(s);
         }
     }
 }
@@ -164,7 +164,7 @@ impl Condition {
     #[inline]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         let mutex = guard.release.0;
-        self.waiters.push(strand::current());
+        self.waiters.push_current();
         drop(guard);
         strand::block_current();
         mutex.lock()
@@ -174,14 +174,14 @@ impl Condition {
     #[inline]
     pub fn signal(&self) {
         if let Some(s) = self.waiters.pop() {
-            strand::UNBLOCK.raise_entry_first(s);
+            strand::wake(s);
         }
     }
 
     /// Wake every waiter.
     pub fn broadcast(&self) {
         while let Some(s) = self.waiters.pop() {
-            strand::UNBLOCK.raise_entry_first(s);
+            strand::wake(s);
         }
     }
 }

@@ -13,7 +13,7 @@
 //! [`FaultAction::Reflect`] to send the fault to the process's own
 //! handler; otherwise the default kills the process.
 
-use crate::event::{Combine, Event};
+use crate::event::{Combine, KernelEvent};
 use crate::key::KernelKey;
 use crate::phys::{MemError, PhysPage};
 use crate::user::Process;
@@ -332,11 +332,11 @@ pub fn reflect(_: FaultInfo) -> FaultAction {
 }
 
 /// A user access to an unmapped user page.
-pub static PAGE_NOT_PRESENT: Event<FaultInfo, FaultAction> =
-    Event::new("Translation.PageNotPresent", kill, Combine::Last);
+pub static PAGE_NOT_PRESENT: KernelEvent<FaultInfo, FaultAction> =
+    KernelEvent::new("Translation.PageNotPresent", kill, Combine::Last);
 /// A user access a present page's protection forbids.
-pub static PROTECTION_FAULT: Event<FaultInfo, FaultAction> =
-    Event::new("Translation.ProtectionFault", kill, Combine::Last);
+pub static PROTECTION_FAULT: KernelEvent<FaultInfo, FaultAction> =
+    KernelEvent::new("Translation.ProtectionFault", kill, Combine::Last);
 /// A user access outside user space (kernel half, non-canonical).
-pub static BAD_ADDRESS: Event<FaultInfo, FaultAction> =
-    Event::new("Translation.BadAddress", kill, Combine::Last);
+pub static BAD_ADDRESS: KernelEvent<FaultInfo, FaultAction> =
+    KernelEvent::new("Translation.BadAddress", kill, Combine::Last);

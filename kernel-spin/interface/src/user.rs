@@ -16,7 +16,7 @@
 //! grants it only to the extensions that implement system calls.
 
 use crate::abi::{self, Error, Return};
-use crate::event::{Combine, Event};
+use crate::event::{Combine, KernelEvent};
 use crate::key::KernelKey;
 use crate::phys::MemError;
 use crate::strand::Strand;
@@ -29,7 +29,7 @@ use spin_trusted::RefSlot;
 pub struct SyscallArgs(pub [u64; 6]);
 
 /// A system-call event.
-pub type SyscallEvent = Event<SyscallArgs, Return>;
+pub type SyscallEvent = KernelEvent<SyscallArgs, Return>;
 
 fn unknown_call(_: SyscallArgs) -> Return {
     Return::err(Error::UnknownCall)
@@ -38,7 +38,7 @@ fn unknown_call(_: SyscallArgs) -> Return {
 const COUNT: usize = abi::nr::COUNT as usize;
 
 const fn member(n: u32) -> SyscallEvent {
-    Event::new_one("SystemCall", n, unknown_call)
+    KernelEvent::new_one("SystemCall", n, unknown_call)
 }
 
 /// The SystemCall event family, indexed by call number.
@@ -74,7 +74,8 @@ fn kill(_: FaultInfo) -> FaultAction {
 }
 
 /// A user-mode exception other than a page fault.
-pub static EXCEPTION: Event<FaultInfo, FaultAction> = Event::new("User.Exception", kill, Combine::Last);
+pub static EXCEPTION: KernelEvent<FaultInfo, FaultAction> =
+    KernelEvent::new("User.Exception", kill, Combine::Last);
 
 fn nothing(_: Process) {}
 
@@ -82,13 +83,15 @@ fn nothing(_: Process) {}
 /// extensions drop what they kept for it. Raised contained by the kernel,
 /// once per process; handlers may not assume the process can be named
 /// by anything else any more.
-pub static PROCESS_REAPED: Event<Process, ()> = Event::new("User.ProcessReaped", nothing, Combine::Last);
+pub static PROCESS_REAPED: KernelEvent<Process, ()> =
+    KernelEvent::new("User.ProcessReaped", nothing, Combine::Last);
 
 /// A process has been asked to end (killed, or one of its threads called
 /// `exit`): extensions wake its threads blocked in them, and a woken
 /// thread calls [`UserServices::end_if_killed`] once it holds no lock.
 /// Raised contained by the kernel, once per process, on the killer's strand.
-pub static PROCESS_KILLED: Event<Process, ()> = Event::new("User.ProcessKilled", nothing, Combine::Last);
+pub static PROCESS_KILLED: KernelEvent<Process, ()> =
+    KernelEvent::new("User.ProcessKilled", nothing, Combine::Last);
 
 fn nothing_for(_: Strand) {}
 
@@ -97,7 +100,8 @@ fn nothing_for(_: Strand) {}
 /// extensions drop what they kept for the strand, such as the
 /// cross-address-space calls it was in. The strand's number may be reused
 /// by a later strand.
-pub static THREAD_ENDED: Event<Strand, ()> = Event::new("User.ThreadEnded", nothing_for, Combine::Last);
+pub static THREAD_ENDED: KernelEvent<Strand, ()> =
+    KernelEvent::new("User.ThreadEnded", nothing_for, Combine::Last);
 
 /// Most processes at once: [`Process::slot`] is below this.
 pub const MAX_PROCESSES: usize = 256;

@@ -60,6 +60,9 @@ pub static BUDGET_TICKS: AtomicU64 = AtomicU64::new(25);
 const PANICKED: u64 = 1;
 const TIMED_OUT: u64 = 2;
 const OVERFLOWED: u64 = 3;
+/// The culprit was unloaded while this strand was off the CPU (or inside
+/// an inner contained call): none of its code runs again.
+const UNLOADED: u64 = 4;
 
 /// Save the recovery registers in `*jmp`, enable interrupts, then call
 /// `body(arg)`. Returns 0 (interrupts off) when `body` returns, or the code
@@ -154,16 +157,99 @@ impl Containment for Contain {
         let code = unsafe { protected_call(&mut rec.jmp, run_body, &mut body as *mut _ as *mut u8) };
         // Interrupts are off here (on every path back); pop, then restore.
         TOP[s].store(rec.prev, Ordering::SeqCst);
+        // Back in the code of the enclosing contained call: if its domain
+        // was unloaded meanwhile (by a fault of this inner call, or while
+        // this strand was blocked in it), none of its code may run on.
+        if !rec.prev.is_null() {
+            abort_if_unloaded(rec.prev);
+        }
         if interrupts {
             cpu::enable_interrupts();
         }
-        match code {
-            0 => Ok(()),
-            PANICKED => Err(Fault::Panicked(crate::kdomain::domain_id(rec.blamed.load(Ordering::SeqCst)))),
-            OVERFLOWED => Err(Fault::Overflowed(culprit)),
-            _ => Err(Fault::TimedOut(culprit)),
+        let fault = match code {
+            0 => return Ok(()),
+            PANICKED => Fault::Panicked(crate::kdomain::domain_id(rec.blamed.load(Ordering::SeqCst))),
+            OVERFLOWED => Fault::Overflowed(culprit),
+            UNLOADED => Fault::Unloaded(culprit),
+            _ => Fault::TimedOut(culprit),
+        };
+        // The strands the culprit's code left parked can end now.
+        wake_parked();
+        Err(fault)
+    }
+}
+
+/// If the contained call `p` (the innermost on the current strand) is of
+/// a domain that has been unloaded, abandon it: return from its recovery
+/// point with `Fault::Unloaded`. Not inside a critical section, nor while
+/// the strand sits in a queue (it would run on while queued).
+fn abort_if_unloaded(p: *mut Recovery) {
+    // SAFETY: `p` is the current strand's innermost recovery point (its
+    // `run` is active below us on this stack, so the point is live).
+    let rec = unsafe { &*p };
+    if rec.culprit == DomainId::KERNEL
+        || !domain::is_unloaded(rec.culprit)
+        || contain::in_critical()
+        || strand::is_queued(strand::current())
+    {
+        return;
+    }
+    cpu::disable_interrupts();
+    // SAFETY: `rec` is the innermost active recovery point on this stack.
+    unsafe { recover(&rec.jmp, UNLOADED) }
+}
+
+/// Called by the context switch on the strand it resumed: a strand that
+/// was off the CPU while the domain whose code it runs was unloaded (a
+/// thread of that domain that blocked or yielded, a handler that waited)
+/// does not go back into that code; its contained call ends with
+/// `Fault::Unloaded` (a thread's body then ends, its strand is freed).
+/// Until some domain is unloaded this is one load and a test.
+#[inline(always)]
+pub fn after_resume() {
+    if domain::any_unloaded() {
+        resumed_after_an_unload();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn resumed_after_an_unload() {
+    let p = TOP[strand::current().index() & (MAX_STRANDS - 1)].load(Ordering::Relaxed);
+    if !p.is_null() {
+        abort_if_unloaded(p);
+    }
+}
+
+/// Make every strand parked in the code of an unloaded domain (blocked,
+/// in no queue, so nothing would ever wake it) runnable again: when it
+/// resumes, [`after_resume`] ends its contained call. Strands waiting in a
+/// queue end when whoever owns the queue wakes them. Run on a strand,
+/// never from an interrupt (it raises the scheduler's `Unblock`).
+pub fn wake_parked() {
+    let me = strand::current().index();
+    for (s, top) in TOP.iter().enumerate() {
+        let p = top.load(Ordering::SeqCst);
+        if s == me || p.is_null() {
+            continue;
+        }
+        // SAFETY: a non-null TOP entry points at a `Recovery` on strand
+        // `s`'s stack, live while `s` is parked inside that call (only `s`
+        // itself pops it, and `s` is not running).
+        let culprit = unsafe { (*p).culprit };
+        let strand = strand::Strand::from_index(crate::key(), s as u32);
+        if culprit != DomainId::KERNEL && domain::is_unloaded(culprit) && !strand::is_queued(strand) {
+            strand::unblock(crate::key(), strand);
         }
     }
+}
+
+/// Unload domain `id` (the loader's failure path, tests) and wake the
+/// strands it left parked.
+pub fn unload_domain(id: DomainId) {
+    let key = KEY.get().expect("containment installed");
+    domain::unload(key, id);
+    wake_parked();
 }
 
 /// The domain whose contained code runs on this strand now (the innermost

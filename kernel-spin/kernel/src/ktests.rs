@@ -245,9 +245,9 @@ fn phys_pages_and_reclaim() -> Result<(), String> {
     ensure_eq!(phys::free_pages(), before);
     let me = Identity::kernel(crate::key());
     let h = phys::RECLAIM.install(me, give_back, None).map_err(|e| alloc::format!("{e:?}"))?;
-    ensure_eq!(phys::RECLAIM.raise_contained(3), Ok(3));
+    ensure_eq!(phys::RECLAIM.event(crate::key()).raise_contained(3), Ok(3));
     phys::RECLAIM.uninstall(me, h).map_err(|e| alloc::format!("{e:?}"))?;
-    ensure_eq!(phys::RECLAIM.raise(3), 0);
+    ensure_eq!(phys::RECLAIM.event(crate::key()).raise(3), 0);
     Ok(())
 }
 

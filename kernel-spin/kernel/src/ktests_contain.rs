@@ -38,6 +38,8 @@ pub const TESTS: &[Test] = &[
     Test { name: "spin::overflowing_forked_thread_is_contained", run: || bad_thread(3, "overflowed") },
     Test { name: "spin::forked_threads_that_block_live_on", run: threads_that_block_live_on },
     Test { name: "spin::unloaded_identity_installs_nothing", run: unloaded_identity_installs_nothing },
+    Test { name: "spin::threads_of_an_unloaded_domain_end", run: threads_of_an_unloaded_domain_end },
+    Test { name: "spin::what_an_unloaded_domain_exported_runs_none_of_its_code", run: revoked_exports },
     Test { name: "spin::reclaim_handler_that_allocates_does_not_recurse", run: reclaim_that_allocates },
     Test { name: "spin::heap_hog_handler_takes_only_its_quota", run: heap_hog_handler },
     Test { name: "spin::heap_hog_init_takes_only_its_quota", run: heap_hog_init },
@@ -252,6 +254,121 @@ fn unloaded_identity_installs_nothing() -> Result<(), String> {
     ensure_eq!(TEST_EVENT.install(id, nothing, None).err(), Some(spin_interface::event::EventError::Denied));
     ensure_eq!(TEST_EVENT.handler_count(), 0);
     ensure_eq!(FORKER_SPAWN.call(0).err(), Some(spin_interface::LinkError::Unbound));
+    Ok(())
+}
+
+static TWICE: spin_interface::Import<u64, u64> = spin_interface::Import::new("Definer", "twice");
+static RAISE: spin_interface::Import<u64, u64> = spin_interface::Import::new("Raiser", "raise");
+
+/// Unload is final for what a domain handed out: its procedure is only
+/// ever reached through an `Import` (no bare function pointer), which
+/// answers `Unbound`; its event runs the live domains' handlers but never
+/// its default again (`raise_contained` answers `Fault::Unloaded`, a plain
+/// raise that only the default would answer is a contained fault of the
+/// raiser), and installs on it are refused; an extension cannot export
+/// an object unload could not revoke.
+fn revoked_exports() -> Result<(), String> {
+    use spin_interface::{Domain, Event, LinkError};
+    let err = |e: &dyn core::fmt::Debug| format!("{e:?}");
+    let definer = loader::load(crate::key(), "definer", &hostile::DEFINER).map_err(|e| err(&e))?;
+    let raiser = loader::load(crate::key(), "raiser", &hostile::RAISER).map_err(|e| err(&e))?;
+    let me = spin_interface::Identity::kernel(crate::key());
+    let d = Domain::named("definer").map_err(|e| err(&e))?;
+    let own: &'static Event<u64, u64> = d.lookup(me, "Definer", "own").map_err(|e| err(&e))?;
+    ensure_eq!(
+        d.lookup::<fn(u64) -> u64>(me, "Definer", "twice").err(),
+        Some(LinkError::ImportOnly { interface: "Definer", symbol: "twice" })
+    );
+    d.resolve(me, &[&TWICE]).map_err(|e| err(&e))?;
+    Domain::named("raiser").and_then(|r| r.resolve(me, &[&RAISE])).map_err(|e| err(&e))?;
+    ensure_eq!(TWICE.call(4), Ok(8));
+    ensure_eq!(RAISE.call(5), Ok(65));
+    let h = own.install(me, nothing, Some(|x| *x == 9)).map_err(|e| err(&e))?;
+    let defaults = hostile::definer_defaults();
+    crate::contain::unload_domain(definer.id());
+    ensure_eq!(TWICE.call(4), Err(LinkError::Unbound));
+    ensure_eq!(own.raise_contained(5), Err(Fault::Unloaded(definer.id())));
+    ensure_eq!(own.raise(9), 9);
+    ensure_eq!(own.raise_contained(9), Ok(9));
+    ensure_eq!(own.install(me, nothing, None).err(), Some(spin_interface::event::EventError::Denied));
+    ensure_eq!(
+        spin_interface::contain::run_for(crate::key(), raiser.id(), || RAISE.call(5)),
+        Err(Fault::Panicked(raiser.id()))
+    );
+    ensure!(Domain::named("raiser").is_err(), "the raiser is still loaded");
+    ensure_eq!(hostile::definer_defaults(), defaults);
+    own.uninstall(me, h).map_err(|e| err(&e))?;
+    ensure_eq!(
+        loader::load(crate::key(), "object-exporter", &hostile::OBJECT_EXPORTER).err(),
+        Some(loader::LoadError::Link(LinkError::NotRevocable { interface: "Obj", symbol: "counter" }))
+    );
+    ensure!(Domain::named("object-exporter").is_err(), "a refused domain was registered");
+    Ok(())
+}
+
+/// Fork and join a kernel thread that does nothing: the thread package
+/// frees the stacks of threads that ended before (its own stays a zombie).
+fn settle_strands() -> Result<usize, String> {
+    let t = crate::imports::fork(|_| {}, 0).map_err(|e| format!("{e:?}"))?;
+    crate::imports::join(t).map_err(|e| format!("join: {e:?}"))?;
+    Ok(crate::strands::live())
+}
+
+/// Unload is final for threads: a domain's kernel thread that yields for
+/// ever (trying to install a handler under its identity each round) and
+/// one parked in `block_current` with no queue (nothing would wake it)
+/// both end once the domain is unloaded — the yielder at its next resume,
+/// the parked one woken by the kernel and ended the same way — without
+/// running another instruction of the domain's code; their strands are
+/// freed, and the heap is back.
+fn threads_of_an_unloaded_domain_end() -> Result<(), String> {
+    // The first run grows the kernel's tables; the second must leave nothing.
+    unloaded_threads_end()?;
+    let (heap, frames) = (shared_hal::heap::used(), spin_interface::phys::free_pages());
+    unloaded_threads_end()?;
+    ensure_eq!(spin_interface::phys::free_pages(), frames);
+    // All but the domain's `Identity`, which is `&'static` (the unloaded
+    // code's statics may still name it) and stays, a few dozen bytes.
+    let used = shared_hal::heap::used();
+    ensure!(used <= heap + 64, "heap used {used}, was {heap}");
+    Ok(())
+}
+
+fn unloaded_threads_end() -> Result<(), String> {
+    let strands = settle_strands()?;
+    let id = loader::load(crate::key(), "forker", &hostile::FORKER).map_err(|e| format!("{e:?}"))?;
+    let me = spin_interface::Identity::kernel(crate::key());
+    spin_interface::Domain::named("forker")
+        .and_then(|d| d.resolve(me, &[&FORKER_SPAWN]))
+        .map_err(|e| format!("{e:?}"))?;
+    let live = threads_live_on(strands);
+    crate::contain::unload_domain(id.id());
+    live?;
+    let after = hostile::forker_counts();
+    for _ in 0..20 {
+        crate::imports::YIELD.call(()).map_err(|e| format!("{e:?}"))?;
+    }
+    ensure_eq!(hostile::forker_counts(), after);
+    ensure_eq!(TEST_EVENT.handler_count(), 0);
+    ensure_eq!(settle_strands()?, strands);
+    Ok(())
+}
+
+/// The forker's two threads start and the yielder runs (and installs).
+fn threads_live_on(strands: usize) -> Result<(), String> {
+    let (rounds, installed, wakes) = hostile::forker_counts();
+    for mode in [4, 5] {
+        FORKER_SPAWN.call(mode).map_err(|e| format!("{e:?}"))?.map_err(|e| format!("{e:?}"))?;
+    }
+    let start = shared_hal::apic::ticks();
+    while hostile::forker_counts().0 < rounds + 5 {
+        ensure!(shared_hal::apic::ticks() < start + 20, "the yielding thread does not run");
+        crate::imports::YIELD.call(()).map_err(|e| format!("{e:?}"))?;
+    }
+    ensure!(hostile::forker_counts().1 > installed, "the live domain's thread could not install");
+    ensure_eq!(hostile::forker_counts().2, wakes);
+    // The first fork freed the strand `settle_strands` left.
+    ensure_eq!(crate::strands::live(), strands + 1);
     Ok(())
 }
 

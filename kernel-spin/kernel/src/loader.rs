@@ -60,7 +60,8 @@ pub fn load(
     crate::contain::note_source(identity.id(), ext.source());
     let failed = |e: LoadError| {
         // Undo what it did before failing (a fault has unloaded it already).
-        spin_interface::domain::unload(key, identity.id());
+        // (and threads it forked end when next resumed).
+        crate::contain::unload_domain(identity.id());
         Domain::release(key, name);
         Err(e)
     };

@@ -310,7 +310,7 @@ pub fn exit_current(code: Option<i64>) -> ! {
         // cross-address-space call): that space may now be reaped.
         strands::set_space(me, paging::kernel_root(), 0, true);
         // Extensions drop what they kept for the strand (calls it was in).
-        let _ = user::THREAD_ENDED.raise_contained(strand::current());
+        let _ = user::THREAD_ENDED.event(key()).raise_contained(strand::current());
         if last == Some(true) {
             *FINISHED.lock() += 1;
             FINISHED_CV.broadcast();
@@ -347,7 +347,7 @@ fn end_process(pid: Pid, code: i64) -> bool {
     });
     if first == Some(true) {
         // Contained: a faulting handler is unloaded, the others still run.
-        let _ = user::PROCESS_KILLED.raise_contained(user::Process::from_number(key(), pid));
+        let _ = user::PROCESS_KILLED.event(key()).raise_contained(user::Process::from_number(key(), pid));
     }
     first.is_some()
 }
@@ -429,7 +429,7 @@ pub fn reap(pid: Pid) -> bool {
             crate::spaces::destroy_pinned(p.ctx);
             // Extensions drop what they kept for it (a faulting handler is
             // unloaded; the others still run).
-            let _ = user::PROCESS_REAPED.raise_contained(user::Process::from_number(key(), pid));
+            let _ = user::PROCESS_REAPED.event(key()).raise_contained(user::Process::from_number(key(), pid));
             true
         }
         None => false,

@@ -274,6 +274,10 @@ fn strand_switch(from: u32, to: u32) {
     // `to` holds an RSP saved by `context::switch` or made by `prepare_stack`, on
     // a stack its slot owns.
     unsafe { context::switch(prev.rsp.as_ptr(), next.rsp.load(Ordering::Acquire)) };
+    // Back on `from`: if the domain whose contained call it was in has
+    // been unloaded meanwhile, that call ends here (none of its code runs
+    // again). One load and a test (of "was any domain ever unloaded").
+    crate::contain::after_resume();
 }
 
 /// Strand switches so far (containment tells a thread that keeps the CPU

@@ -31,7 +31,8 @@ extern "sysv64" fn dispatch(a0: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64
     // SAFETY: the entry stub jumps around this call unless nr < COUNT,
     // the length of SYSTEM_CALLS.
     let event = unsafe { SYSTEM_CALLS.get_unchecked(nr as usize) };
-    event.raise_entry_first(SyscallArgs([a0, a1, a2, a3, a4, a5]))
+    // The kernel's key only names the right (no load is left after inlining).
+    event.event(crate::key()).raise_entry_first(SyscallArgs([a0, a1, a2, a3, a4, a5]))
 }
 
 /// The SYSCALL entry (LSTAR).

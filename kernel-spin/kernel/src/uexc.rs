@@ -69,12 +69,12 @@ use shared_hal::idt::{self, Dpl};
 use shared_hal::memory::phys_offset;
 use shared_hal::paging::pte;
 use shared_hal::trap::{self, TrapFrame, vector};
+use spin_interface::KernelKey;
 use spin_interface::abi::{Error, TrapInfo};
 use spin_interface::domain::DomainId;
 use spin_interface::strand;
 use spin_interface::translation::{self, Context, FaultAction, FaultInfo};
 use spin_interface::user::{self, Process};
-use spin_interface::{Event, KernelKey};
 
 /// Exit code of a thread whose fault handler faulted: this minus the vector.
 pub const KILLED_HANDLER_FAULT: i64 = -3000;
@@ -109,7 +109,7 @@ const _: () = assert!(size_of::<ExcFrame>() == 128);
 /// The fault event running on each strand (null: none).
 static IN_FAULT: [AtomicPtr<FaultEvent>; MAX_STRANDS] = [const { AtomicPtr::new(null_mut()) }; MAX_STRANDS];
 
-type FaultEvent = Event<FaultInfo, FaultAction>;
+type FaultEvent = spin_interface::KernelEvent<FaultInfo, FaultAction>;
 
 /// Where a process's faults are reflected. 64 bytes, so indexing is a
 /// shift.
@@ -207,7 +207,7 @@ extern "sysv64" fn user_exception(f: &mut ExcFrame) {
     sti();
     // One handler: a direct call, which the panic path and the timer
     // attribute to its owner through `IN_FAULT`. Several: contained.
-    let action = event.raise_attributed(info);
+    let action = event.event(key).raise_attributed(info);
     cli();
     running.store(null_mut(), Ordering::Relaxed);
     match action {

@@ -186,6 +186,12 @@ const FIXTURES: &[(&str, &str, Option<&str>)] = &[
         "fixture-lifetime-struct",
         Some("a reference to a type with lifetimes"),
     ),
+    ("raising_a_core_event_is_rejected", "fixture-raises-core-event", Some("no method named `raise`")),
+    (
+        "queueing_another_strand_is_rejected",
+        "fixture-queues-another-strand",
+        Some("method `push` is private"),
+    ),
 ];
 
 fn selected(name: &str, filter: Option<&str>) -> bool {
