@@ -212,6 +212,10 @@ fn self_tests(
         Some(f) => format!("mode=test filter={}", f.split_once('/').map_or(f, |(_, t)| t)),
         None => "mode=test".to_owned(),
     };
+    // kernel-spin's network tests run in this boot, over two NICs on one hub.
+    if kernel == Kernel::Spin {
+        cmdline.push_str(" nics=2");
+    }
     if !extra_cmdline.trim().is_empty() {
         cmdline.push(' ');
         cmdline.push_str(extra_cmdline.trim());

@@ -33,6 +33,12 @@ pub const BOOT_EXTENSIONS: &[(&str, &Extension)] = &[
     ("hello", &spin_ext_hello::EXTENSION),
     // The course exercise "an extension with a guard" (reference solution).
     ("evens", &spin_ext_evens::EXTENSION),
+    // The protocol graph: Ether.PacketArrived -> IP -> UDP -> endpoints.
+    ("arp", &spin_ext_arp::EXTENSION),
+    ("ip", &spin_ext_ip::EXTENSION),
+    ("udp", &spin_ext_udp::EXTENSION),
+    ("udp-echo", &spin_ext_udp_echo::EXTENSION),
+    ("sockets", &spin_ext_sockets::EXTENSION),
 ];
 
 /// Load extension `ext` as the domain `name` (the kernel's choice): the

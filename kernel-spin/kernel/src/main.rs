@@ -11,7 +11,7 @@
 //!
 //! Modules: [`services`] (PhysAddr, machine), [`spaces`] (Translation), [`strands`] (stacks and
 //! the context switch), [`contain`] (fault containment), [`loader`] and
-//! [`kdomain`] (extensions and the kernel's exports), [`imports`] (what the
+//! [`kdomain`] (extensions and the kernel's exports), [`net`] (the NICs), [`imports`] (what the
 //! core itself imports from extensions), [`ktests`] (in-kernel tests).
 #![no_std]
 #![no_main]
@@ -26,8 +26,10 @@ mod kdomain;
 mod ktests;
 mod ktests_contain;
 mod ktests_hostile;
+mod ktests_net;
 mod ktests_quota;
 mod loader;
+mod net;
 mod pingpong;
 mod process;
 mod quota;
@@ -81,7 +83,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             let (p3, f3) = testing::run(ktests_hostile::TESTS, filter);
             let (p4, f4) = testing::run(ktests_quota::TESTS, filter);
             let (p5, f5) = testing::run(ktests_contain::TESTS, filter);
-            testing::finish(p1 + p2 + p3 + p4 + p5, f1 + f2 + f3 + f4 + f5)
+            let (p6, f6) = testing::run(ktests_net::TESTS, filter);
+            testing::finish(p1 + p2 + p3 + p4 + p5 + p6, f1 + f2 + f3 + f4 + f5 + f6)
         }
         Some("bench") => bench::run(&cmdline, platform.tsc_hz),
         _ => {
@@ -104,6 +107,7 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     strands::install(key);
     process::install(key, ramdisk);
     contain::install(key);
+    net::install(key);
     quota::install();
     kdomain::init(key);
     for &(name, ext) in loader::BOOT_EXTENSIONS {
