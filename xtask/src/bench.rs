@@ -57,7 +57,8 @@ impl BenchOptions {
     }
 
     fn cmdline(&self) -> String {
-        let mut c = String::from("mode=bench");
+        // The networking rows: two NICs on one QEMU hub.
+        let mut c = String::from("mode=bench nics=2");
         if self.quick {
             c.push_str(" quick");
         }

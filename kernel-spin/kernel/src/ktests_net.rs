@@ -115,6 +115,11 @@ fn kernel_echo_across_the_hub() -> Result<(), String> {
     Ok(())
 }
 
+/// A valid 64-byte-payload frame from NIC 0 to NIC 1's `port` (the demux benchmark's).
+pub fn udp_frame(port: u16, payload: &[u8]) -> ([u8; 256], usize) {
+    frame(port, payload, 0)
+}
+
 /// A valid UDP/IPv4/Ethernet frame from NIC 0 to NIC 1's `port`, with
 /// `options` bytes of IPv4 options (NOPs) in its header.
 fn frame(port: u16, payload: &[u8], options: usize) -> ([u8; 256], usize) {

@@ -50,7 +50,7 @@ pub static IDLE: AtomicBool = AtomicBool::new(false);
 
 fn idle() {
     // Frames that arrived make strands runnable: deliver them instead of halting.
-    if crate::net::idle_poll() {
+    if crate::net::idle_poll() || crate::net::NEVER_HALT.load(Ordering::Relaxed) {
         return;
     }
     IDLE.store(true, Ordering::Relaxed);
