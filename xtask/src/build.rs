@@ -27,6 +27,7 @@ fn user_programs(kernel: Kernel) -> &'static [(&'static str, &'static str)] {
             ("spin-user", "spin-server"),
             ("spin-user", "spin-ubench"),
             ("spin-user", "spin-fuzz"),
+            ("spin-user", "spin-udp"),
         ],
     }
 }

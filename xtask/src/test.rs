@@ -212,10 +212,9 @@ fn self_tests(
         Some(f) => format!("mode=test filter={}", f.split_once('/').map_or(f, |(_, t)| t)),
         None => "mode=test".to_owned(),
     };
-    if kernel == Kernel::Exo {
-        // The networking tests use two NICs on one hub (client and server).
-        cmdline.push_str(" nics=2");
-    }
+    // The networking tests of both kernels run in this boot, over two NICs
+    // on one hub (client and server).
+    cmdline.push_str(" nics=2");
     if !extra_cmdline.trim().is_empty() {
         cmdline.push(' ');
         cmdline.push_str(extra_cmdline.trim());

@@ -176,3 +176,24 @@ fn intruder_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
 fn report(_: ()) -> u64 {
     OBSERVED.load(Ordering::SeqCst)
 }
+
+/// An endpoint on `UDP.PacketArrived` (port [`PANIC_PORT`]) that panics
+/// on every datagram it gets.
+pub static UDP_PANIC: Extension = Extension::new("udp-panic", udp_panic_init);
+/// The port the panicking endpoint guards.
+pub const PANIC_PORT: u16 = 6666;
+
+fn udp_panic_init(ctx: &InitContext) -> Result<ExportTable, InitError> {
+    use spin_interface::net::UdpPacket;
+    let arrived: &'static Event<UdpPacket, ()> = ctx.lookup("udp", "UDP", "PacketArrived")?;
+    arrived.install(
+        ctx.identity(),
+        |u: UdpPacket| panic!("endpoint got port {}", u.dst_port),
+        Some(is_panic_port),
+    )?;
+    Ok(ExportTable::new())
+}
+
+fn is_panic_port(u: &spin_interface::net::UdpPacket) -> bool {
+    u.dst_port == PANIC_PORT
+}

@@ -43,6 +43,12 @@ pub const MAX_SERVERS_PER_PROCESS: usize = 4;
 /// tables it needs included (16 MiB; the program's own image and stack,
 /// loaded at spawn, are not counted).
 pub const MAX_FRAMES_PER_PROCESS: u64 = 4096;
+/// Most UDP sockets ([`nr::UDP_BIND`]) one process may hold (of 16 in the system).
+pub const MAX_SOCKETS_PER_PROCESS: usize = 4;
+/// The longest datagram payload [`nr::UDP_SEND_TO`] takes (one frame).
+pub const MAX_UDP_PAYLOAD: u64 = 1472;
+/// Datagrams a socket queues before it drops (counted) until one is received.
+pub const SOCKET_QUEUE: usize = 4;
 /// Most integrated user threads ([`nr::UT_FORK`]) one process may have,
 /// its first thread included (exited ones count until joined).
 pub const MAX_UTHREADS_PER_PROCESS: usize = 64;
@@ -117,8 +123,23 @@ pub mod nr {
     /// program hands its measurement to the kernel's benchmark glue.
     /// Extension `bench`.
     pub const BENCH_REPORT: u64 = 21;
+    /// `udp_bind(nic, port) -> socket`: a UDP endpoint on NIC `nic`'s
+    /// address (10.0.17.(nic+1)) and `port` (not 0: `BadArgument`; taken:
+    /// `Busy`); at most [`MAX_SOCKETS_PER_PROCESS`] per process (`Limit`).
+    /// Extension `sockets`.
+    pub const UDP_BIND: u64 = 24;
+    /// `udp_send_to(socket, ptr, len, ipv4, port)`: send `len` bytes (at
+    /// most [`MAX_UDP_PAYLOAD`]: `BadLength`) to `ipv4` (host order, a
+    /// `u32`) : `port`. `Unreachable` answers are `BadArgument`. Extension `sockets`.
+    pub const UDP_SEND_TO: u64 = 25;
+    /// `udp_recv_from(socket, ptr, len) -> len | src_port << 16 | src_ipv4 << 32`:
+    /// block until a datagram arrives, copy at most `len` bytes of it to
+    /// `ptr` (the rest is dropped). Extension `sockets`.
+    pub const UDP_RECV_FROM: u64 = 26;
+    /// `udp_close(socket)`. Extension `sockets`.
+    pub const UDP_CLOSE: u64 = 27;
     /// How many numbers the `SystemCall` event family has.
-    pub const COUNT: u64 = 24;
+    pub const COUNT: u64 = 28;
 }
 
 /// Why a system call failed: the one error enum of the user ABI (RAX on return).

@@ -35,6 +35,7 @@
 //! - [`strand`], [`sync`], [`threads`]: strands and their events, blocking
 //!   locks and condition variables, the thread package's interface.
 //! - [`user`]: user processes and the SystemCall event family.
+//! - [`net`]: the NICs, `Ether.PacketArrived` and the protocol graph's types.
 //! - [`extension`]: how an extension presents itself to the loader.
 //! - [`log`]: logging macros that forward to the kernel's logger.
 #![cfg_attr(not(test), no_std)]
@@ -49,6 +50,7 @@ pub mod extension;
 pub mod key;
 pub mod log;
 pub mod machine;
+pub mod net;
 pub mod phys;
 pub mod strand;
 pub mod sync;

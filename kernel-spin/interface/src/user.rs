@@ -67,6 +67,10 @@ pub static SYSTEM_CALLS: [SyscallEvent; COUNT] = [
     member(21),
     member(22),
     member(23),
+    member(24),
+    member(25),
+    member(26),
+    member(27),
 ];
 
 fn kill(_: FaultInfo) -> FaultAction {

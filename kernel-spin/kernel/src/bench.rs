@@ -26,6 +26,7 @@ use spin_interface::{Domain, Event, Identity, Import, LinkError};
 pub fn run(cmdline: &Cmdline, tsc_hz: u64) -> ! {
     // No timer interrupts inside the timed loops.
     shared_hal::apic::stop_timer();
+    crate::net::NEVER_HALT.store(true, core::sync::atomic::Ordering::Relaxed);
     let settings = Settings { quick: cmdline.has("quick"), only: cmdline.get("only") };
     suite::run("spin", tsc_hz, &settings, &mut |line| println!("{line}"), |op, settings| {
         if let Some(outcome) = suite::baseline(op, settings) {
@@ -71,18 +72,16 @@ fn in_kernel(op: &Op, settings: &Settings) -> Outcome {
                 "downloaded code is the exokernel's third protection model: SPIN extends the kernel with compiled safe code instead (the dynamic-extensions table)",
             )
         }
-        "udp round trip"
-        | "udp round trip, kernel echo"
-        | "packet demux, 1 endpoint"
-        | "packet demux, 10 endpoints"
-        | "packet demux, 100 endpoints" => {
-            Outcome::NotApplicable("not built yet: kernel-spin has no protocol graph (networking issue)")
-        }
         "load extension" => load_extension(op, iters, runs),
         "unload extension" => unload_extension(iters, runs),
         "raise 1 handler, loaded" | "protected in-kernel call, loaded" => {
             loaded_at_run_time(op.name, iters, runs)
         }
+        "udp round trip" => udp_round_trip(iters, runs, true),
+        "udp round trip, kernel echo" => udp_round_trip(iters, runs, false),
+        "packet demux, 1 endpoint" => demux(&["demux-1"], 1, iters, runs),
+        "packet demux, 10 endpoints" => demux(&["demux-10"], 10, iters, runs),
+        "packet demux, 100 endpoints" => demux(&["demux-50", "demux-50-hi"], 100, iters, runs),
         _ => in_user(op, iters, runs),
     }
 }
@@ -276,4 +275,77 @@ fn loaded_at_run_time(name: &str, iters: u32, runs: u32) -> Outcome {
         assert_eq!(DYN_NULL.call(()), Err(LinkError::Unbound), "{name}: unloaded, the import is unbound");
     }
     Outcome::Measured(sample)
+}
+
+/// A 64-byte UDP round trip between two user processes across the hub
+/// (`spin-udp`: the client on NIC 0 measures send_to + recv_from, each
+/// reply checked), against the user-level server (`user_server`) or the
+/// in-kernel echo extension.
+fn udp_round_trip(iters: u32, runs: u32, user_server: bool) -> Outcome {
+    if crate::ktests_net::net_services().nics() < 2 {
+        return Outcome::NotApplicable("needs two NICs (nics=2)");
+    }
+    let server = if user_server {
+        match process::spawn("spin-udp", [1, 0]) {
+            Ok(p) => Some(p),
+            Err(_) => return Outcome::NotApplicable("the UDP server did not start"),
+        }
+    } else {
+        None
+    };
+    let port = if user_server { 5000 } else { spin_ext_udp_echo::PORT as u64 };
+    let spec = 3 | (iters as u64) << 8 | (runs as u64) << 40;
+    let code = process::run("spin-udp", [spec, port]);
+    if let Some(p) = server {
+        let _ = process::wait(p);
+        process::reap(p);
+    }
+    match (code, imports::BENCH_TAKE.call(())) {
+        (Ok(0), Ok(Some([runs, iterations, min, median, max]))) => {
+            Outcome::Measured(Sample { runs: runs as u32, iterations: iterations as u32, min, median, max })
+        }
+        (code, _) => panic!("spin-udp failed its round trips (exit {code:?}); its console line says why"),
+    }
+}
+
+/// "packet demux, N endpoints": from the raise of `Ether.PacketArrived`
+/// for one UDP frame (as the receive path raises it, contained) through
+/// the ip and udp layers to the choice of the endpoint handler, with `n`
+/// guarded endpoints installed (by the `demux` extension, loaded as the
+/// domains `loads`) and the last one installed the one matching (every
+/// guard before it is tried). The glue checks that every raise reached it.
+fn demux(loads: &[&'static str], n: u16, iters: u32, runs: u32) -> Outcome {
+    use spin_interface::net;
+    static HITS: spin_interface::Import<(), u64> = spin_interface::Import::new("Demux", "hits");
+    let key = crate::key();
+    let mut ids = alloc::vec::Vec::new();
+    for name in loads {
+        match crate::loader::load(key, name, &spin_ext_demux::EXTENSION) {
+            Ok(id) => ids.push((*name, id)),
+            Err(_) => return Outcome::NotApplicable("the demux endpoints did not load"),
+        }
+    }
+    let me = spin_interface::Identity::kernel(key);
+    let _ = spin_interface::Domain::named(loads[0]).and_then(|d| d.resolve(me, &[&HITS]));
+    let port = spin_ext_demux::BASE_PORT + if n == 100 { 99 } else { n - 1 };
+    let (frame, len) = crate::ktests_net::udp_frame(port, &[0x5a; 64]);
+    let outcome = match net::deliver(key, 1, &frame[..len]) {
+        Ok(packet) => {
+            let before = HITS.call(()).unwrap_or(0);
+            let mut calls = 0u64;
+            let sample = measure(iters, runs, || {
+                calls += 1;
+                let _ = net::ETHER_PACKET_ARRIVED.raise_contained(packet);
+            });
+            let hits = HITS.call(()).unwrap_or(0) - before;
+            assert!(hits == calls, "packet demux: {calls} raises reached the matching endpoint {hits} times");
+            Outcome::Measured(sample)
+        }
+        Err(_) => Outcome::NotApplicable("could not deliver the frame"),
+    };
+    for (name, id) in ids {
+        spin_interface::domain::unload(key, id.id());
+        spin_interface::Domain::release(key, name);
+    }
+    outcome
 }

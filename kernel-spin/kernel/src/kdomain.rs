@@ -61,6 +61,7 @@ pub fn syscall_owner(n: u64) -> Option<&'static str> {
         nr::VM_MAP | nr::VM_PROTECT | nr::VM_DIRTY | nr::VM_HANDLER => "vm",
         nr::UT_FORK | nr::UT_SIGNAL_WAIT | nr::UT_EXIT | nr::UT_JOIN => "uthreads",
         nr::BENCH_REPORT => "bench",
+        nr::UDP_BIND | nr::UDP_SEND_TO | nr::UDP_RECV_FROM | nr::UDP_CLOSE => "sockets",
         // Free numbers lent to the misbehaving test extensions.
         22 => "syscall-panic",
         23 => "syscall-loop",
@@ -81,7 +82,16 @@ fn fault_handlers(who: &Identity, e: &EventInfo) -> bool {
 }
 
 /// Extensions that implement system calls and may act on processes.
-const USER_SERVICE_HOLDERS: &[&str] = &["syscalls", "xas", "vm", "uthreads"];
+const USER_SERVICE_HOLDERS: &[&str] = &["syscalls", "xas", "vm", "uthreads", "sockets"];
+
+/// The network layers that drive the NICs themselves (send frames,
+/// handle `Ether.PacketArrived`); the layers above go through their
+/// exported services.
+const NET_HOLDERS: &[&str] = &["arp", "ip", "udp"];
+
+fn net_layers(who: &Identity, _: &EventInfo) -> bool {
+    NET_HOLDERS.contains(&who.name()) || who.id() == spin_interface::DomainId::KERNEL
+}
 
 /// Who learns that a process was reaped: the extensions that keep
 /// per-process state (the holders of `UserServices`).
@@ -110,6 +120,7 @@ pub fn init(key: &'static KernelKey) {
     for e in &SYSTEM_CALLS {
         e.define(me, syscall_authorizer).expect("defined once");
     }
+    spin_interface::net::ETHER_PACKET_ARRIVED.define(me, net_layers).expect("defined once");
     user::PROCESS_REAPED.define(me, user_service_holders).expect("defined once");
     user::PROCESS_KILLED.define(me, user_service_holders).expect("defined once");
     user::THREAD_ENDED.define(me, user_service_holders).expect("defined once");
@@ -127,6 +138,8 @@ pub fn init(key: &'static KernelKey) {
         .restrict("Trusted.Strand", &["threads"])
         .object("Trusted.User", "services", UserServices::new(key))
         .restrict("Trusted.User", USER_SERVICE_HOLDERS)
+        .object("Trusted.Net", "services", spin_interface::net::NetServices::new(key))
+        .restrict("Trusted.Net", NET_HOLDERS)
         .object("Bench", "raise1", &BENCH_EVENTS[0])
         .object("Bench", "raise5", &BENCH_EVENTS[1])
         .object("Bench", "raise10", &BENCH_EVENTS[2])

@@ -42,6 +42,12 @@ pub const BOOT_EXTENSIONS: &[(&str, Boot)] = &[
     ("hello", Boot::Object("hello")),
     // The course exercise "an extension with a guard" (reference solution).
     ("evens", Boot::Object("evens")),
+    // The protocol graph: Ether.PacketArrived -> IP -> UDP -> endpoints.
+    ("arp", Boot::Linked(&spin_ext_arp::EXTENSION)),
+    ("ip", Boot::Linked(&spin_ext_ip::EXTENSION)),
+    ("udp", Boot::Linked(&spin_ext_udp::EXTENSION)),
+    ("udp-echo", Boot::Linked(&spin_ext_udp_echo::EXTENSION)),
+    ("sockets", Boot::Linked(&spin_ext_sockets::EXTENSION)),
 ];
 
 /// Load extension `ext` as the domain `name` (the kernel's choice): the

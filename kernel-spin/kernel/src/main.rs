@@ -12,7 +12,7 @@
 //! Modules: [`services`] (PhysAddr, machine), [`spaces`] (Translation), [`strands`] (stacks and
 //! the context switch), [`contain`] (fault containment), [`loader`] and
 //! [`kdomain`] (extensions and the kernel's exports), [`dynload`] (certified
-//! extension objects loaded into the running kernel), [`imports`] (what the
+//! extension objects loaded into the running kernel), [`net`] (the NICs), [`imports`] (what the
 //! core itself imports from extensions), [`ktests`] (in-kernel tests).
 #![no_std]
 #![no_main]
@@ -29,8 +29,10 @@ mod ktests;
 mod ktests_contain;
 mod ktests_dynload;
 mod ktests_hostile;
+mod ktests_net;
 mod ktests_quota;
 mod loader;
+mod net;
 mod pingpong;
 mod process;
 mod quota;
@@ -85,7 +87,8 @@ fn kernel_main(boot_info: &'static mut BootInfo) -> ! {
             let (p4, f4) = testing::run(ktests_quota::TESTS, filter);
             let (p5, f5) = testing::run(ktests_contain::TESTS, filter);
             let (p6, f6) = testing::run(ktests_dynload::TESTS, filter);
-            testing::finish(p1 + p2 + p3 + p4 + p5 + p6, f1 + f2 + f3 + f4 + f5 + f6)
+            let (p7, f7) = testing::run(ktests_net::TESTS, filter);
+            testing::finish(p1 + p2 + p3 + p4 + p5 + p6 + p7, f1 + f2 + f3 + f4 + f5 + f6 + f7)
         }
         Some("bench") => bench::run(&cmdline, platform.tsc_hz),
         _ => {
@@ -108,6 +111,7 @@ fn boot(ramdisk: Option<&'static [u8]>) {
     strands::install(key);
     process::install(key, ramdisk);
     contain::install(key);
+    net::install(key);
     quota::install();
     kdomain::init(key);
     for (name, from) in loader::BOOT_EXTENSIONS {

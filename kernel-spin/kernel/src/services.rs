@@ -49,6 +49,10 @@ static PHYS: phys::Core = phys::Core { allocate, free, read, write, free_count: 
 pub static IDLE: AtomicBool = AtomicBool::new(false);
 
 fn idle() {
+    // Frames that arrived make strands runnable: deliver them instead of halting.
+    if crate::net::idle_poll() || crate::net::NEVER_HALT.load(Ordering::Relaxed) {
+        return;
+    }
     IDLE.store(true, Ordering::Relaxed);
     shared_hal::cpu::wait_for_interrupt();
     IDLE.store(false, Ordering::Relaxed);
