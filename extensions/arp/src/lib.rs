@@ -15,7 +15,7 @@ use spin_interface::net::wire::{
     ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr,
     Ipv4Address,
 };
-use spin_interface::net::{self, ArpService, NetServices, Packet};
+use spin_interface::net::{self, NetServices, Packet};
 use spin_interface::sync::{Once, SpinLock};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
@@ -31,13 +31,11 @@ static CACHE: SpinLock<[Entry; ENTRIES]> = SpinLock::new([None; ENTRIES]);
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 static DROPS: AtomicU64 = AtomicU64::new(0);
 
-static SERVICE: ArpService = ArpService { resolve };
-
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     let services: &'static NetServices = ctx.lookup("kernel", "Trusted.Net", "services")?;
     NET.call_once(|| services);
     net::ETHER_PACKET_ARRIVED.install(ctx.identity(), on_frame, Some(is_arp))?;
-    Ok(ExportTable::new().object("ARP", "service", &SERVICE).procedure("ARP", "drops", drops))
+    Ok(ExportTable::new().procedure("ARP", "resolve", resolve_export).procedure("ARP", "drops", drops))
 }
 
 fn drops(_: ()) -> u64 {
@@ -85,6 +83,11 @@ fn send(
         .emit(&mut frame);
     repr.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
     let _ = net.transmit(nic, &buf);
+}
+
+/// `ARP.resolve` (see `spin_interface::net::ArpResolve`).
+fn resolve_export((nic, ip): (u8, Ipv4Address)) -> Option<[u8; 6]> {
+    resolve(nic, ip)
 }
 
 fn resolve(nic: u8, ip: Ipv4Address) -> Option<[u8; 6]> {

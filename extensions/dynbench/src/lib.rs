@@ -26,5 +26,5 @@ fn null_handler(_: ()) {}
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     RAISE1.define(ctx.identity(), event::anyone)?;
     RAISE1.install(ctx.identity(), null_handler, None)?;
-    Ok(ExportTable::new().procedure("DynBench", "null", null).object("DynBench", "raise1", &RAISE1))
+    Ok(ExportTable::new().procedure("DynBench", "null", null).event("DynBench", "raise1", &RAISE1))
 }

@@ -44,7 +44,7 @@ fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     IP_PACKET_ARRIVED.define(ctx.identity(), anyone)?;
     net::ETHER_PACKET_ARRIVED.install(ctx.identity(), on_frame, Some(is_ipv4))?;
     Ok(ExportTable::new()
-        .object("IP", "PacketArrived", &IP_PACKET_ARRIVED)
+        .event("IP", "PacketArrived", &IP_PACKET_ARRIVED)
         .procedure("IP", "drops", drops)
         .procedure("IP", "unclaimed", unclaimed))
 }

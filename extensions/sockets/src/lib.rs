@@ -19,7 +19,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use spin_interface::abi::{Error, MAX_SOCKETS_PER_PROCESS, MAX_UDP_PAYLOAD, Return, SOCKET_QUEUE, nr};
 use spin_interface::event::Event;
 use spin_interface::net::wire::Ipv4Address;
-use spin_interface::net::{Datagram, MAX_NICS, NetError, UdpPacket, UdpService};
+use spin_interface::net::{Datagram, MAX_NICS, NetError, UdpPacket, UdpSend};
 use spin_interface::sync::{Condition, Mutex, Once};
 use spin_interface::user::{self, Process, SYSTEM_CALLS, SyscallArgs, UserServices};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
@@ -32,7 +32,7 @@ pub const SOCKETS: usize = 16;
 const PAYLOAD: usize = MAX_UDP_PAYLOAD as usize;
 
 static USER: Once<&'static UserServices> = Once::new();
-static UDP: Once<&'static UdpService> = Once::new();
+static UDP: UdpSend = spin_interface::net::udp_send();
 
 #[derive(Clone, Copy)]
 struct Queued {
@@ -91,8 +91,7 @@ type Handler = fn(SyscallArgs) -> Return;
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     let services: &'static UserServices = ctx.lookup("kernel", "Trusted.User", "services")?;
     USER.call_once(|| services);
-    let udp: &'static UdpService = ctx.lookup("udp", "UDP", "service")?;
-    UDP.call_once(|| udp);
+    ctx.resolve("udp", &[&UDP])?;
     let arrived: &'static Event<UdpPacket, ()> = ctx.lookup("udp", "UDP", "PacketArrived")?;
     let me = ctx.identity();
     // One endpoint for every socket, installed now: binding a socket then
@@ -192,6 +191,7 @@ fn net_error(e: NetError) -> Error {
         NetError::NoSuchNic | NetError::Unreachable => Error::BadArgument,
         NetError::Device => Error::Busy,
         NetError::Unavailable => Error::ExtensionFault,
+        NetError::NoMemory => Error::NoMemory,
     }
 }
 
@@ -215,8 +215,8 @@ fn send_to(a: SyscallArgs) -> Return {
             (sock.nic, sock.port)
         };
         let d = Datagram { nic, src_port, dst: Ipv4Address::from(ip as u32), dst_port: port as u16 };
-        let udp = UDP.get().ok_or(Error::BadState)?;
-        (udp.send)(d, payload).map_err(net_error)?;
+        let payload = spin_interface::net::owned_payload(payload).map_err(net_error)?;
+        UDP.call((d, payload)).map_err(|_| Error::BadState)?.map_err(net_error)?;
         Ok(len)
     };
     run().into()

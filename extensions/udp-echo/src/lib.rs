@@ -8,8 +8,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin_interface::event::Event;
-use spin_interface::net::{Datagram, MAX_UDP_PAYLOAD, UdpPacket, UdpService};
-use spin_interface::sync::Once;
+use spin_interface::net::{self, Datagram, MAX_UDP_PAYLOAD, UdpPacket, UdpSend};
 use spin_interface::{ExportTable, Extension, InitContext, InitError};
 
 /// The extension's descriptor.
@@ -18,12 +17,11 @@ pub static EXTENSION: Extension = Extension::new("udp-echo", init);
 /// The port it serves (the echo protocol's, RFC 862).
 pub const PORT: u16 = 7;
 
-static UDP: Once<&'static UdpService> = Once::new();
+static UDP: UdpSend = net::udp_send();
 static ECHOED: AtomicU64 = AtomicU64::new(0);
 
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
-    let udp: &'static UdpService = ctx.lookup("udp", "UDP", "service")?;
-    UDP.call_once(|| udp);
+    ctx.resolve("udp", &[&UDP])?;
     let arrived: &'static Event<UdpPacket, ()> = ctx.lookup("udp", "UDP", "PacketArrived")?;
     arrived.install(ctx.identity(), echo, Some(is_echo))?;
     Ok(ExportTable::new().procedure("Echo", "echoed", echoed))
@@ -38,11 +36,11 @@ fn is_echo(u: &UdpPacket) -> bool {
 }
 
 fn echo(u: UdpPacket) {
-    let Some(udp) = UDP.get() else { return };
     let mut buf = [0u8; MAX_UDP_PAYLOAD];
     let n = u.read_payload(&mut buf);
     let reply = Datagram { nic: u.packet.nic(), src_port: PORT, dst: u.src, dst_port: u.src_port };
-    if (udp.send)(reply, &buf[..n]).is_ok() {
+    let Ok(payload) = net::owned_payload(&buf[..n]) else { return };
+    if UDP.call((reply, payload)) == Ok(Ok(())) {
         ECHOED.fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -11,6 +11,8 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+extern crate alloc;
+
 use core::sync::atomic::{AtomicU64, Ordering};
 use spin_interface::event::{Combine, Event, EventInfo};
 use spin_interface::net::wire::{
@@ -18,8 +20,8 @@ use spin_interface::net::wire::{
     Ipv4Repr, UdpPacket as Wire, UdpRepr,
 };
 use spin_interface::net::{
-    self, ArpService, ChecksumCapabilities, Datagram, IpPacket, MAX_FRAME, MAX_UDP_PAYLOAD, NetError,
-    NetServices, UdpPacket, UdpService,
+    self, ArpResolve, ChecksumCapabilities, Datagram, IpPacket, MAX_FRAME, MAX_UDP_PAYLOAD, NetError,
+    NetServices, UdpPacket,
 };
 use spin_interface::sync::Once;
 use spin_interface::{ExportTable, Extension, Identity, InitContext, InitError};
@@ -28,7 +30,7 @@ use spin_interface::{ExportTable, Extension, Identity, InitContext, InitError};
 pub static EXTENSION: Extension = Extension::new("udp", init);
 
 static NET: Once<&'static NetServices> = Once::new();
-static ARP: Once<&'static ArpService> = Once::new();
+static ARP: ArpResolve = net::arp_resolve();
 static DROPS: AtomicU64 = AtomicU64::new(0);
 static UNCLAIMED: AtomicU64 = AtomicU64::new(0);
 
@@ -45,19 +47,21 @@ fn anyone(_: &Identity, _: &EventInfo) -> bool {
     true
 }
 
-static SERVICE: UdpService = UdpService { send };
+/// `UDP.send` (see `spin_interface::net::UdpSend`).
+fn send_export((d, payload): (Datagram, alloc::vec::Vec<u8>)) -> Result<(), NetError> {
+    send(d, &payload)
+}
 
 fn init(ctx: &InitContext) -> Result<ExportTable, InitError> {
     let services: &'static NetServices = ctx.lookup("kernel", "Trusted.Net", "services")?;
     NET.call_once(|| services);
-    let arp: &'static ArpService = ctx.lookup("arp", "ARP", "service")?;
-    ARP.call_once(|| arp);
+    ctx.resolve("arp", &[&ARP])?;
     let ip: &'static Event<IpPacket, ()> = ctx.lookup("ip", "IP", "PacketArrived")?;
     UDP_PACKET_ARRIVED.define(ctx.identity(), anyone)?;
     ip.install(ctx.identity(), on_ip, Some(is_udp))?;
     Ok(ExportTable::new()
-        .object("UDP", "PacketArrived", &UDP_PACKET_ARRIVED)
-        .object("UDP", "service", &SERVICE)
+        .event("UDP", "PacketArrived", &UDP_PACKET_ARRIVED)
+        .procedure("UDP", "send", send_export)
         .procedure("UDP", "drops", drops)
         .procedure("UDP", "unclaimed", unclaimed_count))
 }
@@ -112,12 +116,12 @@ const ARP_POLLS: usize = 256;
 
 fn send(d: Datagram, payload: &[u8]) -> Result<(), NetError> {
     let net = NET.get().ok_or(NetError::Unavailable)?;
-    let arp = ARP.get().ok_or(NetError::Unavailable)?;
     if payload.len() > MAX_UDP_PAYLOAD {
         return Err(NetError::TooLong);
     }
     let mine = net.mac(d.nic).ok_or(NetError::NoSuchNic)?;
-    let mut dst_mac = (arp.resolve)(d.nic, d.dst);
+    let resolve = || ARP.call((d.nic, d.dst)).map_err(|_| NetError::Unavailable);
+    let mut dst_mac = resolve()?;
     for _ in 0..ARP_POLLS {
         if dst_mac.is_some() {
             break;
@@ -126,7 +130,7 @@ fn send(d: Datagram, payload: &[u8]) -> Result<(), NetError> {
         if net.poll() == 0 && net::nic_of(d.dst).is_none() {
             break;
         }
-        dst_mac = (arp.resolve)(d.nic, d.dst);
+        dst_mac = resolve()?;
     }
     let dst_mac = dst_mac.ok_or(NetError::Unreachable)?;
     let src = net::address(d.nic);

@@ -24,12 +24,14 @@
 //!
 //! # Sending
 //! [`NetServices::transmit`] sends one whole Ethernet frame (at most
-//! [`MAX_FRAME`] bytes) on a NIC; the `udp` extension's [`UdpService`]
+//! [`MAX_FRAME`] bytes) on a NIC; the `udp` extension's `UDP.send` ([`UdpSend`])
 //! builds UDP/IPv4/Ethernet headers around a payload and sends it.
 
+use crate::Import;
 use crate::contain::critical;
-use crate::event::{Combine, Event};
+use crate::event::{Combine, KernelEvent};
 use crate::key::KernelKey;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin_trusted::RefSlot;
 
@@ -72,6 +74,8 @@ pub enum NetError {
     Unreachable,
     /// The service's extension is not loaded.
     Unavailable,
+    /// No memory for the datagram.
+    NoMemory,
 }
 
 /// The frame being delivered.
@@ -165,8 +169,11 @@ pub fn unclaimed_frames() -> u64 {
 }
 
 /// A frame arrived (defined by the kernel; the root of the protocol graph).
-pub static ETHER_PACKET_ARRIVED: Event<Packet, ()> =
-    Event::new("Ether.PacketArrived", unclaimed, Combine::Last);
+/// A [`KernelEvent`]: extensions install handlers on it, only the kernel's
+/// receive path raises it, so no extension can replay or inject frames
+/// into the layers above.
+pub static ETHER_PACKET_ARRIVED: KernelEvent<Packet, ()> =
+    KernelEvent::new("Ether.PacketArrived", unclaimed, Combine::Last);
 
 /// An IPv4 packet arrived (the `ip` extension's event, exported as
 /// `IP.PacketArrived`): the header was checked (version, header length,
@@ -204,7 +211,7 @@ impl UdpPacket {
     }
 }
 
-/// Where a datagram goes (the `udp` extension's [`UdpService::send`]).
+/// Where a datagram goes (the `udp` extension's `UDP.send`, [`UdpSend`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Datagram {
     /// The NIC it leaves from (its address is the source address).
@@ -214,17 +221,39 @@ pub struct Datagram {
     pub dst_port: u16,
 }
 
-/// What the `udp` extension exports as `UDP.service` (by reference).
-pub struct UdpService {
-    /// Send `payload` (at most [`MAX_UDP_PAYLOAD`] bytes) as one datagram.
-    pub send: fn(Datagram, &[u8]) -> Result<(), NetError>,
+/// `UDP.send`, the procedure the `udp` extension exports: send the payload
+/// (at most [`MAX_UDP_PAYLOAD`] bytes) as one datagram. A procedure, not an
+/// object of function pointers, so that unloading `udp` unbinds it
+/// (`LinkError::Unbound`) instead of leaving callers a way into its code;
+/// the payload is owned because a procedure's argument is `'static`
+/// ([`owned_payload`] makes one without panicking).
+pub type UdpSend = Import<(Datagram, Vec<u8>), Result<(), NetError>>;
+
+/// An import of `UDP.send`, to resolve against the `udp` domain.
+pub const fn udp_send() -> UdpSend {
+    Import::new("UDP", "send")
 }
 
-/// What the `arp` extension exports as `ARP.service` (by reference).
-pub struct ArpService {
-    /// The hardware address of `ip` if known; otherwise a request is sent
-    /// on `nic` and `None` returned (the sender may poll and ask again).
-    pub resolve: fn(u8, Ipv4Address) -> Option<[u8; 6]>,
+/// `ARP.resolve`, the procedure the `arp` extension exports: the hardware
+/// address of `(nic, ip)` if known; otherwise a request is sent on `nic`
+/// and `None` returned (the sender may poll and ask again).
+pub type ArpResolve = Import<(u8, Ipv4Address), Option<[u8; 6]>>;
+
+/// An import of `ARP.resolve`, to resolve against the `arp` domain.
+pub const fn arp_resolve() -> ArpResolve {
+    Import::new("ARP", "resolve")
+}
+
+/// A copy of `payload` to hand to `UDP.send` (fallible: no panic when the
+/// heap or the caller's quota is exhausted).
+pub fn owned_payload(payload: &[u8]) -> Result<Vec<u8>, NetError> {
+    if payload.len() > MAX_UDP_PAYLOAD {
+        return Err(NetError::TooLong);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(payload.len()).map_err(|_| NetError::NoMemory)?;
+    v.extend_from_slice(payload);
+    Ok(v)
 }
 
 /// The kernel core's NIC procedures, bound at boot.

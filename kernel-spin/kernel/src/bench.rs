@@ -335,7 +335,7 @@ fn demux(loads: &[&'static str], n: u16, iters: u32, runs: u32) -> Outcome {
             let mut calls = 0u64;
             let sample = measure(iters, runs, || {
                 calls += 1;
-                let _ = net::ETHER_PACKET_ARRIVED.raise_contained(packet);
+                let _ = net::ETHER_PACKET_ARRIVED.event(key).raise_contained(packet);
             });
             let hits = HITS.call(()).unwrap_or(0) - before;
             assert!(hits == calls, "packet demux: {calls} raises reached the matching endpoint {hits} times");

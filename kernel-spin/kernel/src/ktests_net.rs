@@ -16,9 +16,7 @@ use spin_interface::net::wire::{
     EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpAddress, IpProtocol, Ipv4Packet,
     Ipv4Repr, UdpPacket as Wire, UdpRepr,
 };
-use spin_interface::net::{
-    self, ChecksumCapabilities, Datagram, NetError, NetServices, UdpPacket, UdpService,
-};
+use spin_interface::net::{self, ChecksumCapabilities, Datagram, NetError, NetServices, UdpPacket, UdpSend};
 use spin_interface::{Domain, Identity, Import};
 
 /// The tests, in order.
@@ -57,9 +55,10 @@ fn err(e: impl core::fmt::Debug) -> String {
 }
 
 /// Bind the test's imports and endpoint (once).
-fn setup() -> Result<&'static UdpService, String> {
+fn setup() -> Result<&'static UdpSend, String> {
     let me = Identity::kernel(crate::key());
-    static DONE: spin::Once<&'static UdpService> = spin::Once::new();
+    static UDP: UdpSend = net::udp_send();
+    static DONE: spin::Once<&'static UdpSend> = spin::Once::new();
     if let Some(s) = DONE.get() {
         return Ok(s);
     }
@@ -69,8 +68,8 @@ fn setup() -> Result<&'static UdpService, String> {
     Domain::named("udp").and_then(|d| d.resolve(me, &[&UDP_DROPS, &UDP_UNCLAIMED])).map_err(err)?;
     Domain::named("arp").and_then(|d| d.resolve(me, &[&ARP_DROPS])).map_err(err)?;
     Domain::named("sockets").and_then(|d| d.resolve(me, &[&SOCKETS_BOUND])).map_err(err)?;
-    let udp: &'static UdpService =
-        Domain::named("udp").and_then(|d| d.lookup(me, "UDP", "service")).map_err(err)?;
+    Domain::named("udp").and_then(|d| d.resolve(me, &[&UDP])).map_err(err)?;
+    let udp = &UDP;
     let arrived: &'static Event<UdpPacket, ()> =
         Domain::named("udp").and_then(|d| d.lookup(me, "UDP", "PacketArrived")).map_err(err)?;
     arrived.install(me, kernel_endpoint, Some(is_kport)).map_err(err)?;
@@ -94,11 +93,11 @@ fn wait_hits(want: u64) -> Result<(), String> {
 
 /// Send `payload` from the test's port on NIC 0 to NIC 1's `port` and
 /// check that the in-kernel echo sends it back to the test's endpoint.
-fn echo_round(udp: &UdpService, payload: &[u8]) -> Result<(), String> {
+fn echo_round(udp: &UdpSend, payload: &[u8]) -> Result<(), String> {
     let before = HITS.load(Ordering::SeqCst);
     let echoed = ECHOED.call(()).map_err(err)?;
     let d = Datagram { nic: 0, src_port: KPORT, dst: net::address(1), dst_port: 7 };
-    (udp.send)(d, payload).map_err(err)?;
+    udp.call((d, net::owned_payload(payload).map_err(err)?)).map_err(err)?.map_err(err)?;
     wait_hits(before + 1)?;
     ensure_eq!(ECHOED.call(()), Ok(echoed + 1));
     let last = LAST.lock();
@@ -252,7 +251,7 @@ fn panicking_endpoint_is_contained() -> Result<(), String> {
     let udp = setup()?;
     let id = loader::load(crate::key(), "udp-panic", &bad::UDP_PANIC).map_err(err)?;
     let d = Datagram { nic: 0, src_port: KPORT, dst: net::address(1), dst_port: bad::PANIC_PORT };
-    (udp.send)(d, b"boom").map_err(err)?;
+    udp.call((d, net::owned_payload(b"boom").map_err(err)?)).map_err(err)?.map_err(err)?;
     for _ in 0..100_000 {
         if spin_interface::domain::is_unloaded(id.id()) {
             break;

@@ -96,7 +96,7 @@ pub fn poll() -> usize {
             }
             if let Ok(packet) = net::deliver(crate::key(), nic as u8, &buf[..n]) {
                 // A faulting handler has been unloaded; the next frame goes on.
-                let _ = net::ETHER_PACKET_ARRIVED.raise_contained(packet);
+                let _ = net::ETHER_PACKET_ARRIVED.event(crate::key()).raise_contained(packet);
                 done += 1;
             }
         }
