@@ -301,10 +301,10 @@ pub const OPS: &[Op] = &[
     op(
         DownloadedCode,
         "handler download, 10 instructions",
-        100,
+        20,
         "start: nothing installed; download 10 instructions of verified code (verify, install; checked by running it once afterwards); removed untimed",
     ),
-    op(DownloadedCode, "handler download, 100 instructions", 100, "the same with a 100-instruction handler"),
+    op(DownloadedCode, "handler download, 100 instructions", 20, "the same with a 100-instruction handler"),
     op(
         DownloadedCode,
         "predicate wakeup",

@@ -110,8 +110,11 @@ struct MachineArgs {
     /// (icount for bench).
     #[arg(long, value_enum)]
     accel: Option<qemu::Accel>,
-    /// Seconds before a QEMU run is killed and counted as failed.
-    #[arg(long, default_value_t = 120)]
+    /// Seconds before a QEMU run is killed and counted as failed. A full
+    /// Linux benchmark boot under the cost-profile plugin takes several
+    /// minutes (the plugin instruments every translated block, and eBPF's
+    /// JIT makes new code on every load), hence the margin.
+    #[arg(long, default_value_t = 600)]
     timeout: u64,
 }
 
