@@ -22,7 +22,6 @@ use anyhow::{Context, Result, bail};
 use hmac::{Hmac, Mac};
 use object::read::archive::ArchiveFile;
 use object::{Object, ObjectSymbol};
-use serde_json::Value;
 use sha2::Sha256;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -97,21 +96,7 @@ fn compile(package: &str, crate_name: &str) -> Result<PathBuf> {
     if !out.status.success() {
         bail!("compiling the extension object {package} failed:\n{}", String::from_utf8_lossy(&out.stderr));
     }
-    let prefix = format!("lib{crate_name}-");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact")
-        .flat_map(|m| m["filenames"].as_array().cloned().unwrap_or_default())
-        .filter_map(|f| f.as_str().map(PathBuf::from))
-        .find(|f| {
-            f.extension().is_some_and(|e| e == "rlib")
-                && f.file_name().is_some_and(|n| {
-                    let n = n.to_string_lossy();
-                    n.starts_with(&prefix) || n == format!("lib{crate_name}.rlib")
-                })
-        })
-        .with_context(|| format!("cargo reported no rlib for {package}"))
+    crate::checks::compile::rlib_of(&out.stdout, package, crate_name)
 }
 
 /// The one native object in an rlib (one codegen unit).

@@ -63,8 +63,15 @@ pub fn forced_build(workspace: &Path, package: &str, crate_name: &str) -> Result
     if !out.status.success() {
         return Ok(Err(errors(&String::from_utf8_lossy(&out.stderr))));
     }
+    Ok(rlib_of(&out.stdout, package, crate_name).map_err(|e| format!("{e:#}")))
+}
+
+/// The rlib of `crate_name` among the artifacts cargo reported (its JSON
+/// messages on `stdout`): the forced build's, or the extension object
+/// build's (`extobj`).
+pub fn rlib_of(stdout: &[u8], package: &str, crate_name: &str) -> Result<PathBuf> {
     let prefix = format!("lib{crate_name}-");
-    let rlib = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(stdout)
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact")
@@ -76,8 +83,8 @@ pub fn forced_build(workspace: &Path, package: &str, crate_name: &str) -> Result
                     let n = n.to_string_lossy();
                     n.starts_with(&prefix) || n == format!("lib{crate_name}.rlib")
                 })
-        });
-    Ok(rlib.with_context(|| format!("cargo reported no rlib for {package}")).map_err(|e| format!("{e:#}")))
+        })
+        .with_context(|| format!("cargo reported no rlib for {package}"))
 }
 
 /// The crate as rustc expanded it (`-Zunpretty=expanded`), from the same
